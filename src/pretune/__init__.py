@@ -1,0 +1,15 @@
+"""pretune: a pretrained model and a labelled dataset in, a fine-tuned, measured model out.
+
+    import pretune
+    run = pretune.fit("examples/demo.yaml", out="runs/demo")
+    run.metrics["test"]["accuracy"]
+    run.predict(["A warm, funny film."])
+"""
+
+from pretune.api import evaluate, fit, predict
+from pretune.errors import PretuneError
+from pretune.recipe import Recipe
+from pretune.runs import Run, load_run
+
+__all__ = ["PretuneError", "Recipe", "Run", "evaluate", "fit", "load_run", "predict"]
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from pretune.cli.main import run
+
+run()

@@ -1,0 +1,27 @@
+"""pretune eval RUN_DIR --data FILE"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from pretune.cli.output import console, metrics_table
+
+
+def eval_(
+    run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit"),
+    data: Path = typer.Option(..., "--data", help="labelled table: csv, jsonl or parquet"),
+    text_column: str | None = typer.Option(None, help="default: the run's text column"),
+    label_column: str | None = typer.Option(None, help="default: the run's label column"),
+    as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
+) -> None:
+    """Measure a run's model on a labelled table."""
+    from pretune.runs import Run
+
+    metrics = Run(run_dir).evaluate(data, text_column=text_column, label_column=label_column)
+    if as_json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        console.print(metrics_table({data.name: metrics}, f"{run_dir}"))

@@ -1,0 +1,34 @@
+"""pretune fit RECIPE [--set k=v ...] [--out DIR] | --resume RUN_DIR"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pretune.cli.output import console, metrics_table
+
+
+def fit(
+    recipe: Path | None = typer.Argument(None, help="recipe YAML (defaults apply where silent)"),
+    set_: list[str] = typer.Option([], "--set", help="override, e.g. train.optimizer.lr=1e-4"),
+    out: Path | None = typer.Option(None, "--out", help="run directory (default runs/<time>-<data>)"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue this run from its last checkpoint"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or table"),
+) -> None:
+    """Fine-tune a pretrained model as the recipe says; write a run directory."""
+    from pretune.api import fit as fit_api
+
+    run = fit_api(recipe, out, resume=resume, overrides=set_, quiet=quiet)
+    metrics = run.metrics
+    if quiet:
+        print(run.path)
+        return
+    console.print(metrics_table({k: metrics[k] for k in ("validation", "test")}, "final metrics"))
+    train = metrics["train"]
+    console.print(
+        f"trained {train['steps']} steps in {train['train_seconds']:.0f}s "
+        f"({train['train_samples_per_second']:.1f} samples/s)"
+        + (f"; {train['stop_reason']}" if train["stop_reason"] else "")
+    )
+    console.print(f"run directory: [bold]{run.path}[/]\nmodel:         [bold]{run.model_path}[/]")

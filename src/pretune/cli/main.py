@@ -1,0 +1,29 @@
+"""The `pretune` command: one module per verb, the same verbs as the Python API.
+
+A PretuneError (bad input) becomes one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from pretune.cli import eval_cmd, fit_cmd, predict_cmd
+from pretune.errors import PretuneError
+
+app = typer.Typer(
+    name="pretune", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Fine-tune a pretrained model on labelled data from one recipe.",
+)
+app.command("fit")(fit_cmd.fit)
+app.command("eval")(eval_cmd.eval_)
+app.command("predict")(predict_cmd.predict)
+
+
+def run() -> None:
+    try:
+        app()  # standalone: click reports usage errors itself, with exit code 2
+    except PretuneError as e:
+        print(f"pretune: error: {e}", file=sys.stderr)
+        sys.exit(2)

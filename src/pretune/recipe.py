@@ -1,0 +1,184 @@
+"""The Recipe: one typed, validated description of a run.
+
+Precedence is defaults < YAML < `--set section.key=value`. Unknown keys and wrong types are
+errors that name the key path. The resolved recipe is saved with every run and checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pretune.errors import PretuneError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    source: str = Field("minilm-l6", description="bundled alias, local Hugging Face model dir, or hub id")
+    dropout: float | None = Field(None, ge=0, lt=1, description="override hidden dropout")
+    attention_dropout: float | None = Field(None, ge=0, lt=1, description="override attention dropout")
+
+
+class DataConfig(_Section):
+    source: str = Field("rotten-tomatoes", description="bundled dataset name, table file, or hf:NAME")
+    train: str | None = Field(None, description="train table file (overrides source)")
+    validation: str | None = Field(None, description="validation table file")
+    test: str | None = Field(None, description="test table file")
+    text_column: str = Field("text", description="column holding the text")
+    text_pair_column: str | None = Field(None, description="second text column for pair tasks")
+    label_column: str = Field("label", description="column holding the label")
+    task: Literal["classification", "regression"] = Field("classification", description="task type")
+    validation_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
+    split_seed: int = Field(0, description="seed of the stratified split of a single table")
+    max_train_samples: int | None = Field(None, gt=0, description="use a seeded slice of train")
+    max_eval_samples: int | None = Field(None, gt=0, description="cap validation and test size")
+    max_length: int = Field(128, gt=1, description="tokens per text (truncation)")
+    group_by_length: bool = Field(True, description="batch texts of similar length together")
+
+
+class OptimizerConfig(_Section):
+    name: str = Field("adamw", description="sgd, adam, adamw, rmsprop, adagrad")
+    lr: float = Field(5e-5, gt=0, description="peak learning rate")
+    weight_decay: float = Field(0.01, ge=0, description="not applied to biases and norm weights")
+    momentum: float = Field(0.9, ge=0, description="sgd / rmsprop momentum")
+    nesterov: bool = Field(False, description="sgd Nesterov momentum")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="adam / adamw betas")
+    eps: float = Field(1e-8, gt=0, description="adam / adamw / rmsprop / adagrad epsilon")
+
+
+class ScheduleConfig(_Section):
+    name: str = Field("linear", description="constant, step, multistep, exponential, cosine, linear, polynomial")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps of linear warm-up")
+    warmup_steps: int | None = Field(None, ge=0, description="warm-up steps (overrides ratio)")
+    step_size: int = Field(100, gt=0, description="step / exponential: steps per decay by gamma")
+    gamma: float = Field(0.5, gt=0, description="step/multistep/exponential factor; polynomial power")
+    milestones: list[int] = Field(default_factory=list, description="multistep: steps where lr *= gamma")
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, as a fraction of lr")
+
+
+class LossConfig(_Section):
+    name: str = Field("cross_entropy", description="cross_entropy, focal, mse")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
+    class_weights: Literal["balanced"] | list[float] | None = Field(
+        None, description="'balanced' (from label counts) or one weight per class"
+    )
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing parameter")
+
+
+class EarlyStoppingConfig(_Section):
+    patience: int | None = Field(None, gt=0, description="evaluations without gain before stop")
+    metric: str = Field("loss", description="validation metric watched")
+    mode: Literal["min", "max", "auto"] = Field("auto", description="auto: min for loss/mse/mae")
+    min_delta: float = Field(0.0, ge=0, description="smallest change that counts as a gain")
+
+
+class TrainConfig(_Section):
+    epochs: float = Field(3, gt=0, description="passes over the training data (may be fractional)")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
+    batch_size: int = Field(32, gt=0, description="samples per forward pass, per device")
+    eval_batch_size: int = Field(64, gt=0, description="samples per evaluation forward pass")
+    gradient_accumulation_steps: int = Field(1, gt=0, description="micro-batches per optimizer step")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="clip gradients (null: off)")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 where the device computes it fast, else fp32"
+    )
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    eval_every_steps: int | None = Field(None, gt=0, description="also evaluate every N steps")
+    log_every_steps: int = Field(10, gt=0, description="train-loss log interval")
+    checkpoint_every_steps: int | None = Field(
+        200, gt=0, description="checkpoint interval (plus one at each epoch end)"
+    )
+    keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
+
+
+class Recipe(_Section):
+    """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
+
+    seed: int = Field(42, description="seeds model init, data order and dropout")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+        raw: dict[str, Any] = {}
+        if path is not None:
+            raw = read_yaml(path)
+        for item in overrides or []:
+            apply_override(raw, item)
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Recipe:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise PretuneError(f"invalid recipe: {_first_error(e)}") from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise PretuneError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise PretuneError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise PretuneError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
+    return raw
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (1e-4, true, [1,2])."""
+    if "=" not in item:
+        raise PretuneError(f"--set expects section.key=value, got '{item}'")
+    dotted, value = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    _check_path(keys)
+    node = raw
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise PretuneError(f"--set {dotted}: '{key}' is not a section")
+    try:
+        node[keys[-1]] = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        node[keys[-1]] = value
+
+
+def _check_path(keys: list[str]) -> None:
+    model: type[BaseModel] = Recipe
+    for i, key in enumerate(keys):
+        fields = model.model_fields
+        if key not in fields:
+            where = ".".join(keys[:i]) or "recipe"
+            raise PretuneError(
+                f"unknown key '{'.'.join(keys[: i + 1])}'; {where} has: {', '.join(fields)}"
+            )
+        annotation = fields[key].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif i < len(keys) - 1:
+            raise PretuneError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{loc}'"
+    return f"{loc}: {err['msg']} (got {err.get('input')!r})"

@@ -1,0 +1,212 @@
+"""The train loop, through accelerate: device, autocast, DDP, gradient accumulation, clipping.
+
+The loop knows nothing of logging files, progress bars, early stopping or checkpoints: those
+are callbacks (train/callbacks.py). It keeps its counters in `TrainState`, which callbacks read.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+
+from pretune.data.encode import EncodedSplit, collate, train_batches
+from pretune.evaluate import compute_metrics
+from pretune.recipe import TrainConfig
+from pretune.train.callbacks import StopTraining, call
+from pretune.train.inference import predict_logits
+from pretune.train.losses import LossFn
+from pretune.train.precision import resolve_precision
+
+
+@dataclass
+class TrainState:
+    """Counters and latest figures of a fit; what callbacks read and checkpoints save."""
+
+    total_steps: int
+    steps_per_epoch: int
+    epochs: int
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # epoch in progress
+    batch_in_epoch: int = 0  # micro-batches of this epoch already consumed
+    samples_seen: int = 0
+    train_seconds: float = 0.0
+    loss_sum: float = 0.0  # running sums since the last train-loss log
+    loss_count: int = 0
+    last_loss: float | None = None
+    lr: float = 0.0
+    last_eval: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)  # metrics.jsonl records
+    stop_reason: str | None = None
+    # Live objects for callbacks (never saved).
+    model: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    accelerator: Any = None
+
+    SAVED = ("step", "epoch", "batch_in_epoch", "samples_seen", "train_seconds", "loss_sum",
+             "loss_count", "last_loss", "lr", "last_eval", "history")
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.SAVED}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k in self.SAVED:
+            setattr(self, k, d[k])
+
+
+def create_accelerator(cfg: TrainConfig) -> Accelerator:
+    probe = Accelerator(cpu=not torch.cuda.is_available())
+    precision = resolve_precision(cfg.mixed_precision, probe.device)
+    if precision == "no":
+        return probe
+    # accelerate keeps its state in a singleton; reset it to change the precision.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    return Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+
+
+class TrainLoop:
+    """One fit: `run()` trains, evaluates on validation, and calls the callbacks."""
+
+    def __init__(
+        self, model, cfg: TrainConfig, train: EncodedSplit, validation: EncodedSplit,
+        loss_fn: LossFn, label_names: list[str] | None, optimizer_factory: Callable,
+        scheduler_factory: Callable, pad_id: int, seed: int, group_by_length: bool,
+        callbacks: list, accelerator: Accelerator,
+    ):
+        self.cfg, self.train, self.validation = cfg, train, validation
+        self.loss_fn, self.label_names, self.pad_id = loss_fn, label_names, pad_id
+        self.seed, self.group_by_length, self.callbacks = seed, group_by_length, callbacks
+        self.accelerator = accelerator
+        world = accelerator.num_processes
+        batches = len(train_batches(train.lengths, cfg.batch_size, seed, 0, group_by_length, 0, world))
+        steps_per_epoch = math.ceil(batches / cfg.gradient_accumulation_steps)
+        total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
+        self.state = TrainState(total, steps_per_epoch, math.ceil(total / steps_per_epoch))
+        optimizer = optimizer_factory(model)
+        scheduler = scheduler_factory(optimizer, total)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
+        self.state.model, self.state.optimizer = self.model, self.optimizer
+        self.state.scheduler, self.state.accelerator = scheduler, accelerator
+        self.state.lr = scheduler.get_last_lr()[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def run(self) -> TrainState:
+        state = self.state
+        call(self.callbacks, "on_fit_start", state)
+        try:
+            while state.step < state.total_steps:
+                self._run_epoch()
+        except StopTraining as stop:
+            state.stop_reason = state.stop_reason or str(stop) or "stopped by a callback"
+        call(self.callbacks, "on_fit_end", state)
+        return state
+
+    def _run_epoch(self) -> None:
+        state, cfg, acc = self.state, self.cfg, self.accelerator
+        batches = train_batches(
+            self.train.lengths, cfg.batch_size, self.seed, state.epoch, self.group_by_length,
+            acc.process_index, acc.num_processes,
+        )
+        if state.batch_in_epoch == 0:
+            call(self.callbacks, "on_epoch_start", state)
+        self.model.train()
+        accum = cfg.gradient_accumulation_steps
+        started = time.perf_counter()
+        for i in range(state.batch_in_epoch, len(batches)):
+            batch = {k: v.to(self.device) for k, v in collate(self.train, batches[i], self.pad_id).items()}
+            labels = batch.pop("labels")
+            closes_step = (i + 1) % accum == 0 or i + 1 == len(batches)
+            # Skip the gradient all-reduce on micro-batches that do not end an optimizer step.
+            sync = nullcontext() if closes_step else acc.no_sync(self.model)
+            with sync, acc.autocast():
+                loss = self.loss_fn(self.model(**batch).logits, labels)
+            # The last step of an epoch may gather fewer micro-batches; scale by their number.
+            group = accum if i // accum < len(batches) // accum else len(batches) % accum
+            acc.backward(loss / group)
+            state.loss_sum += loss.item()
+            state.loss_count += 1
+            state.samples_seen += len(labels) * acc.num_processes
+            state.batch_in_epoch = i + 1
+            if not closes_step:
+                continue
+            if cfg.max_grad_norm is not None:
+                acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.lr = self.scheduler.get_last_lr()[0]
+            state.train_seconds += time.perf_counter() - started
+            if state.step % cfg.log_every_steps == 0 or state.step == state.total_steps:
+                self._log_train_loss()
+            call(self.callbacks, "on_batch_end", state)
+            if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0:
+                self.evaluate_validation()
+            if state.step >= state.total_steps:
+                break
+            started = time.perf_counter()  # evaluation and callbacks are not training time
+        if state.loss_count:
+            self._log_train_loss()
+        self.evaluate_validation()
+        # On on_epoch_end, `epoch` counts completed epochs: a checkpoint taken there resumes
+        # at the start of the next one.
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+        call(self.callbacks, "on_epoch_end", state)
+
+    def _log_train_loss(self) -> None:
+        s = self.state
+        s.last_loss = s.loss_sum / max(1, s.loss_count)
+        s.history.append({
+            "split": "train", "step": s.step, "epoch": round(s.step / s.steps_per_epoch, 4),
+            "loss": s.last_loss, "lr": s.lr,
+            "samples_per_second": s.samples_seen / s.train_seconds if s.train_seconds else None,
+        })
+        s.loss_sum, s.loss_count = 0.0, 0
+
+    def evaluate_validation(self) -> dict:
+        metrics = self.evaluate(self.validation)
+        s = self.state
+        s.last_eval = metrics
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        s.history.append({"split": "validation", "step": s.step,
+                          "epoch": round(s.step / s.steps_per_epoch, 4), **scalars})
+        call(self.callbacks, "on_evaluate", s)
+        return metrics
+
+    def evaluate(self, split: EncodedSplit) -> dict:
+        return evaluate_model(
+            self.accelerator.unwrap_model(self.model), split, self.label_names, self.loss_fn,
+            self.cfg.eval_batch_size, self.pad_id, self.device, self.accelerator.autocast,
+        )
+
+
+def evaluate_model(
+    model, split: EncodedSplit, label_names, loss_fn: LossFn | None, batch_size: int,
+    pad_id: int, device, autocast=nullcontext,
+) -> dict:
+    logits = predict_logits(model, split, batch_size, pad_id, device, autocast)
+    metrics = compute_metrics(logits, split.labels, label_names)
+    if loss_fn is not None:
+        metrics = {"loss": float(loss_fn(torch.from_numpy(logits), torch.from_numpy(split.labels))),
+                   **metrics}
+    return metrics
+
+
+def seed_everything(seed: int) -> None:
+    set_seed(seed)
+    np.random.seed(seed)

@@ -1,0 +1,95 @@
+"""The callbacks every fit uses: metrics file, checkpoints, progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pretune import atomic
+from pretune.train.callbacks import Callback
+from pretune.train.checkpoints import save_checkpoint
+
+
+class MetricsFileCallback(Callback):
+    """Keeps `metrics.jsonl` equal to the loop's history, rewritten atomically when it grows."""
+
+    def __init__(self, path: Path):
+        self.path, self.written = path, -1
+
+    def _flush(self, state) -> None:
+        if len(state.history) != self.written and state.accelerator.is_main_process:
+            atomic.write_jsonl(self.path, state.history)
+            self.written = len(state.history)
+
+    on_batch_end = on_evaluate = on_epoch_end = on_fit_end = _flush
+
+
+class CheckpointCallback(Callback):
+    """Saves a checkpoint every `every` steps and at each epoch end; keeps the newest `keep`.
+
+    `stateful` are objects (other callbacks, a strategy) whose state_dict() goes along.
+    """
+
+    def __init__(self, root: Path, every: int | None, keep: int, recipe_yaml: str,
+                 stateful: dict):
+        self.root, self.every, self.keep = root, every, keep
+        self.recipe_yaml, self.stateful = recipe_yaml, stateful
+        self.last_step = -1
+
+    def save(self, state) -> None:
+        acc = state.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process and state.step != self.last_step:
+            loop_state = {"loop": state.state_dict(),
+                          **{k: v.state_dict() for k, v in self.stateful.items()}}
+            save_checkpoint(self.root, state.step, acc.unwrap_model(state.model), state.optimizer,
+                            state.scheduler, loop_state, self.recipe_yaml, self.keep)
+            self.last_step = state.step
+
+    def on_batch_end(self, state) -> None:
+        if self.every and state.step % self.every == 0:
+            self.save(state)
+
+    def on_epoch_end(self, state) -> None:
+        self.save(state)
+
+
+class ProgressCallback(Callback):
+    """A rich progress bar: loss, learning rate, samples/s and time left."""
+
+    def __init__(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        )
+        self.task = None
+
+    def _fields(self, state) -> dict:
+        speed = state.samples_seen / state.train_seconds if state.train_seconds else 0.0
+        loss = "-" if state.last_loss is None else f"{state.last_loss:.4f}"
+        return {"epoch": f"{min(state.epoch + 1, state.epochs)}/{state.epochs}", "loss": loss,
+                "lr": f"{state.lr:.2e}", "speed": f"{speed:.1f} samples/s"}
+
+    def on_fit_start(self, state) -> None:
+        if state.accelerator.is_main_process:
+            self.progress.start()
+            self.task = self.progress.add_task("fit", total=state.total_steps,
+                                               completed=state.step, **self._fields(state))
+
+    def on_batch_end(self, state) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.step, **self._fields(state))
+
+    def on_fit_end(self, state) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.step, **self._fields(state))
+            self.progress.stop()

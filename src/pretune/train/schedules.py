@@ -1,0 +1,78 @@
+"""Learning-rate schedules: pure functions of the step, returning a multiplier of the peak lr.
+
+Each decays over the steps after warm-up; warm-up (linear from 0) wraps any of them.
+Being pure functions of the step, a resumed run lands on exactly the same rate.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable
+
+from torch.optim.lr_scheduler import LambdaLR
+
+from pretune.recipe import ScheduleConfig
+from pretune.registry import Registry
+
+# (t, T, cfg) -> multiplier, where t counts steps after warm-up and T is their number.
+schedules: Registry[Callable[[int, int, ScheduleConfig], float]] = Registry("schedule")
+
+
+@schedules.register("constant")
+def constant(t: int, T: int, cfg: ScheduleConfig) -> float:
+    return 1.0
+
+
+@schedules.register("step")
+def step(t: int, T: int, cfg: ScheduleConfig) -> float:
+    return cfg.gamma ** (t // cfg.step_size)
+
+
+@schedules.register("multistep")
+def multistep(t: int, T: int, cfg: ScheduleConfig) -> float:
+    return cfg.gamma ** bisect.bisect_right(sorted(cfg.milestones), t)
+
+
+@schedules.register("exponential")
+def exponential(t: int, T: int, cfg: ScheduleConfig) -> float:
+    return cfg.gamma ** (t / cfg.step_size)
+
+
+@schedules.register("cosine")
+def cosine(t: int, T: int, cfg: ScheduleConfig) -> float:
+    progress = min(t / max(1, T), 1.0)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@schedules.register("linear")
+def linear(t: int, T: int, cfg: ScheduleConfig) -> float:
+    return max(0.0, 1 - t / max(1, T))
+
+
+@schedules.register("polynomial")
+def polynomial(t: int, T: int, cfg: ScheduleConfig) -> float:
+    """lr_t = lr_0 * (1 - t/T) ** gamma."""
+    return max(0.0, 1 - t / max(1, T)) ** cfg.gamma
+
+
+def warmup_steps(cfg: ScheduleConfig, total_steps: int) -> int:
+    if cfg.warmup_steps is not None:
+        return min(cfg.warmup_steps, total_steps)
+    return int(cfg.warmup_ratio * total_steps)
+
+
+def lr_multiplier(cfg: ScheduleConfig, total_steps: int) -> Callable[[int], float]:
+    decay = schedules.get(cfg.name)
+    warm = warmup_steps(cfg, total_steps)
+
+    def multiplier(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return decay(step - warm, total_steps - warm, cfg)
+
+    return multiplier
+
+
+def create_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int) -> LambdaLR:
+    return LambdaLR(optimizer, lr_multiplier(cfg, total_steps))

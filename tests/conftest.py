@@ -1,0 +1,70 @@
+"""Shared fixtures: a tiny random-initialised BERT (seconds to train) and small labelled tables."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = "good great fine superb lovely moving witty charming brilliant warm".split()
+NEGATIVE = "bad awful dull boring weak tedious clumsy bland messy poor".split()
+FILLER = "the film movie plot actor story was is a and very quite with its".split()
+
+
+def sentiment_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Short texts whose label follows from their words: learnable by a tiny model."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(POSITIVE if label == "pos" else NEGATIVE, 2)
+        words += rng.sample(FILLER, rng.randint(2, 9))
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from pretune.models import resolve_source
+
+    return Path(resolve_source("minilm-l6"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and the real MiniLM tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sentiment_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "sentiment.csv"
+    sentiment_frame(240).to_csv(path, index=False)
+    return path
+
+
+def tiny_recipe(model_dir: Path, data: Path, **train) -> dict:
+    """A recipe dict for fast unit-level fits on the tiny model."""
+    return {
+        "seed": 7,
+        "model": {"source": str(model_dir)},
+        "data": {"source": str(data), "max_length": 32},
+        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 5e-3},
+                  "checkpoint_every_steps": None, "log_every_steps": 2, **train},
+    }

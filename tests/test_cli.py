@@ -1,0 +1,110 @@
+"""The command line, run as a user runs it: a real process, real exit codes, real output."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.conftest import sentiment_frame
+
+
+def pretune_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "pretune", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env={**os.environ, **(env or {})})
+
+
+def assert_clean_error(proc, message):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert message in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    proc = pretune_cli("fit", "--set", f"model.source={tiny_model_dir}", "--set", f"data.source={sentiment_csv}",
+                       "--set", "train.epochs=3", "--set", "train.optimizer.lr=5e-3", "--set", "train.batch_size=16",
+                       "--set", "data.max_length=32", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "final metrics" in proc.stdout and f"run directory: {out}" in proc.stdout.replace("\n", " ")
+    return out
+
+
+def test_fit_prints_table_and_paths(cli_run):
+    assert (cli_run / "metrics.json").is_file()
+
+
+def test_predict_text_and_file(cli_run, tmp_path):
+    proc = pretune_cli("predict", cli_run, "--text", "brilliant witty film", "--text", "boring messy plot")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["label"] for r in rows] == ["pos", "neg"]
+    sentiment_frame(10, seed=3).drop(columns="label").to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    proc = pretune_cli("predict", cli_run, "--data", tmp_path / "t.jsonl")
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 10
+
+
+def test_eval_on_a_file(cli_run, tmp_path):
+    sentiment_frame(50, seed=9).rename(columns={"text": "review"}).to_csv(tmp_path / "e.csv", index=False)
+    proc = pretune_cli("eval", cli_run, "--data", tmp_path / "e.csv", "--text-column", "review", "--json")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout)
+    assert metrics["samples"] == 50 and metrics["accuracy"] > 0.8
+
+
+def test_bad_inputs_get_one_line_and_exit_2(cli_run, tmp_path, tiny_model_dir, sentiment_csv):
+    model = f"model.source={tiny_model_dir}"
+    data = f"data.source={sentiment_csv}"
+    (tmp_path / "r.yaml").write_text("train:\n  optimizer: {name: lamb}\n")
+    cases = [
+        (["fit", tmp_path / "missing.yaml"], "recipe file not found"),
+        (["fit", "--set", "train.epochs=lots"], "train.epochs"),
+        (["fit", "--set", "train.colour=red"], "unknown key 'train.colour'"),
+        (["fit", tmp_path / "r.yaml", "--set", model, "--set", data, "--out", tmp_path / "o1"],
+         "unknown optimizer 'lamb'; known: adagrad, adam, adamw, rmsprop, sgd"),
+        (["fit", "--set", model, "--set", data, "--set", "train.schedule.name=warp", "--out", tmp_path / "o2"],
+         "unknown schedule 'warp'"),
+        (["fit", "--set", model, "--set", data, "--set", "train.loss.name=hinge", "--out", tmp_path / "o3"],
+         "unknown loss 'hinge'"),
+        (["fit", "--set", model, "--set", "data.source=/no/such.csv"], "data file not found"),
+        (["fit", "--set", model, "--set", data, "--set", "data.label_column=stars"],
+         "no column 'stars'; the columns are text, label"),
+        (["eval", tmp_path, "--data", sentiment_csv], "not a pretune run directory"),
+        (["predict", cli_run], "give --text"),
+    ]
+    for args, message in cases:
+        assert_clean_error(pretune_cli(*args), message)
+    for name in ("o1", "o2", "o3"):
+        assert not (tmp_path / name).exists()  # nothing half-written
+
+
+def test_nan_and_unseen_labels_and_empty_data(cli_run, tmp_path):
+    frame = sentiment_frame(20)
+    frame.loc[3, "label"] = None
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "nan.csv"), "have no label (NaN)")
+    pd.DataFrame({"text": ["a"], "label": ["neutral"]}).to_csv(tmp_path / "u.csv", index=False)
+    assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "u.csv"), "'neutral' never seen in training")
+    (tmp_path / "empty.csv").write_text("text,label\n")
+    assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "empty.csv"), "no rows")
+
+
+def test_model_dir_without_weights_and_offline_hub(tmp_path, sentiment_csv):
+    (tmp_path / "noweights").mkdir()
+    (tmp_path / "noweights" / "config.json").write_text("{}")
+    assert_clean_error(pretune_cli("fit", "--set", f"model.source={tmp_path / 'noweights'}",
+                                   "--set", f"data.source={sentiment_csv}"), "has no weights")
+    proc = pretune_cli("fit", "--set", "model.source=some-org/no-such-model", "--set",
+                       f"data.source={sentiment_csv}", "--out", tmp_path / "hub",
+                       env={"HF_HUB_OFFLINE": "1"})
+    assert_clean_error(proc, "could not fetch 'some-org/no-such-model' from the Hugging Face Hub")
+
+
+def test_usage_errors_exit_2():
+    proc = pretune_cli("fit", "--no-such-flag")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert Path(sys.executable).exists()

@@ -1,0 +1,190 @@
+"""fit / resume / evaluate / predict on the tiny random model: mechanics, determinism, files."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from tests.conftest import tiny_recipe
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import pretune
+from pretune import PretuneError
+from pretune.train.callbacks import Callback, StopTraining
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    return pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), out, quiet=True)
+
+
+def test_run_directory_has_every_promised_file(tiny_run):
+    names = {p.name for p in tiny_run.path.iterdir()}
+    assert {"recipe.yaml", "metrics.jsonl", "metrics.json", "model", "checkpoints", "plots"} <= names
+    assert {p.name for p in (tiny_run.path / "plots").iterdir()} == {"learning_curves.png", "lr_schedule.png"}
+    assert (tiny_run.path / "plots" / "lr_schedule.png").read_bytes()[:4] == b"\x89PNG"
+    assert not list(tiny_run.path.rglob("*.tmp"))  # no leftovers of atomic writes
+    assert pretune.Recipe.load(tiny_run.path / "recipe.yaml") == pretune.Recipe.from_dict(
+        tiny_recipe(tiny_run.recipe.model.source, tiny_run.recipe.data.source))
+
+
+def test_metrics_have_every_split_and_key(tiny_run):
+    m = tiny_run.metrics
+    for split in ("validation", "test"):
+        for key in ("accuracy", "f1_macro", "precision_macro", "recall_macro", "f1_micro",
+                    "f1_weighted", "loss", "per_class", "confusion_matrix"):
+            assert key in m[split], (split, key)
+    assert m["train"]["train_seconds"] > 0 and m["train"]["train_samples_per_second"] > 0
+    history = tiny_run.history
+    assert [r["split"] for r in history].count("validation") == 3  # one per epoch
+    assert all("lr" in r for r in history if r["split"] == "train")
+
+
+def test_model_loads_with_transformers_and_keeps_label_names(tiny_run):
+    model_dir = tiny_run.model_path
+    assert (model_dir / "model.safetensors").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    assert model.config.id2label == {0: "neg", 1: "pos"}
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert model(**tok(["good film"], return_tensors="pt")).logits.shape == (1, 2)
+
+
+def test_tiny_model_learns_the_synthetic_task(tiny_run):
+    assert tiny_run.metrics["test"]["accuracy"] >= 0.8
+
+
+def test_predict_and_evaluate(tiny_run, sentiment_csv):
+    out = tiny_run.predict(["superb brilliant film", "awful dull plot"])
+    assert [o["label"] for o in out] == ["pos", "neg"]
+    assert out[0]["scores"]["pos"] == pytest.approx(out[0]["score"])
+    m = pretune.evaluate(tiny_run.path, sentiment_csv)
+    assert m["samples"] == 240 and m["accuracy"] >= 0.8
+
+
+def test_same_seed_same_metrics(tmp_path, tiny_model_dir, sentiment_csv, tiny_run):
+    again = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), tmp_path / "again", quiet=True)
+    assert again.metrics["test"] == tiny_run.metrics["test"]
+    assert again.history[-1] == tiny_run.history[-1]
+
+
+def test_refuses_to_overwrite_a_run(tiny_run, tiny_model_dir, sentiment_csv):
+    with pytest.raises(PretuneError, match="already holds a run"):
+        pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), tiny_run.path, quiet=True)
+
+
+def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_csv, tiny_run):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, checkpoint_every_steps=4)
+    out = tmp_path / "killed"
+    # A real kill: the process dies mid-epoch (step 6, after the step-4 checkpoint).
+    script = textwrap.dedent(f"""
+        import os, pretune
+        class Kill:
+            def on_batch_end(self, state):
+                if state.step == 6:
+                    os._exit(9)
+        pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr
+    assert not (out / "metrics.json").exists()
+    resumed = pretune.fit(resume=out, quiet=True)
+    uninterrupted = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    assert resumed.metrics["test"] == uninterrupted.metrics["test"]
+    assert resumed.metrics["validation"] == uninterrupted.metrics["validation"]
+    timeless = lambda run: [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]  # noqa: E731
+    assert timeless(resumed) == timeless(uninterrupted)
+
+
+def test_resume_needs_a_checkpoint(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("seed: 1\n")
+    with pytest.raises(PretuneError, match="no checkpoint to resume"):
+        pretune.fit(resume=tmp_path, quiet=True)
+    with pytest.raises(PretuneError, match="not a pretune run directory"):
+        pretune.fit(resume=tmp_path / "nothing", quiet=True)
+
+
+def test_callbacks_see_events_in_order_and_can_stop(tmp_path, tiny_model_dir, sentiment_csv):
+    seen = []
+
+    class Recorder(Callback):
+        def on_fit_start(self, s): seen.append("fit_start")
+        def on_epoch_start(self, s): seen.append("epoch_start")
+        def on_evaluate(self, s): seen.append("evaluate")
+        def on_epoch_end(self, s): seen.append("epoch_end")
+        def on_fit_end(self, s): seen.append("fit_end")
+
+        def on_batch_end(self, s):
+            if s.step == 3:
+                raise StopTraining("enough")
+
+    run = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), tmp_path / "r",
+                      callbacks=[Recorder()], quiet=True)
+    assert seen == ["fit_start", "epoch_start", "fit_end"]
+    assert run.metrics["train"]["steps"] == 3 and run.metrics["train"]["stop_reason"] == "enough"
+
+
+def test_early_stopping_and_max_steps(tmp_path, tiny_model_dir, sentiment_csv):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=30, eval_every_steps=2,
+                         early_stopping={"patience": 1, "metric": "accuracy"},
+                         optimizer={"lr": 1e-9})  # nothing improves: stop at the 2nd evaluation
+    run = pretune.fit(recipe, tmp_path / "es", quiet=True)
+    assert run.metrics["train"]["steps"] == 4
+    assert "early stopping" in run.metrics["train"]["stop_reason"]
+    capped = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, max_steps=5), tmp_path / "ms", quiet=True)
+    assert capped.metrics["train"]["steps"] == 5
+
+
+def test_gradient_accumulation_counts_optimizer_steps(tmp_path, tiny_model_dir, sentiment_csv):
+    # 192 training rows / 16 per batch = 12 micro-batches; 5 per step -> 3 steps an epoch.
+    run = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1, gradient_accumulation_steps=5),
+                      tmp_path / "acc", quiet=True)
+    assert run.metrics["train"]["steps"] == 3
+
+
+def test_gradient_accumulation_matches_a_big_batch(tiny_model_dir, sentiment_csv):
+    """Two micro-batches of 8, accumulated, give the update of one batch of 16 (no dropout)."""
+    from pretune.api import as_recipe
+    from pretune.data import encode, prepare
+    from pretune.models import load_classifier, load_tokenizer
+
+    recipe = as_recipe(tiny_recipe(tiny_model_dir, sentiment_csv), ["model.dropout=0", "model.attention_dropout=0"])
+    data = prepare(recipe.data)
+    tok = load_tokenizer(recipe.model.source)
+    split = encode(data.splits["train"], tok, 32)
+    from pretune.data import collate
+
+    grads = []
+    for chunks in ([list(range(16))], [list(range(8)), list(range(8, 16))]):
+        torch.manual_seed(0)
+        model = load_classifier(recipe.model, 2, data.label_names)
+        for idx in chunks:
+            batch = collate(split, idx, tok.pad_token_id)
+            labels = batch.pop("labels")
+            # equal-length padding matters: pad every chunk to the same width as the whole
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits, labels) / len(chunks)
+            loss.backward()
+        grads.append(model.classifier.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_regression_task(tmp_path, tiny_model_dir):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = rng.integers(1, 9, size=120)
+    frame = pd.DataFrame({"text": [" ".join(["great"] * k) for k in n], "label": n / 8})
+    frame.to_csv(tmp_path / "reg.csv", index=False)
+    recipe = tiny_recipe(tiny_model_dir, tmp_path / "reg.csv", loss={"name": "mse"},
+                         early_stopping={"metric": "mse"})
+    recipe["data"]["task"] = "regression"
+    run = pretune.fit(recipe, tmp_path / "reg", quiet=True)
+    assert {"mse", "mae", "r2"} <= set(run.metrics["test"])
+    assert "value" in run.predict(["great great"])[0]
+
+
+def test_metrics_json_is_valid_json_after_fit(tiny_run):
+    json.loads((tiny_run.path / "metrics.json").read_text())

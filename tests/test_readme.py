@@ -1,0 +1,31 @@
+"""The README's Python example and the examples/ recipes are run, not just kept."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from pretune import Recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_example_recipes_are_valid(path):
+    Recipe.load(path)
+
+
+@pytest.mark.e2e
+def test_readme_python_example_runs(tmp_path, capsys):
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert (tmp_path / "runs" / "quick" / "model" / "model.safetensors").is_file()
+    assert "'label': 'fresh'" in out or "'label': 'rotten'" in out
