@@ -6,28 +6,18 @@ import copy
 import time
 from pathlib import Path
 
-import numpy as np
-
 from pretune import atomic, runs
-from pretune.data import encode, prepare
 from pretune.errors import PretuneError
-from pretune.models import load_classifier, load_tokenizer
 from pretune.recipe import Recipe, apply_override
 from pretune.report import plots
 from pretune.runs import Run
-from pretune.train.callbacks import EarlyStoppingCallback
 from pretune.train.checkpoints import latest_checkpoint, load_checkpoint
-from pretune.train.loop import TrainLoop, create_accelerator, seed_everything
-from pretune.train.losses import create_loss, losses
-from pretune.train.optimizers import create_optimizer, optimizers, param_groups
+from pretune.train.loop import TrainLoop, create_accelerator
 from pretune.train.run_callbacks import CheckpointCallback, MetricsFileCallback, ProgressCallback
-from pretune.train.schedules import create_scheduler, lr_multiplier, schedules
+from pretune.train.schedules import create_scheduler, lr_multiplier
+from pretune.train.setup import count_parameters, early_stopping, prepare_fit
 
 RecipeLike = Recipe | dict | str | Path
-CLASSIFICATION_METRICS = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro",
-                          "precision_micro", "recall_micro", "f1_micro", "precision_weighted",
-                          "recall_weighted", "f1_weighted")
-REGRESSION_METRICS = ("loss", "mse", "mae", "r2")
 
 
 def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
@@ -65,35 +55,22 @@ def fit(
             raise PretuneError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
         checkpoint = None
 
-    _resolve_names(recipe)  # an unknown name fails before any work or any file
-    seed_everything(recipe.seed)
-    data = prepare(recipe.data)
-    task = recipe.data.task
-    _check_metric(recipe, task)
-    tokenizer = load_tokenizer(recipe.model.source)
-    model = load_classifier(recipe.model, data.num_labels, data.label_names, task == "regression")
-    max_len = recipe.data.max_length
-    encoded = {name: encode(table, tokenizer, max_len) for name, table in data.splits.items()}
-    counts = (np.bincount(data.splits["train"].labels, minlength=data.num_labels)
-              if task == "classification" else None)
-    loss_fn = create_loss(recipe.train.loss, task, counts)
+    parts = prepare_fit(recipe)
     tc = recipe.train
-    early = EarlyStoppingCallback(tc.early_stopping) if tc.early_stopping.patience else None
+    early = early_stopping(recipe)
     stateful = {"early_stopping": early} if early else {}
     own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []),
            CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
                               tc.keep_checkpoints, recipe.to_yaml(), stateful)]
     loop = TrainLoop(
-        model, tc, encoded["train"], encoded["validation"], loss_fn, data.label_names,
-        optimizer_factory=lambda m: create_optimizer(
-            param_groups(m.named_parameters(), tc.optimizer.lr, tc.optimizer.weight_decay),
-            tc.optimizer),
+        parts.model, tc, parts.encoded["train"], parts.encoded["validation"], parts.loss_fn,
+        parts.data.label_names, optimizer_factory=parts.optimizer_factory(),
         scheduler_factory=lambda opt, total: create_scheduler(opt, tc.schedule, total),
-        pad_id=tokenizer.pad_token_id or 0, seed=recipe.seed,
-        group_by_length=recipe.data.group_by_length,
-        callbacks=[*(callbacks or []), *own, *([] if quiet else [ProgressCallback()])],
+        pad_id=parts.pad_id, seed=recipe.seed, group_by_length=recipe.data.group_by_length,
+        callbacks=[*parts.callbacks(), *(callbacks or []), *own, *([] if quiet else [ProgressCallback()])],
         accelerator=create_accelerator(tc),
     )
+    parts.model_report.append({"change": f"strategy {recipe.strategy.name}", **count_parameters(parts.model)})
     if resume is None:
         atomic.write_text(run_dir / runs.RECIPE, recipe.to_yaml())
     if checkpoint is not None:
@@ -106,6 +83,7 @@ def fit(
 
     if not loop.accelerator.is_main_process:
         return Run(run_dir)
+    encoded = parts.encoded
     test = loop.evaluate(encoded["test"])
     final = {
         "train": {"loss": state.last_loss, "steps": state.step,
@@ -115,13 +93,13 @@ def fit(
                   "samples": len(encoded["train"]), "stop_reason": state.stop_reason},
         "validation": {"samples": len(encoded["validation"]), **state.last_eval},
         "test": {"samples": len(encoded["test"]), **test},
-        "model": {"source": recipe.model.source, "labels": data.label_names,
-                  "parameters": sum(p.numel() for p in model.parameters())},
+        "model": {"source": recipe.model.source, "labels": parts.data.label_names,
+                  **parts.model_report[-1], "changes": parts.model_report},
     }
     with atomic.atomic_dir(run_dir / runs.MODEL) as tmp:
-        loop.accelerator.unwrap_model(loop.model).save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-    _plot(run_dir, state.history, recipe, state.total_steps, task)
+        parts.strategy.save(loop.accelerator.unwrap_model(loop.model), tmp)
+        parts.tokenizer.save_pretrained(tmp)
+    _plot(run_dir, state.history, recipe, state.total_steps, recipe.data.task)
     atomic.write_json(run_dir / runs.METRICS, final)
     return Run(run_dir)
 
@@ -139,19 +117,6 @@ def predict(run: Run | str | Path, texts: list[str], pairs: list[str] | None = N
 def default_run_dir(recipe: Recipe) -> Path:
     name = Path(recipe.data.train or recipe.data.source).stem.replace(":", "-")
     return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-
-
-def _resolve_names(recipe: Recipe) -> None:
-    tc = recipe.train
-    optimizers.get(tc.optimizer.name), schedules.get(tc.schedule.name), losses.get(tc.loss.name)
-
-
-def _check_metric(recipe: Recipe, task: str) -> None:
-    known = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    metric = recipe.train.early_stopping.metric
-    if metric not in known:
-        raise PretuneError(
-            f"train.early_stopping.metric '{metric}' is not a {task} metric; known: {', '.join(known)}")
 
 
 def _plot(run_dir: Path, history: list[dict], recipe: Recipe, total: int, task: str) -> None:

@@ -17,13 +17,12 @@ from pretune.train.inference import predict_logits
 
 class Predictor:
     def __init__(self, model_dir: str | Path, max_length: int = 128, batch_size: int = 64):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        from pretune.models.load import _quiet_transformers
+        from pretune.models.load import load_saved_classifier
 
-        _quiet_transformers()
+        self.model = load_saved_classifier(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         config = self.model.config

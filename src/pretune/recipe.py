@@ -19,10 +19,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class HeadConfig(_Section):
+    hidden_size: int | None = Field(None, gt=0, description="MLP head hidden width (null: keep the linear head)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="MLP head dropout")
+    activation: Literal["gelu", "relu", "tanh"] = Field("gelu", description="MLP head activation")
+
+
+class SurgeryConfig(_Section):
+    keep_layers: list[int] | None = Field(None, description="encoder layers to keep, e.g. [0, 2, 4]")
+    num_layers: int | None = Field(None, gt=0, description="keep this many layers, evenly spaced")
+    reinit_top_layers: int = Field(0, ge=0, description="re-initialise the top k encoder layers")
+    share_layers: int | None = Field(
+        None, gt=1, description="ALBERT-style: each run of this many layers shares one set of weights")
+    head: HeadConfig = Field(default_factory=HeadConfig)
+
+
 class ModelConfig(_Section):
     source: str = Field("minilm-l6", description="bundled alias, local Hugging Face model dir, or hub id")
     dropout: float | None = Field(None, ge=0, lt=1, description="override hidden dropout")
     attention_dropout: float | None = Field(None, ge=0, lt=1, description="override attention dropout")
+    layer_prefixes: list[str] | None = Field(
+        None, description="for architectures pretune does not know: module-name prefixes of the layer "
+        "groups, bottom (embeddings) to top; parameters under none of them are the head")
+    surgery: SurgeryConfig = Field(default_factory=SurgeryConfig)
 
 
 class DataConfig(_Section):
@@ -54,7 +73,8 @@ class OptimizerConfig(_Section):
 
 
 class ScheduleConfig(_Section):
-    name: str = Field("linear", description="constant, step, multistep, exponential, cosine, linear, polynomial")
+    name: str = Field("linear", description="constant, step, multistep, exponential, cosine, linear, polynomial, "
+                      "slanted_triangular, one_cycle")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps of linear warm-up")
     warmup_steps: int | None = Field(None, ge=0, description="warm-up steps (overrides ratio)")
     step_size: int = Field(100, gt=0, description="step / exponential: steps per decay by gamma")
@@ -101,6 +121,31 @@ class TrainConfig(_Section):
     keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
 
 
+class GroupOverride(_Section):
+    match: str = Field(..., description="regex searched in parameter names")
+    lr: float | None = Field(None, gt=0, description="learning rate of the matched parameters")
+    weight_decay: float | None = Field(None, ge=0, description="weight decay of the matched parameters")
+    trainable: bool | None = Field(None, description="freeze (false) or unfreeze (true) them")
+
+
+class LoraConfig(_Section):
+    rank: int = Field(8, gt=0, description="LoRA rank r")
+    alpha: float = Field(16, gt=0, description="LoRA scaling alpha")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA path")
+    target_modules: list[str] | None = Field(None, description="null: per-architecture default")
+    merge: bool = Field(True, description="merge adapters into a plain model on save")
+
+
+class StrategyConfig(_Section):
+    name: str = Field("full", description="full, freeze, llrd, gradual, lora, bitfit")
+    train_top_layers: int = Field(0, ge=0, description="freeze: also train the top k encoder layers")
+    decay: float = Field(0.9, gt=0, le=1, description="llrd: lr multiplier per layer down from the head")
+    unfreeze_every_epochs: int | None = Field(1, gt=0, description="gradual: epochs between unfreezes")
+    unfreeze_every_steps: int | None = Field(None, gt=0, description="gradual: steps between unfreezes")
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    groups: list[GroupOverride] = Field(default_factory=list, description="per-parameter overrides")
+
+
 class Recipe(_Section):
     """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
 
@@ -108,6 +153,7 @@ class Recipe(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from pretune.errors import PretuneError
+from pretune.errors import MissingExtraError, PretuneError
 from pretune.recipe import ModelConfig
 from pretune.registry import Registry
 
@@ -104,3 +104,25 @@ def _quiet_transformers() -> None:
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+
+
+def load_saved_classifier(model_dir: str | Path):
+    """A model a run saved: a plain Hugging Face directory, or LoRA adapters (merge: false)
+    beside the labelled config, loaded onto the base model that adapter_config.json names."""
+    import json
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    model_dir = Path(model_dir)
+    adapter = model_dir / "adapter_config.json"
+    if not adapter.is_file():
+        return AutoModelForSequenceClassification.from_pretrained(model_dir)
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise MissingExtraError("peft", "adapters") from None
+    base_path = json.loads(adapter.read_text())["base_model_name_or_path"]
+    config = AutoConfig.from_pretrained(model_dir)
+    base = _from_hub_or_dir(AutoModelForSequenceClassification.from_pretrained, base_path, config=config)
+    return PeftModel.from_pretrained(base, model_dir)

@@ -56,6 +56,38 @@ def polynomial(t: int, T: int, cfg: ScheduleConfig) -> float:
     return max(0.0, 1 - t / max(1, T)) ** cfg.gamma
 
 
+STLR_RATIO = 32  # ULMFiT: the lowest rate is 1/32 of the peak
+ONE_CYCLE_DIV, ONE_CYCLE_FINAL_DIV = 25.0, 1e4  # torch OneCycleLR defaults
+
+
+def whole_cycle(fn):
+    """Mark a schedule that shapes its own rise: it gets the raw step and all steps, and the
+    recipe's warm-up (ratio or steps) sets the length of its rise."""
+    fn.whole_cycle = True
+    return fn
+
+
+@schedules.register("slanted_triangular")
+@whole_cycle
+def slanted_triangular(step: int, T: int, cfg: ScheduleConfig) -> float:
+    """ULMFiT (Howard & Ruder 2018): a short linear rise, then a long linear decay to lr/32."""
+    rise = max(1, warmup_steps(cfg, T))
+    p = step / rise if step < rise else 1 - (step - rise) / max(1, T - rise)
+    return (1 + max(0.0, p) * (STLR_RATIO - 1)) / STLR_RATIO
+
+
+@schedules.register("one_cycle")
+@whole_cycle
+def one_cycle(step: int, T: int, cfg: ScheduleConfig) -> float:
+    """Smith's one-cycle policy, cosine-annealed like torch's OneCycleLR: lr/25 -> lr -> lr/25e4."""
+    rise = max(1, warmup_steps(cfg, T))
+    low, end = 1 / ONE_CYCLE_DIV, 1 / (ONE_CYCLE_DIV * ONE_CYCLE_FINAL_DIV)
+    if step < rise:
+        return low + (1 - low) * 0.5 * (1 - math.cos(math.pi * step / rise))
+    progress = min(1.0, (step - rise) / max(1, T - rise))
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def warmup_steps(cfg: ScheduleConfig, total_steps: int) -> int:
     if cfg.warmup_steps is not None:
         return min(cfg.warmup_steps, total_steps)
@@ -64,6 +96,8 @@ def warmup_steps(cfg: ScheduleConfig, total_steps: int) -> int:
 
 def lr_multiplier(cfg: ScheduleConfig, total_steps: int) -> Callable[[int], float]:
     decay = schedules.get(cfg.name)
+    if getattr(decay, "whole_cycle", False):
+        return lambda step: decay(step, total_steps, cfg)
     warm = warmup_steps(cfg, total_steps)
 
     def multiplier(step: int) -> float:

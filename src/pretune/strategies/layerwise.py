@@ -1,0 +1,78 @@
+"""Strategies that treat layers differently: freeze, llrd, gradual, bitfit."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from pretune.strategies.base import ParamSetting, Strategy
+from pretune.train.callbacks import Callback
+
+
+class FreezeStrategy(Strategy):
+    """Feature extraction: the backbone is frozen; the head (and the top k layers) train."""
+
+    def plan(self, model: nn.Module) -> dict[str, ParamSetting]:
+        layers = self.layers(model)
+        k = self.cfg.train_top_layers
+        trainable = set(layers.head).union(*layers.layers[len(layers.layers) - k:]) if k else set(layers.head)
+        return {n: self.setting(n, p, n in trainable) for n, p in model.named_parameters()}
+
+
+class LLRDStrategy(Strategy):
+    """Layer-wise learning-rate decay: the head at lr, the top layer at lr * decay, each layer
+    below one more factor of decay, the embeddings lowest (lr * decay^(layers + 1))."""
+
+    def plan(self, model: nn.Module) -> dict[str, ParamSetting]:
+        depth = self.layers(model).depth_from_top()
+        return {n: self.setting(n, p, True, self.cfg.decay ** depth[n]) for n, p in model.named_parameters()}
+
+
+class BitFitStrategy(Strategy):
+    """BitFit (Ben Zaken et al. 2021): only bias terms and the head train."""
+
+    def plan(self, model: nn.Module) -> dict[str, ParamSetting]:
+        head = set(self.layers(model).head)
+        return {n: self.setting(n, p, n in head or n.endswith("bias")) for n, p in model.named_parameters()}
+
+
+class GradualStrategy(Strategy):
+    """Gradual unfreezing (ULMFiT): the head first, then one more layer group from the top every
+    N epochs (or steps), the embeddings last. Every parameter is in the optimizer from the start;
+    a frozen one has no gradient, so the optimizer leaves it (and its weight decay) alone."""
+
+    def plan(self, model: nn.Module) -> dict[str, ParamSetting]:
+        self._layers = self.layers(model)
+        return super().plan(model)
+
+    def stages(self) -> list[list[str]]:
+        """Groups in unfreezing order: head, top layer, ..., bottom layer, embeddings."""
+        m = self._layers
+        return [m.head, *reversed(m.layers), m.embeddings]
+
+    def callbacks(self) -> list:
+        return [GradualUnfreezeCallback(self.stages(), self.cfg.unfreeze_every_epochs,
+                                        self.cfg.unfreeze_every_steps)]
+
+
+class GradualUnfreezeCallback(Callback):
+    """The number of unfrozen groups is a pure function of (epoch, step): a resume lands on it."""
+
+    def __init__(self, stages: list[list[str]], every_epochs: int | None, every_steps: int | None):
+        self.stages, self.every_epochs, self.every_steps = stages, every_epochs, every_steps
+        self.unfrozen = 0
+
+    def unfrozen_groups(self, epoch: int, step: int) -> int:
+        done = step // self.every_steps if self.every_steps else epoch // self.every_epochs
+        return min(len(self.stages), 1 + done)
+
+    def _apply(self, state) -> None:
+        count = self.unfrozen_groups(state.epoch, state.step)
+        if count == self.unfrozen:
+            return
+        params = dict(state.accelerator.unwrap_model(state.model).named_parameters())
+        for i, names in enumerate(self.stages):
+            for name in names:
+                params[name].requires_grad_(i < count)
+        self.unfrozen = count
+
+    on_fit_start = on_epoch_start = on_batch_end = _apply
