@@ -117,7 +117,19 @@ def load_saved_classifier(model_dir: str | Path):
     model_dir = Path(model_dir)
     adapter = model_dir / "adapter_config.json"
     if not adapter.is_file():
-        return AutoModelForSequenceClassification.from_pretrained(model_dir)
+        config = AutoConfig.from_pretrained(model_dir)
+        if not getattr(config, "pretune_head", None):
+            return AutoModelForSequenceClassification.from_pretrained(model_dir)
+        # An MLP head (model.surgery.head) that no Hugging Face config can describe: rebuild
+        # it before the weights load.
+        from safetensors.torch import load_model
+
+        from pretune.models.surgery import restore_head
+
+        model = AutoModelForSequenceClassification.from_config(config)
+        restore_head(model, config)
+        load_model(model, str(model_dir / "model.safetensors"))
+        return model.eval()
     try:
         from peft import PeftModel
     except ImportError:

@@ -50,7 +50,7 @@ class LoraStrategy(Strategy):
 
     def save(self, model: nn.Module, directory) -> None:
         if self.cfg.lora.merge:
-            model.merge_and_unload().save_pretrained(directory)
+            super().save(model.merge_and_unload(), directory)
             return
         # Adapters (and the head) only, beside the labelled config: transformers' peft
         # integration loads the base from adapter_config.json, then the adapters.

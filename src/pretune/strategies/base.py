@@ -15,6 +15,7 @@ from torch import nn
 
 from pretune.errors import PretuneError
 from pretune.models.layers import LayerMap, find_layers
+from pretune.models.surgery import untie_shared_layers
 from pretune.recipe import GroupOverride, ModelConfig, OptimizerConfig, StrategyConfig
 from pretune.train.optimizers import decays
 
@@ -50,6 +51,7 @@ class Strategy:
 
     def save(self, model: nn.Module, directory) -> None:
         """Write the final model in Hugging Face format (safetensors)."""
+        untie_shared_layers(model)  # training is over; from_pretrained cannot rebuild a tie
         model.save_pretrained(directory)
 
     def param_groups(self, model: nn.Module) -> list[dict]:
