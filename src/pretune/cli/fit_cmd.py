@@ -25,6 +25,9 @@ def fit(
         print(run.path)
         return
     console.print(metrics_table({k: metrics[k] for k in ("validation", "test")}, "final metrics"))
+    for change in metrics["model"]["changes"]:
+        console.print(f"model after {change['change']}: {change['parameters']:,} parameters, "
+                      f"{change['trainable']:,} trainable")
     train = metrics["train"]
     console.print(
         f"trained {train['steps']} steps in {train['train_seconds']:.0f}s "
