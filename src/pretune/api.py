@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 
 from pretune import atomic, runs
 from pretune.errors import PretuneError
-from pretune.recipe import Recipe, apply_override
+from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.report import plots
 from pretune.runs import Run
 from pretune.train.checkpoints import latest_checkpoint, load_checkpoint
@@ -16,20 +15,6 @@ from pretune.train.loop import TrainLoop, create_accelerator
 from pretune.train.run_callbacks import CheckpointCallback, MetricsFileCallback, ProgressCallback
 from pretune.train.schedules import create_scheduler, lr_multiplier
 from pretune.train.setup import count_parameters, early_stopping, prepare_fit
-
-RecipeLike = Recipe | dict | str | Path
-
-
-def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
-    """A Recipe from a Recipe, a dict or a YAML path, with `section.key=value` overrides on top."""
-    if isinstance(recipe, (str, Path)):
-        return Recipe.load(recipe, overrides)
-    if isinstance(recipe, Recipe) and not overrides:
-        return recipe
-    raw = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
-    for item in overrides or []:
-        apply_override(raw, item)
-    return Recipe.from_dict(raw)
 
 
 def fit(

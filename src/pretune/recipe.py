@@ -6,6 +6,7 @@ errors that name the key path. The resolved recipe is saved with every run and c
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -228,3 +229,18 @@ def _first_error(e: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"unknown key '{loc}'"
     return f"{loc}: {err['msg']} (got {err.get('input')!r})"
+
+
+RecipeLike = Recipe | dict | str | Path
+
+
+def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
+    """A Recipe from a Recipe, a dict or a YAML path, with `section.key=value` overrides on top."""
+    if isinstance(recipe, (str, Path)):
+        return Recipe.load(recipe, overrides)
+    if isinstance(recipe, Recipe) and not overrides:
+        return recipe
+    raw = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return Recipe.from_dict(raw)

@@ -42,6 +42,30 @@ def lr_schedule(steps: list[int], lrs: list[float], path: Path) -> None:
     _save(fig, path, plt)
 
 
+def lr_range_test(result, path: Path, diverge: float) -> None:
+    """Loss against learning rate (log scale) with the suggestion marked; `result` is an LRFindResult."""
+    import math
+
+    import numpy as np
+
+    plt = _pyplot()
+    lrs, smoothed = np.asarray(result.lrs), np.asarray(result.smoothed)
+    at = int(np.argmin(np.abs(np.log(lrs) - math.log(result.suggested_lr))))
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(lrs, result.losses, color="0.75", lw=0.8, label="loss")
+    ax.plot(lrs, smoothed, color="C0", label="smoothed loss")
+    ax.plot([lrs[at]], [smoothed[at]], "o", color="C3", label=f"suggested {result.suggested_lr:.2e}")
+    ax.axvline(result.alternative_lr, ls="--", color="C2", lw=1, label=f"min-loss lr / 10: {result.alternative_lr:.2e}")
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size and finite.min() > 0:  # the blow-up would squash the interesting part of the curve
+        ax.set_ylim(finite.min() * 0.95, min(np.nanmax(finite), diverge * finite.min()) * 1.05)
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate (log scale)", ylabel="training loss", title="learning-rate range test")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
 def _save(fig, path: Path, plt) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
