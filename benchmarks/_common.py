@@ -55,5 +55,7 @@ def _fmt(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
+        if v and abs(v) < 0.01:
+            return f"{v:.0e}"
         return f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}"
     return str(v)

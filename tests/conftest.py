@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -68,3 +71,17 @@ def tiny_recipe(model_dir: Path, data: Path, **train) -> dict:
         "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 5e-3},
                   "checkpoint_every_steps": None, "log_every_steps": 2, **train},
     }
+
+
+def fit_killed_at(recipe: dict, out: Path, step: int) -> None:
+    """Start a fit in a child process that dies abruptly (os._exit) after optimizer step `step`."""
+    script = textwrap.dedent(f"""
+        import os, pretune
+        class Kill:
+            def on_batch_end(self, state):
+                if state.step == {step}:
+                    os._exit(9)
+        pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 9, proc.stderr[-3000:]

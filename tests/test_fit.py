@@ -1,18 +1,15 @@
 """fit / resume / evaluate / predict on the tiny random model: mechanics, determinism, files."""
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
-from tests.conftest import tiny_recipe
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import pretune
 from pretune import PretuneError
 from pretune.train.callbacks import Callback, StopTraining
+from tests.conftest import fit_killed_at, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -78,17 +75,7 @@ def test_refuses_to_overwrite_a_run(tiny_run, tiny_model_dir, sentiment_csv):
 def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_model_dir, sentiment_csv, tiny_run):
     recipe = tiny_recipe(tiny_model_dir, sentiment_csv, checkpoint_every_steps=4)
     out = tmp_path / "killed"
-    # A real kill: the process dies mid-epoch (step 6, after the step-4 checkpoint).
-    script = textwrap.dedent(f"""
-        import os, pretune
-        class Kill:
-            def on_batch_end(self, state):
-                if state.step == 6:
-                    os._exit(9)
-        pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 9, proc.stderr
+    fit_killed_at(recipe, out, step=6)  # mid-epoch, after the step-4 checkpoint
     assert not (out / "metrics.json").exists()
     resumed = pretune.fit(resume=out, quiet=True)
     uninterrupted = pretune.fit(recipe, tmp_path / "whole", quiet=True)

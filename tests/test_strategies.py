@@ -1,8 +1,5 @@
 """Contract over every strategy, then the behaviours each one promises."""
 
-import subprocess
-import sys
-import textwrap
 from types import SimpleNamespace
 
 import pandas as pd
@@ -15,7 +12,7 @@ from pretune.api import as_recipe
 from pretune.data import collate
 from pretune.strategies import strategies
 from pretune.train.setup import prepare_fit
-from tests.conftest import tiny_recipe
+from tests.conftest import fit_killed_at, tiny_recipe
 
 LR, DECAY = 1e-3, 0.5
 
@@ -107,15 +104,7 @@ def test_gradual_by_steps_and_survives_resume(tmp_path, tiny_model_dir, sentimen
     recipe = tiny_recipe(tiny_model_dir, sentiment_csv, checkpoint_every_steps=4)
     recipe["strategy"] = {"name": "gradual", "unfreeze_every_steps": 5}
     out = tmp_path / "killed"
-    script = textwrap.dedent(f"""
-        import os, pretune
-        class Kill:
-            def on_batch_end(self, state):
-                if state.step == 7:
-                    os._exit(9)
-        pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
-    """)
-    assert subprocess.run([sys.executable, "-c", script]).returncode == 9
+    fit_killed_at(recipe, out, step=7)
     counts = []
 
     class Watch:
