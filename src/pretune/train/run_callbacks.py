@@ -57,27 +57,21 @@ class ProgressCallback(Callback):
     """A rich progress bar: loss, learning rate, samples/s and time left."""
 
     def __init__(self):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+        # Narrow enough for an 80-column terminal: rich squeezes columns that do not fit.
         self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[speed]}"),
-            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(bar_width=10), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]} lr {task.fields[lr]} {task.fields[speed]}"),
+            TextColumn("eta"), TimeRemainingColumn(),
         )
         self.task = None
 
     def _fields(self, state) -> dict:
         speed = state.samples_seen / state.train_seconds if state.train_seconds else 0.0
-        loss = "-" if state.last_loss is None else f"{state.last_loss:.4f}"
+        loss = "-" if state.last_loss is None else f"{state.last_loss:.3f}"
         return {"epoch": f"{min(state.epoch + 1, state.epochs)}/{state.epochs}", "loss": loss,
-                "lr": f"{state.lr:.2e}", "speed": f"{speed:.1f} samples/s"}
+                "lr": f"{state.lr:.1e}", "speed": f"{speed:.1f} samples/s"}
 
     def on_fit_start(self, state) -> None:
         if state.accelerator.is_main_process:
