@@ -52,10 +52,6 @@ class Run:
             raise PretuneError(f"run {self.path} has no saved model (did it finish?)")
         return path
 
-    @property
-    def checkpoints_path(self) -> Path:
-        return self.path / CHECKPOINTS
-
     def predictor(self):
         # Imported here: inference sits above this module in the layering.
         from pretune.predictor import Predictor

@@ -2,7 +2,7 @@
 optimizer groups, with the recipe's per-group overrides applied on top.
 
 A strategy is a small class: `wrap(model)` may replace the model (adapters), `plan(model)`
-says how each parameter trains, `callbacks()` may change that during training (gradual
+says how each parameter trains, `callbacks(model)` may change that during training (gradual
 unfreezing), and `save(model, directory)` writes the final model.
 """
 
@@ -46,7 +46,7 @@ class Strategy:
         wd = self.optimizer.weight_decay if decays(name, param) else 0.0
         return ParamSetting(trainable, self.optimizer.lr * lr_scale, wd)
 
-    def callbacks(self) -> list:
+    def callbacks(self, model: nn.Module) -> list:
         return []
 
     def save(self, model: nn.Module, directory) -> None:

@@ -40,17 +40,13 @@ class GradualStrategy(Strategy):
     N epochs (or steps), the embeddings last. Every parameter is in the optimizer from the start;
     a frozen one has no gradient, so the optimizer leaves it (and its weight decay) alone."""
 
-    def plan(self, model: nn.Module) -> dict[str, ParamSetting]:
-        self._layers = self.layers(model)
-        return super().plan(model)
-
-    def stages(self) -> list[list[str]]:
+    def stages(self, model: nn.Module) -> list[list[str]]:
         """Groups in unfreezing order: head, top layer, ..., bottom layer, embeddings."""
-        m = self._layers
+        m = self.layers(model)
         return [m.head, *reversed(m.layers), m.embeddings]
 
-    def callbacks(self) -> list:
-        return [GradualUnfreezeCallback(self.stages(), self.cfg.unfreeze_every_epochs,
+    def callbacks(self, model: nn.Module) -> list:
+        return [GradualUnfreezeCallback(self.stages(model), self.cfg.unfreeze_every_epochs,
                                         self.cfg.unfreeze_every_steps)]
 
 

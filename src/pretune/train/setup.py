@@ -50,7 +50,7 @@ class FitParts:
         return lambda _model: create_optimizer(groups, self.recipe.train.optimizer)
 
     def callbacks(self) -> list:
-        return self.strategy.callbacks()
+        return self.strategy.callbacks(self.model)
 
 
 def resolve_names(recipe: Recipe) -> None:
