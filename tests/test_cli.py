@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from tests.conftest import sentiment_frame
 
 
@@ -28,9 +29,11 @@ def cli_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
     out = tmp_path_factory.mktemp("cli") / "run"
     proc = pretune_cli("fit", "--set", f"model.source={tiny_model_dir}", "--set", f"data.source={sentiment_csv}",
                        "--set", "train.epochs=3", "--set", "train.optimizer.lr=5e-3", "--set", "train.batch_size=16",
-                       "--set", "data.max_length=32", "--out", out)
+                       "--set", "data.max_length=32", "--set", "train.keep_best=accuracy", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "final metrics" in proc.stdout and f"run directory: {out}" in proc.stdout.replace("\n", " ")
+    printed = proc.stdout.replace("\n", " ")
+    assert "final metrics" in printed and f"run directory: {out}" in printed
+    assert "the best validation accuracy" in printed
     return out
 
 
@@ -70,6 +73,8 @@ def test_bad_inputs_get_one_line_and_exit_2(cli_run, tmp_path, tiny_model_dir, s
          "unknown schedule 'warp'"),
         (["fit", "--set", model, "--set", data, "--set", "train.loss.name=hinge", "--out", tmp_path / "o3"],
          "unknown loss 'hinge'"),
+        (["fit", "--set", model, "--set", data, "--set", "train.keep_best=auc", "--out", tmp_path / "o4"],
+         "train.keep_best 'auc' is not a classification metric"),
         (["fit", "--set", model, "--set", "data.source=/no/such.csv"], "data file not found"),
         (["fit", "--set", model, "--set", data, "--set", "data.label_column=stars"],
          "no column 'stars'; the columns are text, label"),
@@ -78,7 +83,7 @@ def test_bad_inputs_get_one_line_and_exit_2(cli_run, tmp_path, tiny_model_dir, s
     ]
     for args, message in cases:
         assert_clean_error(pretune_cli(*args), message)
-    for name in ("o1", "o2", "o3"):
+    for name in ("o1", "o2", "o3", "o4"):
         assert not (tmp_path / name).exists()  # nothing half-written
 
 

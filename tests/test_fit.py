@@ -124,6 +124,54 @@ def test_early_stopping_and_max_steps(tmp_path, tiny_model_dir, sentiment_csv):
     assert capped.metrics["train"]["steps"] == 5
 
 
+class FlipClassifier(Callback):
+    """Negates the classifier before the last optimizer step (its lr is near zero by then):
+    the final evaluation goes bad."""
+
+    def on_batch_end(self, state):
+        if state.step == state.total_steps - 1:
+            with torch.no_grad():
+                for p in state.model.classifier.parameters():
+                    p.neg_()
+
+
+def test_keep_best_ends_with_the_best_validation_weights(tmp_path, tiny_model_dir, sentiment_csv):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, eval_every_steps=4, keep_best="accuracy")
+    run = pretune.fit(recipe, tmp_path / "best", callbacks=[FlipClassifier()], quiet=True)
+    evals = [r for r in run.history if r["split"] == "validation"]
+    assert len({r["step"] for r in evals}) == len(evals) == 9  # every 4 of 36 steps; epoch ends not twice
+    best = max(evals, key=lambda r: r["accuracy"])  # max keeps the first of equals, as keep_best does
+    assert evals[-1]["accuracy"] < 0.5  # the flipped last weights
+    train = run.metrics["train"]
+    assert train["best_step"] == best["step"] < train["steps"] and train["best_metric"] == "accuracy"
+    assert run.metrics["validation"]["accuracy"] == best["accuracy"] > 0.8
+    assert run.metrics["test"]["accuracy"] > 0.8  # the test split and the saved model see the best weights
+    assert pretune.evaluate(run.path, sentiment_csv)["accuracy"] > 0.8
+    last = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, eval_every_steps=4), tmp_path / "last",
+                       callbacks=[FlipClassifier()], quiet=True)
+    assert last.metrics["test"]["accuracy"] < 0.5 and "best_step" not in last.metrics["train"]
+
+
+def test_keep_best_and_step_evaluations_survive_kill_and_resume(tmp_path, tiny_model_dir, sentiment_csv):
+    # An evaluation at each checkpoint step: the checkpoint must already hold it.
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, checkpoint_every_steps=4, eval_every_steps=4,
+                         keep_best="f1_macro", early_stopping={"patience": 20, "metric": "loss"})
+    fit_killed_at(recipe, tmp_path / "killed", step=10)
+    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
+    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    assert resumed.metrics["train"]["best_step"] == whole.metrics["train"]["best_step"]
+    for split in ("validation", "test"):
+        assert resumed.metrics[split] == whole.metrics[split]
+    timeless = lambda run: [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]  # noqa: E731
+    assert timeless(resumed) == timeless(whole)
+
+
+def test_keep_best_metric_must_exist(tmp_path, tiny_model_dir, sentiment_csv):
+    with pytest.raises(PretuneError, match="train.keep_best 'auc' is not a classification metric; known: loss"):
+        pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, keep_best="auc"), tmp_path / "x", quiet=True)
+    assert not (tmp_path / "x").exists()
+
+
 def test_gradient_accumulation_counts_optimizer_steps(tmp_path, tiny_model_dir, sentiment_csv):
     # 192 training rows / 16 per batch = 12 micro-batches; 5 per step -> 3 steps an epoch.
     run = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1, gradient_accumulation_steps=5),

@@ -12,7 +12,12 @@ from pretune.report import plots
 from pretune.runs import Run
 from pretune.train.checkpoints import latest_checkpoint, load_checkpoint
 from pretune.train.loop import TrainLoop, create_accelerator
-from pretune.train.run_callbacks import CheckpointCallback, MetricsFileCallback, ProgressCallback
+from pretune.train.run_callbacks import (
+    BestModelCallback,
+    CheckpointCallback,
+    MetricsFileCallback,
+    ProgressCallback,
+)
 from pretune.train.schedules import create_scheduler, lr_multiplier
 from pretune.train.setup import count_parameters, early_stopping, prepare_fit
 
@@ -44,7 +49,8 @@ def fit(
     tc = recipe.train
     early = early_stopping(recipe)
     stateful = {"early_stopping": early} if early else {}
-    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []),
+    keeper = BestModelCallback(run_dir / runs.CHECKPOINTS / "best", tc.keep_best) if tc.keep_best else None
+    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []), *([keeper] if keeper else []),
            CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
                               tc.keep_checkpoints, recipe.to_yaml(), stateful)]
     loop = TrainLoop(
@@ -69,14 +75,17 @@ def fit(
     if not loop.accelerator.is_main_process:
         return Run(run_dir)
     encoded = parts.encoded
+    best = keeper.restore(loop.accelerator.unwrap_model(loop.model)) if keeper else None
+    validation = best["metrics"] if best else state.last_eval
     test = loop.evaluate(encoded["test"])
     final = {
         "train": {"loss": state.last_loss, "steps": state.step,
                   "epochs": round(state.step / state.steps_per_epoch, 4),
                   "train_seconds": state.train_seconds,
                   "train_samples_per_second": state.samples_seen / max(state.train_seconds, 1e-9),
-                  "samples": len(encoded["train"]), "stop_reason": state.stop_reason},
-        "validation": {"samples": len(encoded["validation"]), **state.last_eval},
+                  "samples": len(encoded["train"]), "stop_reason": state.stop_reason,
+                  **({"best_step": best["step"], "best_metric": best["metric"]} if best else {})},
+        "validation": {"samples": len(encoded["validation"]), **validation},
         "test": {"samples": len(encoded["test"]), **test},
         "model": {"source": recipe.model.source, "labels": parts.data.label_names,
                   **parts.model_report[-1], "changes": parts.model_report},

@@ -117,6 +117,9 @@ class TrainConfig(_Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every_steps: int | None = Field(None, gt=0, description="also evaluate every N steps")
+    keep_best: str | None = Field(
+        None, description="end with the weights of the best validation evaluation of this metric "
+        "(e.g. accuracy), not the last (transformers: load_best_model_at_end)")
     log_every_steps: int = Field(10, gt=0, description="train-loss log interval")
     checkpoint_every_steps: int | None = Field(
         200, gt=0, description="checkpoint interval (plus one at each epoch end)"

@@ -34,4 +34,6 @@ def fit(
         f"({train['train_samples_per_second']:.1f} samples/s)"
         + (f"; {train['stop_reason']}" if train["stop_reason"] else "")
     )
+    if "best_step" in train:
+        console.print(f"kept the weights of step {train['best_step']}, the best validation {train['best_metric']}")
     console.print(f"run directory: [bold]{run.path}[/]\nmodel:         [bold]{run.model_path}[/]")

@@ -1,7 +1,8 @@
 """Callbacks: plain objects the loop calls at a fixed list of events.
 
 Events, in order: on_fit_start, then per epoch on_epoch_start, on_batch_end (after each
-optimizer step), on_evaluate (after each validation pass), on_epoch_end; finally on_fit_end.
+optimizer step), on_evaluate (after each validation pass; one due at a step comes before that
+step's on_batch_end), on_epoch_end; finally on_fit_end.
 Each receives the loop's `TrainState`. A callback stops training by raising `StopTraining`.
 Any object with some of these methods is a callback; subclassing `Callback` is optional.
 """

@@ -154,15 +154,18 @@ class TrainLoop:
             state.train_seconds += time.perf_counter() - started
             if state.step % cfg.log_every_steps == 0 or state.step == state.total_steps:
                 self._log_train_loss()
-            call(self.callbacks, "on_batch_end", state)
+            # Evaluate before on_batch_end, so that a checkpoint taken at this step already
+            # holds this evaluation (history, early stopping): a resume never skips one.
             if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0:
                 self.evaluate_validation()
+            call(self.callbacks, "on_batch_end", state)
             if state.step >= state.total_steps:
                 break
             started = time.perf_counter()  # evaluation and callbacks are not training time
         if state.loss_count:
             self._log_train_loss()
-        self.evaluate_validation()
+        if not self._evaluated_at(state.step):  # eval_every_steps may have just done it
+            self.evaluate_validation()
         # On on_epoch_end, `epoch` counts completed epochs: a checkpoint taken there resumes
         # at the start of the next one.
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -177,6 +180,11 @@ class TrainLoop:
             "samples_per_second": s.samples_seen / s.train_seconds if s.train_seconds else None,
         })
         s.loss_sum, s.loss_count = 0.0, 0
+
+    def _evaluated_at(self, step: int) -> bool:
+        # Read from the history, which checkpoints keep, so a resumed run agrees.
+        last = next((r for r in reversed(self.state.history) if r["split"] == "validation"), None)
+        return last is not None and last["step"] == step
 
     def evaluate_validation(self) -> dict:
         metrics = self.evaluate(self.validation)

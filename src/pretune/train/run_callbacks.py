@@ -1,10 +1,14 @@
-"""The callbacks every fit uses: metrics file, checkpoints, progress bar."""
+"""The callbacks every fit uses: metrics file, checkpoints, best model, progress bar."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from safetensors.torch import load_model, save_model
+
 from pretune import atomic
+from pretune.evaluate import is_better
 from pretune.train.callbacks import Callback
 from pretune.train.checkpoints import save_checkpoint
 
@@ -51,6 +55,42 @@ class CheckpointCallback(Callback):
 
     def on_epoch_end(self, state) -> None:
         self.save(state)
+
+
+class BestModelCallback(Callback):
+    """Keeps the weights of the best validation evaluation of `metric` (transformers'
+    load_best_model_at_end); `restore(model)` puts them back after the fit.
+
+    `root` holds the weights and best.json (step, metrics) together, written as one atomic
+    directory, so the two always agree. They live on disk, not in memory, so a resumed run
+    reads its best so far from there.
+    """
+
+    WEIGHTS, SUMMARY = "model.safetensors", "best.json"
+
+    def __init__(self, root: Path, metric: str):
+        self.root, self.metric = root, metric
+        summary = root / self.SUMMARY
+        self.best: dict | None = json.loads(summary.read_text()) if summary.is_file() else None
+
+    def on_evaluate(self, state) -> None:
+        value = state.last_eval[self.metric]
+        if not is_better(self.metric, value, self.best["metrics"][self.metric] if self.best else None):
+            return
+        self.best = {"step": state.step, "metric": self.metric, "metrics": state.last_eval}
+        acc = state.accelerator
+        if acc.is_main_process:
+            with atomic.atomic_dir(self.root) as tmp:
+                save_model(acc.unwrap_model(state.model), str(tmp / self.WEIGHTS))
+                (tmp / self.SUMMARY).write_text(json.dumps(self.best, indent=2))
+        acc.wait_for_everyone()
+
+    def restore(self, model) -> dict | None:
+        """Load the best weights into `model`; return {step, metric, metrics}, or None if none."""
+        if self.best is None:
+            return None
+        load_model(model, str(self.root / self.WEIGHTS))
+        return self.best
 
 
 class ProgressCallback(Callback):

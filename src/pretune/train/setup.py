@@ -63,10 +63,11 @@ def resolve_names(recipe: Recipe) -> None:
 def check_metric(recipe: Recipe) -> None:
     task = recipe.data.task
     known = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    metric = recipe.train.early_stopping.metric
-    if metric not in known:
-        raise PretuneError(
-            f"train.early_stopping.metric '{metric}' is not a {task} metric; known: {', '.join(known)}")
+    watched = {"train.early_stopping.metric": recipe.train.early_stopping.metric,
+               "train.keep_best": recipe.train.keep_best}
+    for key, metric in watched.items():
+        if metric is not None and metric not in known:
+            raise PretuneError(f"{key} '{metric}' is not a {task} metric; known: {', '.join(known)}")
 
 
 def count_parameters(model: nn.Module) -> dict:
