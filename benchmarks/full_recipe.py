@@ -32,7 +32,7 @@ class TestAlongside:
         data, tokenizer = prepare(recipe.data), load_tokenizer(recipe.model.source)
         self.test = encode(data.splits["test"], tokenizer, recipe.data.max_length)
         self.label_names, self.batch_size = data.label_names, recipe.train.eval_batch_size
-        self.pad_id = tokenizer.pad_token_id
+        self.pad_id = tokenizer.pad_token_id or 0
         self.rows: list[dict] = []
 
     def on_evaluate(self, state) -> None:

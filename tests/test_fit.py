@@ -166,6 +166,32 @@ def test_keep_best_and_step_evaluations_survive_kill_and_resume(tmp_path, tiny_m
     assert timeless(resumed) == timeless(whole)
 
 
+def test_resume_from_a_checkpoint_at_the_last_step_still_evaluates(tmp_path, tiny_model_dir, sentiment_csv):
+    # Killed in the closing evaluation, after the checkpoint of the last step (36) was written.
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, checkpoint_every_steps=4)
+    fit_killed_at(recipe, tmp_path / "killed", step=36, event="on_evaluate")
+    assert (tmp_path / "killed" / "checkpoints" / "step-0000036").is_dir()
+    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
+    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    assert resumed.history[-1] == whole.history[-1] and resumed.history[-1]["step"] == 36
+    assert resumed.metrics["validation"] == whole.metrics["validation"]
+
+
+def test_keep_best_sees_the_evaluation_that_stops_training(tmp_path, tiny_model_dir, sentiment_csv):
+    class StopAtTwelve(Callback):
+        def on_evaluate(self, state):
+            if state.step == 12:
+                raise StopTraining("stop at 12")
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, eval_every_steps=4, keep_best="loss")
+    run = pretune.fit(recipe, tmp_path / "r", callbacks=[StopAtTwelve()], quiet=True)
+    evals = [r for r in run.history if r["split"] == "validation"]
+    assert [r["step"] for r in evals] == [4, 8, 12]
+    # Step 12 has the lowest validation loss of the three: the stopping evaluation is the best.
+    assert run.metrics["train"]["best_step"] == min(evals, key=lambda r: r["loss"])["step"] == 12
+    assert [p.name for p in (run.path / "checkpoints" / "best").iterdir()] == ["step-0000012.safetensors"]
+
+
 def test_keep_best_metric_must_exist(tmp_path, tiny_model_dir, sentiment_csv):
     with pytest.raises(PretuneError, match="train.keep_best 'auc' is not a classification metric; known: loss"):
         pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, keep_best="auc"), tmp_path / "x", quiet=True)

@@ -48,9 +48,9 @@ def fit(
     parts = prepare_fit(recipe)
     tc = recipe.train
     early = early_stopping(recipe)
-    stateful = {"early_stopping": early} if early else {}
     keeper = BestModelCallback(run_dir / runs.CHECKPOINTS / "best", tc.keep_best) if tc.keep_best else None
-    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []), *([keeper] if keeper else []),
+    stateful = {name: obj for name, obj in (("early_stopping", early), ("keep_best", keeper)) if obj}
+    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []),
            CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
                               tc.keep_checkpoints, recipe.to_yaml(), stateful)]
     loop = TrainLoop(
@@ -58,7 +58,10 @@ def fit(
         parts.data.label_names, optimizer_factory=parts.optimizer_factory(),
         scheduler_factory=lambda opt, total: create_scheduler(opt, tc.schedule, total),
         pad_id=parts.pad_id, seed=recipe.seed, group_by_length=recipe.data.group_by_length,
-        callbacks=[*parts.callbacks(), *(callbacks or []), *own, *([] if quiet else [ProgressCallback()])],
+        # The keeper first: a callback that stops training in on_evaluate must not hide that
+        # evaluation from it.
+        callbacks=[*([keeper] if keeper else []), *parts.callbacks(), *(callbacks or []), *own,
+                   *([] if quiet else [ProgressCallback()])],
         accelerator=create_accelerator(tc),
     )
     parts.model_report.append({"change": f"strategy {recipe.strategy.name}", **count_parameters(parts.model)})

@@ -3,7 +3,8 @@
 Events, in order: on_fit_start, then per epoch on_epoch_start, on_batch_end (after each
 optimizer step), on_evaluate (after each validation pass; one due at a step comes before that
 step's on_batch_end), on_epoch_end; finally on_fit_end.
-Each receives the loop's `TrainState`. A callback stops training by raising `StopTraining`.
+Each receives the loop's `TrainState`. A callback stops training by raising `StopTraining`;
+raised in on_evaluate at a step, it also skips that step's on_batch_end (no checkpoint there).
 Any object with some of these methods is a callback; subclassing `Callback` is optional.
 """
 

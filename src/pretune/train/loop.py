@@ -111,6 +111,10 @@ class TrainLoop:
         try:
             while state.step < state.total_steps:
                 self._run_epoch()
+            # A run resumed from a checkpoint taken at its last step, killed before the epoch's
+            # closing evaluation, has no epoch left to run: evaluate here.
+            if not self._evaluated_at(state.step):
+                self.evaluate_validation()
         except StopTraining as stop:
             state.stop_reason = state.stop_reason or str(stop) or "stopped by a callback"
         call(self.callbacks, "on_fit_end", state)

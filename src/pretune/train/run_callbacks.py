@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from safetensors.torch import load_model, save_model
@@ -61,36 +60,50 @@ class BestModelCallback(Callback):
     """Keeps the weights of the best validation evaluation of `metric` (transformers'
     load_best_model_at_end); `restore(model)` puts them back after the fit.
 
-    `root` holds the weights and best.json (step, metrics) together, written as one atomic
-    directory, so the two always agree. They live on disk, not in memory, so a resumed run
-    reads its best so far from there.
-    """
+    Each best goes to `root/step-N.safetensors`; its summary (step, metrics) travels in every
+    checkpoint's state. A resumed run so continues from the best its checkpoint knew, never
+    from one the killed run found after that checkpoint. On disk stay only the current best
+    and the one the newest checkpoint names.
 
-    WEIGHTS, SUMMARY = "model.safetensors", "best.json"
+    Only the main process decides, writes and restores: ranks may differ in a metric's last
+    bit, and a barrier that only some of them reach would hang the job.
+    """
 
     def __init__(self, root: Path, metric: str):
         self.root, self.metric = root, metric
-        summary = root / self.SUMMARY
-        self.best: dict | None = json.loads(summary.read_text()) if summary.is_file() else None
+        self.best: dict | None = None  # {step, metric, metrics}
+        self.checkpointed: int | None = None  # the best step the newest checkpoint names
+
+    def path(self, step: int) -> Path:
+        return self.root / f"step-{step:07d}.safetensors"
 
     def on_evaluate(self, state) -> None:
-        value = state.last_eval[self.metric]
-        if not is_better(self.metric, value, self.best["metrics"][self.metric] if self.best else None):
-            return
-        self.best = {"step": state.step, "metric": self.metric, "metrics": state.last_eval}
         acc = state.accelerator
-        if acc.is_main_process:
-            with atomic.atomic_dir(self.root) as tmp:
-                save_model(acc.unwrap_model(state.model), str(tmp / self.WEIGHTS))
-                (tmp / self.SUMMARY).write_text(json.dumps(self.best, indent=2))
-        acc.wait_for_everyone()
+        old = self.best["metrics"][self.metric] if self.best else None
+        if not acc.is_main_process or not is_better(self.metric, state.last_eval[self.metric], old):
+            return
+        with atomic.atomic_path(self.path(state.step)) as tmp:
+            save_model(acc.unwrap_model(state.model), str(tmp))
+        self.best = {"step": state.step, "metric": self.metric, "metrics": state.last_eval}
+        named = {self.path(s) for s in (self.best["step"], self.checkpointed) if s is not None}
+        for stale in set(self.root.glob("step-*.safetensors")) - named:
+            stale.unlink(missing_ok=True)
 
     def restore(self, model) -> dict | None:
         """Load the best weights into `model`; return {step, metric, metrics}, or None if none."""
         if self.best is None:
             return None
-        load_model(model, str(self.root / self.WEIGHTS))
+        load_model(model, str(self.path(self.best["step"])))
         return self.best
+
+    def state_dict(self) -> dict:
+        # Called while a checkpoint is written: from now on that checkpoint names this best.
+        self.checkpointed = self.best["step"] if self.best else None
+        return {"best": self.best}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.best = d["best"]
+        self.checkpointed = self.best["step"] if self.best else None
 
 
 class ProgressCallback(Callback):
