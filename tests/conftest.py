@@ -86,3 +86,8 @@ def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 9, proc.stderr[-3000:]
+
+
+def timeless(run) -> list[dict]:
+    """A run's history without the wall-clock figures, for comparing two runs exactly."""
+    return [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]

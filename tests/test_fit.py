@@ -9,7 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import pretune
 from pretune import PretuneError
 from pretune.train.callbacks import Callback, StopTraining
-from tests.conftest import fit_killed_at, tiny_recipe
+from tests.conftest import fit_killed_at, timeless, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,6 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_model_dir
     uninterrupted = pretune.fit(recipe, tmp_path / "whole", quiet=True)
     assert resumed.metrics["test"] == uninterrupted.metrics["test"]
     assert resumed.metrics["validation"] == uninterrupted.metrics["validation"]
-    timeless = lambda run: [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]  # noqa: E731
     assert timeless(resumed) == timeless(uninterrupted)
 
 
@@ -162,7 +161,6 @@ def test_keep_best_and_step_evaluations_survive_kill_and_resume(tmp_path, tiny_m
     assert resumed.metrics["train"]["best_step"] == whole.metrics["train"]["best_step"]
     for split in ("validation", "test"):
         assert resumed.metrics[split] == whole.metrics[split]
-    timeless = lambda run: [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]  # noqa: E731
     assert timeless(resumed) == timeless(whole)
 
 

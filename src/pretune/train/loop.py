@@ -113,8 +113,7 @@ class TrainLoop:
                 self._run_epoch()
             # A run resumed from a checkpoint taken at its last step, killed before the epoch's
             # closing evaluation, has no epoch left to run: evaluate here.
-            if not self._evaluated_at(state.step):
-                self.evaluate_validation()
+            self._evaluate_unless_done()
         except StopTraining as stop:
             state.stop_reason = state.stop_reason or str(stop) or "stopped by a callback"
         call(self.callbacks, "on_fit_end", state)
@@ -168,8 +167,7 @@ class TrainLoop:
             started = time.perf_counter()  # evaluation and callbacks are not training time
         if state.loss_count:
             self._log_train_loss()
-        if not self._evaluated_at(state.step):  # eval_every_steps may have just done it
-            self.evaluate_validation()
+        self._evaluate_unless_done()  # eval_every_steps may have just done it
         # On on_epoch_end, `epoch` counts completed epochs: a checkpoint taken there resumes
         # at the start of the next one.
         state.epoch, state.batch_in_epoch = state.epoch + 1, 0
@@ -185,10 +183,13 @@ class TrainLoop:
         })
         s.loss_sum, s.loss_count = 0.0, 0
 
-    def _evaluated_at(self, step: int) -> bool:
-        # Read from the history, which checkpoints keep, so a resumed run agrees.
+    def _evaluate_unless_done(self) -> None:
+        """Evaluate on validation unless the last evaluation was at this very step.
+
+        Read from the history, which checkpoints keep, so a resumed run agrees."""
         last = next((r for r in reversed(self.state.history) if r["split"] == "validation"), None)
-        return last is not None and last["step"] == step
+        if last is None or last["step"] != self.state.step:
+            self.evaluate_validation()
 
     def evaluate_validation(self) -> dict:
         metrics = self.evaluate(self.validation)
