@@ -6,12 +6,14 @@
     run.predict(["A warm, funny film."])
 """
 
-from pretune.api import evaluate, fit, predict
+# The subpackage first: importing it later would rebind `pretune.search` from the verb to it.
+import pretune.search as _search_package  # noqa: F401, I001
+from pretune.api import evaluate, fit, predict, search
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
 from pretune.recipe import Recipe
 from pretune.runs import Run, load_run
 
 __all__ = ["PretuneError", "Recipe", "Run", "evaluate", "find_batch_size", "find_lr", "fit", "load_run",
-           "predict"]
+           "predict", "search"]
 __version__ = "0.1.0"

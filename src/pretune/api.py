@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from pretune import atomic, runs
-from pretune.errors import PretuneError
+from pretune.errors import MissingExtraError, PretuneError
 from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.report import plots
 from pretune.runs import Run
@@ -109,6 +109,20 @@ def evaluate(run: Run | str | Path, data: str | Path, **columns) -> dict:
 def predict(run: Run | str | Path, texts: list[str], pairs: list[str] | None = None) -> list[dict]:
     """Predicted label and class probabilities for each text."""
     return (run if isinstance(run, Run) else Run(run)).predict(texts, pairs)
+
+
+def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
+    """Hyperparameter search over the recipe's `search.space`; returns a `Study`.
+
+    Options: resume, overrides, trials, timeout, sampler, pruner, storage, study, workers, keep
+    (see `pretune.search.study.search`)."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("optuna", "search") from None
+    from pretune.search.study import search as run_search
+
+    return run_search(recipe, out, **options)
 
 
 def default_run_dir(recipe: Recipe) -> Path:

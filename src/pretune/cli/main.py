@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from pretune.cli import batch_find_cmd, eval_cmd, fit_cmd, lr_find_cmd, predict_cmd
+from pretune.cli import batch_find_cmd, eval_cmd, fit_cmd, lr_find_cmd, predict_cmd, search_cmd
 from pretune.errors import PretuneError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.command("eval")(eval_cmd.eval_)
 app.command("predict")(predict_cmd.predict)
 app.command("lr-find")(lr_find_cmd.lr_find)
 app.command("batch-find")(batch_find_cmd.batch_find)
+app.command("search")(search_cmd.search)
 
 
 def run() -> None:
