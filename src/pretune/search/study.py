@@ -165,7 +165,7 @@ def search(
     atomic.write_text(path / runs.RECIPE, base.to_yaml())
     deadline = time.time() + plan.timeout if plan.timeout else None
     if plan.cfg.workers == 1:
-        _work(plan, 0, deadline, sampler, pruner)
+        _work(plan, 0, deadline, sampler, pruner, storage_obj)
     else:
         _spawn_workers(plan, deadline)
     info = plan.info()
@@ -221,8 +221,8 @@ def _plan(base: Recipe, path: Path, sampler=None, pruner=None) -> _Plan:
         if sampler_named and cfg.sampler in SINGLE_OBJECTIVE:
             raise PretuneError(f"sampler '{cfg.sampler}' optimises one metric; for {len(metrics)} metrics use "
                                f"nsga2, tpe, gp, random, qmc or grid")
-        if pruner_named and cfg.pruner != "none" and "pruner" in cfg.model_fields_set:
-            raise PretuneError("pruning needs a single metric; set search.pruner: none for several metrics")
+        # optuna prunes on one reported value: a study of several metrics runs every trial out.
+        cfg = cfg.model_copy(update={"pruner": "none"})
     budget = cfg.trials
     if sampler_named and cfg.sampler == "grid":
         size = space.grid_size()
@@ -275,9 +275,9 @@ def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
                 and not t.user_attrs["fail_reason"].startswith(SurplusTrial.__name__))]
 
 
-def _work(plan: _Plan, index: int, deadline: float | None, sampler=None, pruner=None) -> None:
+def _work(plan: _Plan, index: int, deadline: float | None, sampler=None, pruner=None, storage=None) -> None:
     """One worker: run trials until the budget is used or the deadline passes."""
-    storage = open_storage(plan.url, plan.cfg)
+    storage = storage or open_storage(plan.url, plan.cfg)
     probe = optuna.load_study(study_name=plan.name, storage=storage)
     # A different stream per worker and per start, so neither parallel workers nor a resumed
     # study draw the points already drawn.
