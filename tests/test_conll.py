@@ -17,10 +17,10 @@ def write(tmp_path, text, name="data.conll", encoding="utf-8"):
 
 def test_tab_separated_sentences_with_blank_and_tab_only_separators(tmp_path):
     # WNUT-16's file separates sentences with a line holding one tab; a token may hold U+2028.
-    path = write(tmp_path, "Empire\tB-facility\nState\tI-facility\n\t\nhi\u2028there\tO\n.\tO\n\n\n")
-    frame = read_conll(path)
-    assert frame["tokens"].tolist() == [["Empire", "State"], ["hi\u2028there", "."]]
-    assert frame["tags"].tolist() == [["B-facility", "I-facility"], ["O", "O"]]
+    text = "Empire\tB-facility\r\nState\tI-facility\t\n\t\nhi\u2028there\tO\n\u00a0\tO\n.\tO\n\n\n"
+    frame = read_conll(write(tmp_path, text))
+    assert frame["tokens"].tolist() == [["Empire", "State"], ["hi\u2028there", "\u00a0", "."]]
+    assert frame["tags"].tolist() == [["B-facility", "I-facility"], ["O", "O", "O"]]
 
 
 def test_conll2003_columns_and_docstart(tmp_path):
@@ -45,6 +45,7 @@ def test_whitespace_separated_and_a_byte_order_mark(tmp_path):
         ("EU NNP B-ORG\nNew York NNP B-LOC\n", 2, "4 columns where line 1 has 3"),  # a space inside a token
         ("a\tO\nb\tO\tX\n", 2, "columns"),
         ("a\tO\nb\tPERSON\n", 2, "not O or B-"),
+        ("a\tO\n\tB-X\n", 2, "empty token"),
     ],
 )
 def test_malformed_line_names_file_and_line(tmp_path, text, line, what):

@@ -56,13 +56,14 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     columns: tuple[int, int] | None = None  # (count, line where it was first seen)
     # split("\n"), not splitlines(): tweets hold U+2028 and friends inside tokens.
     for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
-        line = line.strip()
-        if not line or line.startswith(DOCSTART):
+        if not line.strip() or line.lstrip().startswith(DOCSTART):
             if tokens:
                 sentences.append((tokens, tags))
                 tokens, tags = [], []
             continue
-        fields = [f.strip() for f in line.split("\t")] if "\t" in line else line.split()
+        # With tabs, only tabs separate: a token may be (or hold) other Unicode whitespace.
+        line = line.rstrip("\r\n\t ")
+        fields = [f.strip(" ") for f in line.split("\t")] if "\t" in line else line.split()
         where = f"{path}, line {number}"
         if len(fields) < 2:
             raise PretuneError(f"{where}: expected 'token<TAB>tag', found one field: {line[:60]!r}")
