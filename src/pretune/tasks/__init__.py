@@ -1,0 +1,1 @@
+"""Tasks: one module per task (sequence / token classification, multi-label, regression) and their pure helpers."""
