@@ -2,6 +2,9 @@
 spaces, grid exhaustion, resume, failing trials, pruning, several metrics, best.yaml reproduced."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -121,3 +124,24 @@ def test_several_metrics_give_a_pareto_front(tiny_model_dir, sentiment_csv, tmp_
         mine = (f["values"]["loss"], f["values"]["train_seconds"])
         assert not any(v[0] <= mine[0] and v[1] <= mine[1] and v != mine for v in values)
     assert not (study.path / "best.yaml").exists() and (study.path / "plots" / "pareto_front.png").is_file()
+
+
+def test_cli_bad_space_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "r.yaml").write_text("search:\n  space:\n    train.optimizer.lr: {loguniform: [1.0e-3, 1.0e-5]}\n")
+    proc = subprocess.run([sys.executable, "-m", "pretune", "search", tmp_path / "r.yaml", "--out", tmp_path / "s"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "search.space.train.optimizer.lr: empty or inverted range" in proc.stderr
+    assert not (tmp_path / "s").exists(), "nothing started"
+
+
+@pytest.mark.e2e
+def test_example_search_on_a_slice_of_the_real_data(tmp_path):
+    """examples/search.yaml as shipped, on a slice: 4 trials, the best well above chance."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "search.yaml"
+    study = pretune.search(example, tmp_path / "rt", trials=4, overrides=[
+        "data.max_train_samples=600", "data.max_eval_samples=200", "data.max_length=48",
+        "search.startup_trials=2"])
+    assert len(study.optuna.get_trials()) == 4
+    assert study.best_trial["values"]["accuracy"] >= 0.65, study.trials  # chance is ~0.5 on the balanced slice
+    assert study.best_recipe.train.optimizer.lr == pytest.approx(study.best_trial["params"]["train.optimizer.lr"])

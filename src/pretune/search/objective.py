@@ -78,10 +78,11 @@ class Objective:
     """Callable for `study.optimize`: sample, fit, return the metric value(s)."""
 
     def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, budget: int,
-                 keep: str, evaluations: int, counted):
+                 keep: str, evaluations: int, counted, callbacks: list):
         self.base = base.model_dump(mode="json", exclude={"search"})
         self.space, self.metrics, self.study_dir = space, metrics, study_dir
         self.budget, self.keep, self.evaluations, self.counted = budget, keep, evaluations, counted
+        self.callbacks = callbacks
         self._train_sizes: dict[str, int] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
@@ -98,7 +99,7 @@ class Objective:
             shutil.rmtree(out, ignore_errors=True)  # a half-written try of this very trial
             single = len(self.metrics) == 1 and self.metrics[0] != TRAIN_SECONDS
             reporter = ReportCallback(trial, self.metrics[0] if single else None, self.evaluations)
-            run = fit(recipe, out, callbacks=[reporter], quiet=True, lean=self.keep != "all",
+            run = fit(recipe, out, callbacks=[reporter, *self.callbacks], quiet=True, lean=self.keep != "all",
                       save_model=self.keep != "none")
             metrics = run.metrics
         except Exception as e:  # noqa: BLE001 - any error fails this trial only, with its reason

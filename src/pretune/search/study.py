@@ -132,12 +132,13 @@ def search(
     recipe: RecipeLike = None, out: str | Path | None = None, *, resume: str | Path | None = None,
     overrides: list[str] | None = None, trials: int | None = None, timeout: str | float | None = None,
     sampler=None, pruner=None, storage: str | None = None, study: str | None = None,
-    workers: int | None = None, keep: str | None = None,
+    workers: int | None = None, keep: str | None = None, callbacks: list | None = None,
 ) -> Study:
     """Search the recipe's `search.space`; every trial is a Run under the study directory.
 
     Running the same command again (or `resume=STUDY_DIR`) joins the study: completed trials
-    are kept and the budget counts them. `sampler` / `pruner` take a name or an optuna object.
+    are kept and the budget counts them. `sampler` / `pruner` take a name or an optuna object;
+    `callbacks` go to every trial's `fit` (with one worker, in this process).
     """
     if resume is not None:
         if recipe is not None:
@@ -155,8 +156,8 @@ def search(
     base = Recipe.from_dict(raw)
     path = Path(out) if out else default_study_dir(recipe, base)
     plan = _plan(base, path, sampler, pruner)
-    if (isinstance(sampler, BaseSampler) or isinstance(pruner, BasePruner)) and plan.cfg.workers > 1:
-        raise PretuneError("--workers > 1 needs sampler and pruner names, not objects")
+    if (isinstance(sampler, BaseSampler) or isinstance(pruner, BasePruner) or callbacks) and plan.cfg.workers > 1:
+        raise PretuneError("workers > 1 need sampler and pruner names, and no callbacks: objects stay in this process")
 
     path.mkdir(parents=True, exist_ok=True)
     storage_obj = open_storage(plan.url, plan.cfg)
@@ -165,7 +166,7 @@ def search(
     atomic.write_text(path / runs.RECIPE, base.to_yaml())
     deadline = time.time() + plan.timeout if plan.timeout else None
     if plan.cfg.workers == 1:
-        _work(plan, 0, deadline, sampler, pruner, storage_obj)
+        _work(plan, 0, deadline, sampler, pruner, storage_obj, callbacks)
     else:
         _spawn_workers(plan, deadline)
     info = plan.info()
@@ -275,7 +276,8 @@ def _counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
                 and not t.user_attrs["fail_reason"].startswith(SurplusTrial.__name__))]
 
 
-def _work(plan: _Plan, index: int, deadline: float | None, sampler=None, pruner=None, storage=None) -> None:
+def _work(plan: _Plan, index: int, deadline: float | None, sampler=None, pruner=None, storage=None,
+          callbacks: list | None = None) -> None:
     """One worker: run trials until the budget is used or the deadline passes."""
     storage = storage or open_storage(plan.url, plan.cfg)
     probe = optuna.load_study(study_name=plan.name, storage=storage)
@@ -286,7 +288,7 @@ def _work(plan: _Plan, index: int, deadline: float | None, sampler=None, pruner=
                        create_sampler(sampler or plan.cfg.sampler, seed, plan.cfg),
                        create_pruner(pruner or plan.cfg.pruner, plan.cfg))
     objective = Objective(plan.recipe, plan.space, plan.metrics, plan.path, plan.budget, plan.cfg.keep,
-                          plan.cfg.evaluations, _counted)
+                          plan.cfg.evaluations, _counted, callbacks or [])
     info = plan.info()
     poll = min(2.0, plan.cfg.heartbeat_seconds)
     while deadline is None or time.time() < deadline:
