@@ -19,8 +19,8 @@ from tests.conftest import tiny_recipe
 LR = {"loguniform": [1.0e-3, 1.0e-2]}
 
 
-def search_recipe(model_dir, data, space, epochs=1, **search):
-    recipe = tiny_recipe(model_dir, data, epochs=epochs)
+def search_recipe(model_dir, data, space, epochs=1, max_steps=None, **search):
+    recipe = tiny_recipe(model_dir, data, epochs=epochs, max_steps=max_steps)
     recipe["search"] = {"space": space, "evaluations": 3, "startup_trials": 1, **search}
     return recipe
 
@@ -59,7 +59,7 @@ def test_search_writes_runs_and_results_and_best_recipe_reproduces(tiny_model_di
 def test_every_sampler_runs_a_study_on_the_tiny_model(name, tiny_model_dir, sentiment_csv, tmp_path):
     """nsga2 runs in the several-metrics test; the grid (2 points) is exhausted before --trials 5."""
     space = {"train.optimizer.lr": {"uniform": [2.0e-3, 8.0e-3], "step": 6.0e-3}}
-    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, trials=5 if name == "grid" else 2,
+    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, max_steps=4, trials=5 if name == "grid" else 2,
                            sampler=name, pruner="median", keep="none")
     study = pretune.search(recipe, tmp_path / "s")
     assert len(states(study)) == 2 and set(states(study)) <= {"COMPLETE", "PRUNED"}
@@ -71,7 +71,8 @@ def test_every_sampler_runs_a_study_on_the_tiny_model(name, tiny_model_dir, sent
 
 def test_failing_trial_is_recorded_and_the_study_goes_on(tiny_model_dir, sentiment_csv, tmp_path):
     space = {"train.optimizer.lr": {"choice": [5.0e-3, 1.0e12]}}
-    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, trials=2, sampler="grid", pruner="none")
+    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, max_steps=6, trials=2, sampler="grid",
+                           pruner="none")
     recipe["train"]["max_grad_norm"] = None
     study = pretune.search(recipe, tmp_path / "fail")
     table = study.trials.set_index("train.optimizer.lr")
@@ -80,7 +81,8 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(tiny_model_dir, sentime
 
 
 def test_resume_joins_the_study_and_keeps_completed_trials(tiny_model_dir, sentiment_csv, tmp_path):
-    recipe = search_recipe(tiny_model_dir, sentiment_csv, {"train.optimizer.lr": LR}, trials=2, pruner="none")
+    recipe = search_recipe(tiny_model_dir, sentiment_csv, {"train.optimizer.lr": LR}, max_steps=4, trials=2,
+                           pruner="none")
     first = pretune.search(recipe, tmp_path / "s")
     before = [(t.number, t.values, t.params) for t in first.optuna.get_trials()]
     again = pretune.search(recipe, tmp_path / "s")  # the same command: budget already used
@@ -89,8 +91,8 @@ def test_resume_joins_the_study_and_keeps_completed_trials(tiny_model_dir, senti
     trials = more.optuna.get_trials()
     assert [(t.number, t.values, t.params) for t in trials[:2]] == before and len(trials) == 3
     assert trials[2].params != trials[0].params and trials[2].params != trials[1].params
-    changed = search_recipe(tiny_model_dir, sentiment_csv, {"train.optimizer.lr": LR}, trials=2, pruner="none",
-                            epochs=2)
+    changed = search_recipe(tiny_model_dir, sentiment_csv, {"train.optimizer.lr": LR}, max_steps=4, trials=2,
+                            pruner="none", epochs=2)
     with pytest.raises(PretuneError, match=r"started from a different recipe \(train.epochs: 1"):
         pretune.search(changed, tmp_path / "s")
 
@@ -113,7 +115,7 @@ def test_a_pruned_trial_stops_at_that_evaluation(tiny_model_dir, sentiment_csv, 
 
 def test_several_metrics_give_a_pareto_front(tiny_model_dir, sentiment_csv, tmp_path):
     space = {"train.optimizer.lr": LR, "train.batch_size": {"choice": [16, 48]}}
-    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, trials=2, sampler="nsga2",
+    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, max_steps=6, trials=2, sampler="nsga2",
                            metric=["loss", "train_seconds"])
     study = pretune.search(recipe, tmp_path / "mo")
     assert study.summary["directions"] == ["minimize", "minimize"]

@@ -117,6 +117,8 @@ class Objective:
                       for m in self.metrics]
         except KeyError as e:
             return self._fail(trial, e)
+        if not all(math.isfinite(v) for v in values):
+            return self._fail(trial, TrialFailed(f"final {', '.join(self.metrics)} = {values}"))
         return values[0] if len(values) == 1 else values
 
     def _fail(self, trial: optuna.Trial, error: Exception):
