@@ -11,8 +11,8 @@ import pretune.search as _search_package  # noqa: F401, I001
 from pretune.api import evaluate, fit, predict, search
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
+from pretune.predictor import Run, load_run
 from pretune.recipe import Recipe
-from pretune.runs import Run, load_run
 
 __all__ = ["PretuneError", "Recipe", "Run", "evaluate", "find_batch_size", "find_lr", "fit", "load_run",
            "predict", "search"]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import optuna
 
-from pretune.api import fit
 from pretune.data import prepare
 from pretune.recipe import Recipe
 from pretune.search.space import Space, apply
 from pretune.train.callbacks import CancelTraining
+from pretune.train.fit import fit
 
 TRAIN_SECONDS = "train_seconds"
 
@@ -102,6 +102,10 @@ class Objective:
             run = fit(recipe, out, callbacks=[reporter, *self.callbacks], quiet=True, lean=self.keep != "all",
                       save_model=self.keep != "none")
             metrics = run.metrics
+            if self.keep == "all" and metrics["status"] == "completed":
+                from pretune.report.plots import plot_run
+
+                plot_run(run)
         except Exception as e:  # noqa: BLE001 - any error fails this trial only, with its reason
             return self._fail(trial, e)
         train = metrics["train"]

@@ -27,22 +27,19 @@ from pretune import atomic, runs
 from pretune.errors import PretuneError
 from pretune.evaluate import LOWER_IS_BETTER
 from pretune.recipe import Recipe, RecipeLike, SearchConfig, as_recipe
-from pretune.runs import Run
+from pretune.predictor import Run
 from pretune.search import results
 from pretune.search.objective import TRAIN_SECONDS, Objective, SurplusTrial
 from pretune.search.pruners import create_pruner, pruners
 from pretune.search.samplers import SINGLE_OBJECTIVE, create_sampler, samplers
 from pretune.search.space import Space, parse_space
 from pretune.search.storage import open_storage, open_study, shown, storage_url
+from pretune.tasks import create_task
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 # Keys that may change between two commands joining one study; any other difference is refused.
 RUNTIME_KEYS = {"trials", "timeout", "workers", "storage", "study", "keep", "heartbeat_seconds",
                 "grace_seconds", "retries"}
-_MINIMIZED = {TRAIN_SECONDS}
-_CLASSIFICATION = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro", "precision_micro",
-                   "recall_micro", "f1_micro", "precision_weighted", "recall_weighted", "f1_weighted")
-_REGRESSION = ("loss", "mse", "mae", "r2")
 
 
 class Study:
@@ -202,13 +199,12 @@ def _plan(base: Recipe, path: Path, sampler=None, pruner=None) -> _Plan:
     metrics = [cfg.metric] if isinstance(cfg.metric, str) else list(cfg.metric)
     if not metrics:
         raise PretuneError("search.metric is an empty list")
-    task = base.data.task
-    metrics = [("accuracy" if task == "classification" else "mse") if m == "auto" else m for m in metrics]
-    known = {"classification": _CLASSIFICATION, "regression": _REGRESSION}.get(task)
+    task = create_task(base.data)
+    metrics = [task.headline if m == "auto" else m for m in metrics]
+    known = (*task.metric_names, TRAIN_SECONDS)
     for m in metrics:
-        if known is not None and m not in known and m != TRAIN_SECONDS:
-            raise PretuneError(f"search.metric '{m}' is not a {task} metric; known: {', '.join(known)}, "
-                               f"{TRAIN_SECONDS}")
+        if m not in known:
+            raise PretuneError(f"search.metric '{m}' is not a {task.name} metric; known: {', '.join(known)}")
     if len(set(metrics)) != len(metrics):
         raise PretuneError(f"search.metric names a metric twice: {metrics}")
     directions = _directions(cfg, metrics)
@@ -240,7 +236,7 @@ def _directions(cfg: SearchConfig, metrics: list[str]) -> list[str]:
     given = [cfg.direction] * len(metrics) if isinstance(cfg.direction, str) else list(cfg.direction)
     if len(given) != len(metrics):
         raise PretuneError(f"search.direction has {len(given)} entries for {len(metrics)} metrics")
-    return [("minimize" if m in LOWER_IS_BETTER or m in _MINIMIZED else "maximize") if d == "auto" else d
+    return [("minimize" if m in LOWER_IS_BETTER else "maximize") if d == "auto" else d
             for d, m in zip(given, metrics, strict=True)]
 
 
