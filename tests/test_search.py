@@ -12,7 +12,7 @@ import yaml
 
 import pretune
 from pretune.errors import PretuneError
-from pretune.runs import Run
+from pretune.predictor import Run
 from pretune.search.samplers import samplers
 from tests.conftest import tiny_recipe
 

@@ -61,7 +61,7 @@ def test_bad_spaces_fail_before_any_trial(space, message):
 @pytest.mark.parametrize("search, message", [
     ({"sampler": "anneal"}, "unknown sampler 'anneal'; known: cmaes, gp, grid, nsga2, qmc, random, tpe"),
     ({"pruner": "patient"}, "unknown pruner 'patient'; known: asha, hyperband, median, none"),
-    ({"metric": "auc"}, "search.metric 'auc' is not a classification metric"),
+    ({"metric": "auc"}, "search.metric 'auc' is not a sequence-classification metric"),
     ({"metric": ["accuracy", "train_seconds"], "sampler": "cmaes"}, "sampler 'cmaes' optimises one metric"),
     ({"metric": ["accuracy", "train_seconds"], "direction": ["maximize"]}, "search.direction has 1 entries"),
     ({"timeout": "soon"}, "search.timeout 'soon' is not a duration"),

@@ -26,8 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 from pretune import atomic, runs
 from pretune.errors import PretuneError
 from pretune.evaluate import LOWER_IS_BETTER
-from pretune.recipe import Recipe, RecipeLike, SearchConfig, as_recipe
 from pretune.predictor import Run
+from pretune.recipe import Recipe, RecipeLike, SearchConfig, as_recipe
 from pretune.search import results
 from pretune.search.objective import TRAIN_SECONDS, Objective, SurplusTrial
 from pretune.search.pruners import create_pruner, pruners
