@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, write_json  # noqa: E402
+from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
 METHODS = {"random": ("random", "none"), "tpe+asha": ("tpe", "asha")}
 
@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=1000, help="training samples per trial")
     parser.add_argument("--out", help="keep the studies here (default: a temporary directory)")
     args = parser.parse_args()
+    print(cpu_flags_line(), flush=True)
 
     curves: dict[str, list] = {m: [] for m in METHODS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,7 +94,7 @@ def main() -> None:
           f"in {random_steps:.0f} steps")
     print(f"TPE+ASHA steps to reach it: {reach} -> ratio {ratio if ratio is None else round(ratio, 3)} "
           "(target <= 0.40; None: not reached by every seed)")
-    write_json("search_efficiency", {"machine": machine(), "args": vars(args), "rows": rows, "target": target,
+    write_json("search_efficiency", {"machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows, "target": target,
                                      "random_steps": random_steps, "tpe_asha_steps_to_target": reach,
                                      "ratio": ratio, "curves": curves})
 

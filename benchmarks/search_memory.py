@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, write_json  # noqa: E402
+from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
 
 class RssCallback:
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--train", type=int, default=400)
     args = parser.parse_args()
+    print(cpu_flags_line(), flush=True)
     rss = RssCallback()
     recipe = {
         "seed": 42, "model": {"source": "minilm-l6"},
@@ -57,7 +58,7 @@ def main() -> None:
     print(f"\nRSS after trial 1: {rss.rows[0]['rss_end_mb']:.0f} MB, after trial {args.trials}: "
           f"{rss.rows[-1]['rss_end_mb']:.0f} MB (growth {growth:+.0f} MB; start of trial 2 {first:.0f}, "
           f"end {last:.0f})")
-    write_json("search_memory", {"machine": machine(), "args": vars(args), "rows": rss.rows, "growth_mb": growth})
+    write_json("search_memory", {"machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rss.rows, "growth_mb": growth})
 
 
 if __name__ == "__main__":

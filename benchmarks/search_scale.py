@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from _common import machine, print_table, write_json  # noqa: E402
+from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
 
 def recipe(train: int, trials: int, url: str, study: str, workers: int) -> dict:
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--train", type=int, default=400, help="training samples per trial")
     args = parser.parse_args()
+    print(cpu_flags_line(), flush=True)
     cores = len(os.sched_getaffinity(0))
     rows = []
     with postgres_server() as url, tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +60,7 @@ def main() -> None:
     ratio = rows[1]["trials_per_hour"] / rows[0]["trials_per_hour"]
     print_table(rows, list(rows[0]))
     print(f"\n2 workers / 1 worker: {ratio:.2f}x trials per hour on {cores} cores (target >= 1.3x)")
-    write_json("search_scale", {"machine": machine(), "cores": cores, "args": vars(args), "rows": rows,
+    write_json("search_scale", {"machine": machine(), "cpu": cpu_flags_line(), "cores": cores, "args": vars(args), "rows": rows,
                                 "ratio": ratio})
 
 
