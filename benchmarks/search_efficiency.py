@@ -94,9 +94,9 @@ def main() -> None:
           f"in {random_steps:.0f} steps")
     print(f"TPE+ASHA steps to reach it: {reach} -> ratio {ratio if ratio is None else round(ratio, 3)} "
           "(target <= 0.40; None: not reached by every seed)")
-    write_json("search_efficiency", {"machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows, "target": target,
-                                     "random_steps": random_steps, "tpe_asha_steps_to_target": reach,
-                                     "ratio": ratio, "curves": curves})
+    write_json("search_efficiency", {
+        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows, "target": target,
+        "random_steps": random_steps, "tpe_asha_steps_to_target": reach, "ratio": ratio, "curves": curves})
 
 
 if __name__ == "__main__":

@@ -58,7 +58,8 @@ def main() -> None:
     print(f"\nRSS after trial 1: {rss.rows[0]['rss_end_mb']:.0f} MB, after trial {args.trials}: "
           f"{rss.rows[-1]['rss_end_mb']:.0f} MB (growth {growth:+.0f} MB; start of trial 2 {first:.0f}, "
           f"end {last:.0f})")
-    write_json("search_memory", {"machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rss.rows, "growth_mb": growth})
+    write_json("search_memory", {
+        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rss.rows, "growth_mb": growth})
 
 
 if __name__ == "__main__":

@@ -60,8 +60,9 @@ def main() -> None:
     ratio = rows[1]["trials_per_hour"] / rows[0]["trials_per_hour"]
     print_table(rows, list(rows[0]))
     print(f"\n2 workers / 1 worker: {ratio:.2f}x trials per hour on {cores} cores (target >= 1.3x)")
-    write_json("search_scale", {"machine": machine(), "cpu": cpu_flags_line(), "cores": cores, "args": vars(args), "rows": rows,
-                                "ratio": ratio})
+    write_json("search_scale", {
+        "machine": machine(), "cpu": cpu_flags_line(), "cores": cores, "args": vars(args), "rows": rows,
+        "ratio": ratio})
 
 
 if __name__ == "__main__":
