@@ -298,3 +298,16 @@ def test_fit_end_runs_even_when_a_step_raises(tmp_path, tiny_model_dir):
     assert ended == [("failed", 2)]
     history = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert history[-1]["step"] == 2  # the last record reached the file
+
+
+def test_strategies_work_on_a_token_task(tmp_path, tiny_model_dir):
+    """LoRA (peft's token-classification task type keeps the head trainable) and llrd."""
+    from transformers import AutoModelForTokenClassification
+
+    for name in ("lora", "llrd"):
+        recipe = task_recipe(tiny_model_dir, "token-classification", epochs=1)
+        recipe["strategy"] = {"name": name}
+        run = pretune.fit(recipe, tmp_path / name, data=tagged_frame(60), quiet=True)
+        assert run.metrics["status"] == "completed"
+        model = AutoModelForTokenClassification.from_pretrained(run.model_path)
+        assert model.classifier.out_features == 4
