@@ -218,6 +218,7 @@ def test_max_length_beyond_the_model_is_capped_with_a_notice(tmp_path, tiny_mode
     recipe["data"]["max_length"] = 4096  # the tiny model has 128 positions
     run = pretune.fit(recipe, tmp_path / "long", data=sentiment_frame(80), quiet=True)
     assert run.metrics["notices"] == ["data.max_length 4096 is beyond the model's 128 positions; using 128"]
+    assert len(run.predict([" ".join(["good"] * 300)])) == 1  # reloaded, it caps the same way
 
 
 def test_bad_token_data_is_one_clear_error(tmp_path, tiny_model_dir):
