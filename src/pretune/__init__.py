@@ -6,12 +6,15 @@
     run.predict(["A warm, funny film."])
 """
 
-from pretune.api import evaluate, fit, predict
+# The package pretune.compress first, so that the verb below keeps the name `pretune.compress`
+# (importing a submodule later would otherwise rebind it to the package).
+import pretune.compress as _compress_package  # noqa: F401, I001
+from pretune.api import compress, evaluate, export, fit, measure, predict
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
 from pretune.recipe import Recipe
 from pretune.runs import Run, load_run
 
-__all__ = ["PretuneError", "Recipe", "Run", "evaluate", "find_batch_size", "find_lr", "fit", "load_run",
-           "predict"]
+__all__ = ["PretuneError", "Recipe", "Run", "compress", "evaluate", "export", "find_batch_size", "find_lr", "fit",
+           "load_run", "measure", "predict"]
 __version__ = "0.1.0"

@@ -1,0 +1,2 @@
+def distill_step(parent, cfg, out):
+    raise NotImplementedError
