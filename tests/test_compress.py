@@ -163,3 +163,22 @@ def test_bad_input_is_one_clear_error(tiny_run, tmp_path, steps, overrides, mess
 def test_not_a_run_directory(tmp_path):
     with pytest.raises(PretuneError, match="not a pretune run directory"):
         pretune.compress(tmp_path, "quantize")
+
+
+def _steps():
+    pipeline._register_builtin()
+    return pipeline.steps.available()
+
+
+@pytest.mark.parametrize("step", _steps())
+def test_every_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
+    cfg = pipeline.resolve_config(tiny_run, [step], overrides=[
+        *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1"])
+    variant = pipeline.steps.get(step)(tiny_run, cfg, tmp_path / step)
+    assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
+    assert variant.metrics["compress"]["step"] == step and 0 <= variant.metrics["test"]["accuracy"] <= 1
+    assert (variant.model_path / "config.json").is_file() and (variant.model_path / "tokenizer.json").is_file()
+    logits = load_runner(variant.model_path)(AutoTokenizer.from_pretrained(variant.model_path)(
+        TEXTS, padding=True, return_tensors="pt"))
+    assert logits.shape == (3, 2)
+    assert not list(variant.path.rglob("*.tmp"))
