@@ -31,11 +31,11 @@ VARIANTS = {
     "pretune-int8-static": ("teacher", "quantize", ["compress.quantize.mode=static"]),
     "torch-int8": ("teacher", "quantize", ["compress.quantize.backend=torch"]),
     "prune-30": ("teacher", "prune", ["compress.prune.heads=0.3", "compress.prune.neurons=0.3",
-                                      "compress.prune.recovery_epochs=1"]),
+                                      "compress.prune.recovery_epochs=0.5"]),
     "prune-30-int8": ("prune-30", "quantize", ["compress.quantize.max_drop=1.0"]),
     "magnitude-50": ("teacher", "prune", ["compress.prune.method=magnitude", "compress.prune.sparsity=0.5",
-                                          "compress.prune.recovery_epochs=1"]),
-    "distill-3": ("teacher", "distill", ["compress.distill.num_layers=3", "compress.distill.epochs=3",
+                                          "compress.prune.recovery_epochs=0"]),
+    "distill-3": ("teacher", "distill", ["compress.distill.num_layers=3", "compress.distill.epochs=2",
                                          "compress.distill.lr=2e-4"]),
     "distill-3-trim": ("distill-3", "trim-vocab", []),
     "chain-int8": ("distill-3-trim", "quantize", ["compress.quantize.max_drop=1.5"]),
@@ -69,27 +69,33 @@ def main() -> None:
     parser.add_argument("--teacher", type=Path, help="a finished fit run of the bundled model")
     parser.add_argument("--work", type=Path, default=Path("/tmp/pretune-compress-tradeoff"))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", nargs="*", help="variants to build (default: all)")
+    parser.add_argument("--only", nargs="*", help="variants to build and measure (default: all)")
+    parser.add_argument("--build-only", action="store_true", help="build the variants, measure nothing")
     args = parser.parse_args()
     import pretune
     from pretune.compress.pipeline import resolve_config, steps, table
 
-    if args.work.exists():
-        shutil.rmtree(args.work)
-    args.work.mkdir(parents=True)
+    args.work.mkdir(parents=True, exist_ok=True)  # variants already built there are reused
     teacher = pretune.load_run(args.teacher) if args.teacher else pretune.fit(TEACHER_RECIPE, args.work / "teacher",
                                                                                quiet=True)
     runs, seconds = {"teacher": teacher}, {}
     for name, (parent, step, overrides) in VARIANTS.items():
         if args.only and name not in args.only:
             continue
+        if (args.work / name / "metrics.json").is_file():
+            runs[name] = pretune.load_run(args.work / name)
+            continue
+        shutil.rmtree(args.work / name, ignore_errors=True)  # a half-built one from a killed run
         print(f"building {name} ({step} of {parent}) ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
         cfg = resolve_config(runs[parent], [step], overrides=overrides)
         runs[name] = steps.get(step)(runs[parent], cfg, args.work / name)
         seconds[name] = time.perf_counter() - start
     if "onnx-fp32" in runs:
+        shutil.rmtree(args.work / "peer-ort-int8", ignore_errors=True)
         runs["peer-ort-int8"] = peer(teacher, runs["onnx-fp32"], args.work / "peer-ort-int8")
+    if args.build_only:
+        return
     cfg = resolve_config(teacher, ["export"], overrides=[f"compress.measure.threads={args.threads}"])
     print("measuring ...", file=sys.stderr, flush=True)
     rows = table(list(runs.values()), cfg)

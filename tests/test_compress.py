@@ -182,3 +182,15 @@ def test_every_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
         TEXTS, padding=True, return_tensors="pt"))
     assert logits.shape == (3, 2)
     assert not list(variant.path.rglob("*.tmp"))
+
+
+def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
+    cfg = pipeline.resolve_config(tiny_run, ["quantize"], overrides=[
+        "compress.quantize.mode=static", "compress.quantize.calibration_samples=16"])
+    variant = pipeline.steps.get("quantize")(tiny_run, cfg, tmp_path / "static")
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(variant.model_path / "model.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations too, not only weights
+    expected, batch = torch_logits(tiny_run.model_path, TEXTS)
+    np.testing.assert_allclose(load_runner(variant.model_path)(batch), expected, atol=0.1)

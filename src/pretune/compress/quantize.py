@@ -13,10 +13,12 @@ one until the drop is inside the budget. The notes name the layers kept fp32.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from pretune.compress.export import export_onnx, optimize_onnx
@@ -47,7 +49,7 @@ def quantize_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
 
 def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> Run:
     try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     except ImportError:
         raise MissingExtraError("onnxruntime", "compress") from None
     data, tokenizer = load_data(parent), load_tokenizer_of(parent)
@@ -62,7 +64,9 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
             model = load_torch_model(parent, "quantize")
             notes["export"] = export_onnx(model, tokenizer, tmp / "fp32", texts, max_length=max_length)
             source = tmp / "fp32" / ONNX_FILE
-        if qc.optimize:
+        # Static calibration cannot read ranges through ONNX Runtime's fused (contrib) ops: a static
+        # model is quantized unfused (QDQ) and ONNX Runtime fuses the QDQ pairs when it loads it.
+        if qc.optimize and qc.mode == "dynamic":
             source, notes["fusions"] = optimize_onnx(source, tmp / "optimized.onnx", parent.model_path, tokenizer,
                                                      texts, max_length)
 
@@ -70,12 +74,16 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
             # Shape inference cannot type the outputs of ONNX Runtime's fused (contrib) ops.
             common = {"per_channel": qc.per_channel, "weight_type": QuantType.QInt8, "nodes_to_exclude": exclude,
                       "extra_options": {"DefaultTensorType": 1}}  # onnx.TensorProto.FLOAT
-            if qc.mode == "dynamic":
-                quantize_dynamic(str(source), str(target), **common)
-            else:
-                calibration = _CalibrationReader(tokenizer, data.splits["train"].texts[:qc.calibration_samples],
-                                                 max_length, [i.name for i in OnnxRunner(source).session.get_inputs()])
-                quantize_static(str(source), str(target), calibration, activation_type=QuantType.QUInt8, **common)
+            with _quiet_root_logger():  # "consider pre-processing": a notice per call
+                if qc.mode == "dynamic":
+                    quantize_dynamic(str(source), str(target), **common)
+                else:
+                    names = [i.name for i in OnnxRunner(source).session.get_inputs()]
+                    calibration = _CalibrationReader(tokenizer, data.splits["train"].texts[:qc.calibration_samples],
+                                                     max_length, names)
+                    quantize_static(str(source), str(target), calibration, activation_type=QuantType.QUInt8,
+                                    quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                                    **common)
             return target
 
         groups = node_groups(source)
@@ -169,6 +177,17 @@ def _gated(groups: list[str], score: Callable[[list[str]], float], base: float,
             break
     figures |= {"validation_accuracy_int8": accuracy, "sensitivity": drop_alone}
     return kept, figures
+
+
+@contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _CalibrationReader:
