@@ -194,3 +194,20 @@ def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations too, not only weights
     expected, batch = torch_logits(tiny_run.model_path, TEXTS)
     np.testing.assert_allclose(load_runner(variant.model_path)(batch), expected, atol=0.1)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pretune", *map(str, args)], capture_output=True, text=True)
+
+    for args, message in (((tmp_path, "--steps", "quantize"), "not a pretune run directory"),
+                          ((tiny_run.path, "--steps", "quantize,shrink"), "unknown compression step 'shrink'")):
+        proc = cli("compress", *args, "--out", tmp_path / "c")
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    proc = cli("export", tiny_run.path, "--format", "tflite")
+    assert proc.returncode == 2 and "unknown export format" in proc.stderr
+    assert not (tmp_path / "c").exists()
