@@ -5,6 +5,8 @@ against the torch fp32 model, beside the peer a user gets today in one command: 
 
     python benchmarks/compress_tradeoff.py [--teacher RUN_DIR] [--work DIR] [--threads 2]
 
+Timing: `--rounds` rounds interleaved across variants (the first also measures accuracy); each
+variant keeps its best round, since other processes may share the machine.
 Without --teacher it fine-tunes all-MiniLM-L6-v2 first (4,000 training rows, 2 epochs, max
 length 64). Accuracy is on the whole bundled test split; timing on its first 256 texts.
 Writes results/compress_tradeoff.json.
@@ -70,9 +72,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/pretune-compress-tradeoff"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="variants to build and measure (default: all)")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds; each variant keeps its best")
     parser.add_argument("--build-only", action="store_true", help="build the variants, measure nothing")
     args = parser.parse_args()
     import pretune
+    from pretune.compress.measure import measure
     from pretune.compress.pipeline import resolve_config, steps, table
 
     args.work.mkdir(parents=True, exist_ok=True)  # variants already built there are reused
@@ -99,6 +103,18 @@ def main() -> None:
     cfg = resolve_config(teacher, ["export"], overrides=[f"compress.measure.threads={args.threads}"])
     print("measuring ...", file=sys.stderr, flush=True)
     rows = table(list(runs.values()), cfg)
+    # Other processes share this machine: more timing-only rounds, interleaved across variants,
+    # and each variant keeps its best round (the least disturbed one).
+    timing = cfg.measure.model_copy(update={"evaluate": False})
+    for _ in range(args.rounds - 1):
+        for row, run in zip(rows, runs.values(), strict=True):
+            again = measure(run, timing)
+            row["throughput"] = max(row["throughput"], again["throughput"])
+            for key in ("latency_ms_p50", "latency_ms_p95"):
+                row[key] = min(row[key], again[key])
+    for row in rows:
+        row["speedup_batch"] = row["throughput"] / rows[0]["throughput"]
+        row["speedup_latency"] = rows[0]["latency_ms_p50"] / row["latency_ms_p50"]
     for row, name in zip(rows, runs, strict=True):
         row["name"], row["build_s"] = name, seconds.get(name)
         row["size_mb"] = round(row["size_mb"], 2)

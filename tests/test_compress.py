@@ -66,8 +66,8 @@ def test_torch_dynamic_int8_saves_marker_and_reloads_quantized(tiny_run, tmp_pat
     result = pretune.compress(tiny_run, "quantize", out=tmp_path / "c",
                               overrides=[*FAST, "compress.quantize.backend=torch"])
     variant = result.variants[0]
-    config = json.loads((variant.model_path / "config.json").read_text())
-    assert config["pretune_quantization"]["backend"] == "torch"
+    marker = json.loads((variant.model_path / "quantization.json").read_text())
+    assert marker["backend"] == "torch" and marker["exclude"] == []
     model = load_quantized(variant.model_path)
     linear = model.bert.encoder.layer[0].attention.self.query
     assert type(linear).__module__.startswith("torch.ao.nn.quantized.dynamic")

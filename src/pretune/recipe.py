@@ -201,6 +201,7 @@ class MeasureConfig(_Section):
     repeats: int = Field(3, gt=0, description="timed passes; the median counts")
     batch_size: int = Field(32, gt=0, description="throughput batch size")
     isolate: bool = Field(True, description="measure each variant in a fresh process (fair peak memory)")
+    evaluate: bool = Field(True, description="also measure test accuracy (off: timing only)")
 
 
 class CompressConfig(_Section):

@@ -4,7 +4,8 @@ size on disk of model/, parameters and non-zero parameters, latency p50 / p95 at
 throughput at batch `batch_size` on real test texts (tokenized beforehand: timing covers the
 model only; fixed thread count, warm-up, `repeats` passes, the median pass counts), peak memory
 (resident memory the model's loading and running added, measured in a fresh process), and
-accuracy / F1 on the whole test split.
+accuracy / F1 on the whole test split. Peak memory is the peak resident memory of loading the
+model and timing it at batch 1 and `batch_size`, minus the resident memory before the load.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
     data = load_data(run)
     tokenizer = load_tokenizer_of(run)
     max_length = run.recipe.data.max_length
+    _reset_peak()
     before = _rss_mb()
     runner = load_runner(run.model_path, cfg.threads)
     texts = list(data.splits["test"].texts[: cfg.samples])
@@ -78,8 +80,8 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
         for batch in batches:
             runner(batch)
         passes.append(len(texts) / (time.perf_counter() - start))
-    test = evaluate_runner(runner, data, tokenizer, max_length)
-    peak = _peak_mb() - before if isolated else None
+    peak = _peak_mb() - before if isolated else None  # before the evaluation's batches of 64
+    test = evaluate_runner(runner, data, tokenizer, max_length) if cfg.evaluate else {"samples": 0}
     return {
         "run": str(run.path), "backend": backend_of(run.model_path),
         "size_mb": round(size_on_disk(run.model_path) / 1e6, 3), **count_parameters(run.model_path),
@@ -108,8 +110,9 @@ def backend_of(model_dir: Path) -> str:
         graph = onnx.load(str(model_dir / ONNX_FILE), load_external_data=False).graph
         int8 = any(init.data_type in (2, 3) and len(init.dims) >= 1 for init in graph.initializer)
         return "onnx-int8" if int8 else "onnx-fp32"
-    config = json.loads((model_dir / "config.json").read_text())
-    return "torch-int8" if config.get("pretune_quantization") else "torch-fp32"
+    from pretune.models.quantized import quantization_of
+
+    return "torch-int8" if quantization_of(model_dir) else "torch-fp32"
 
 
 def count_parameters(model_dir: Path) -> dict:
@@ -134,14 +137,32 @@ def count_parameters(model_dir: Path) -> dict:
             "nonzero_parameters": int(sum(np.count_nonzero(t) for t in tensors))}
 
 
-def _rss_mb() -> float:
+def _reset_peak() -> None:
+    """Linux: restart the peak-resident-memory count here (data loading is not the model's)."""
     try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * resource.getpagesize() / 1e6
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
     except OSError:
-        return _peak_mb()
+        pass
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith(field + ":"))
+        return int(line.split()[1]) / 1e3  # kB
+    except (OSError, StopIteration):
+        return None
+
+
+def _rss_mb() -> float:
+    rss = _status_mb("VmRSS")
+    return rss if rss is not None else _peak_mb()
 
 
 def _peak_mb() -> float:
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1e6 if sys.platform == "darwin" else peak / 1e3

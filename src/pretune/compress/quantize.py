@@ -34,7 +34,7 @@ from pretune.compress.variant import (
 )
 from pretune.errors import MissingExtraError
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
-from pretune.models.quantized import mark, quantize_torch_dynamic
+from pretune.models.quantized import quantize_torch_dynamic, write_marker
 from pretune.recipe import CompressConfig, QuantizeConfig
 from pretune.runs import Run
 
@@ -82,7 +82,7 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
                     calibration = _CalibrationReader(tokenizer, data.splits["train"].texts[:qc.calibration_samples],
                                                      max_length, names)
                     quantize_static(str(source), str(target), calibration, activation_type=QuantType.QUInt8,
-                                    quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                                    quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gather"],
                                     **common)
             return target
 
@@ -115,9 +115,9 @@ def _torch(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> 
     exclude = [n for g in kept for n in groups[g]]
 
     def save(model_dir: Path) -> None:
-        mark(model.config, exclude)
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
+        write_marker(model_dir, exclude)
 
     notes = {"kept_fp32": kept, **gate,
              "disk": "fp32 weights on disk; Linear layers are quantized to int8 when loaded"}

@@ -45,7 +45,7 @@ def load_torch_model(run: Run, step: str):
         raise PretuneError(f"step '{step}' needs a torch model but {run.path} holds ONNX; "
                            f"put quantize/export last in --steps")
     model = load_saved_classifier(model_dir)
-    if quantization_of(model.config):
+    if quantization_of(model_dir):
         raise PretuneError(f"step '{step}' needs an fp32 model but {run.path} is int8; put quantize last")
     return model.eval()
 
@@ -55,14 +55,12 @@ def load_runner(model_dir: str | Path, threads: int | None = None):
     model_dir = Path(model_dir)
     if (model_dir / ONNX_FILE).is_file():
         return OnnxRunner(model_dir, threads)
-    from transformers import AutoConfig
-
     from pretune.models.load import load_saved_classifier
     from pretune.models.quantized import load_quantized, quantization_of
 
     if threads:
         torch.set_num_threads(threads)
-    quantized = quantization_of(AutoConfig.from_pretrained(model_dir))
+    quantized = quantization_of(model_dir)
     return TorchRunner(load_quantized(model_dir) if quantized else load_saved_classifier(model_dir))
 
 
