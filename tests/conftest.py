@@ -90,4 +90,32 @@ def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end
 
 def timeless(run) -> list[dict]:
     """A run's history without the wall-clock figures, for comparing two runs exactly."""
-    return [{k: v for k, v in r.items() if k != "samples_per_second"} for r in run.history]
+    return [{k: v for k, v in r.items() if k not in ("samples_per_second", "train_seconds")} for r in run.history]
+
+
+def untrained_metrics(recipe) -> dict:
+    """The pretrained body with its fresh, seeded head, measured on the recipe's test split."""
+    from pretune.data import prepare
+    from pretune.evaluate import TorchRunner, evaluate
+    from pretune.models import load_model, load_tokenizer
+    from pretune.tasks import create_task
+    from pretune.train.loop import seed_everything
+
+    seed_everything(recipe.seed)
+    task = create_task(recipe.data)
+    data = prepare(recipe.data, task)
+    tok = load_tokenizer(recipe.model.source)
+    model = load_model(recipe.model, task)
+    split = task.encode(data.splits["test"], tok, recipe.data.max_length)
+    return evaluate(TorchRunner(model), split, task, 64, tok.pad_token_id)
+
+
+def load_classifier(model_cfg, label_names: list[str] | None, task: str = "sequence-classification"):
+    """A pretrained body with a fresh head for these labels (None: regression)."""
+    from pretune.models import load_model
+    from pretune.recipe import DataConfig
+    from pretune.tasks import create_task
+
+    t = create_task(DataConfig(task=task))
+    t.label_names = label_names
+    return load_model(model_cfg, t)

@@ -74,7 +74,7 @@ def test_bad_inputs_get_one_line_and_exit_2(cli_run, tmp_path, tiny_model_dir, s
         (["fit", "--set", model, "--set", data, "--set", "train.loss.name=hinge", "--out", tmp_path / "o3"],
          "unknown loss 'hinge'"),
         (["fit", "--set", model, "--set", data, "--set", "train.keep_best=auc", "--out", tmp_path / "o4"],
-         "train.keep_best 'auc' is not a classification metric"),
+         "train.keep_best 'auc' is not a sequence-classification metric"),
         (["fit", "--set", model, "--set", "data.source=/no/such.csv"], "data file not found"),
         (["fit", "--set", model, "--set", data, "--set", "data.label_column=stars"],
          "no column 'stars'; the columns are text, label"),

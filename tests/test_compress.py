@@ -15,6 +15,8 @@ from pretune.compress.quantize import _gated, node_groups
 from pretune.compress.variant import load_runner
 from pretune.models.onnx_runner import OnnxRunner
 from pretune.models.quantized import load_quantized
+from pretune.recipe import DataConfig
+from pretune.tasks import create_task
 from tests.conftest import tiny_recipe
 
 TEXTS = ["superb brilliant film", "awful dull plot with a weak story", "the movie was quite lovely and warm"]
@@ -25,6 +27,11 @@ FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compre
 def tiny_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
     out = tmp_path_factory.mktemp("compress") / "run"
     return pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), out, quiet=True)
+
+
+def served(model_dir, batch) -> np.ndarray:
+    """Logits of a saved variant through the runner `pretune predict` / `eval` use."""
+    return np.asarray(torch.as_tensor(load_runner(model_dir, create_task(DataConfig()))(batch)))
 
 
 def torch_logits(model_dir, texts):
@@ -57,7 +64,7 @@ def test_onnx_dynamic_int8_after_fusions(tiny_run, tmp_path):
     assert any(i.data_type == onnx.TensorProto.INT8 for i in graph.initializer)
     assert variant.metrics["test"]["accuracy"] >= tiny_run.metrics["test"]["accuracy"] - 0.1
     expected, batch = torch_logits(tiny_run.model_path, TEXTS)
-    np.testing.assert_allclose(load_runner(variant.model_path)(batch), expected, atol=0.05)
+    np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.05)
     assert count_parameters(variant.model_path)["parameters"] == pytest.approx(
         count_parameters(tiny_run.model_path)["parameters"], rel=0.01)
 
@@ -68,13 +75,13 @@ def test_torch_dynamic_int8_saves_marker_and_reloads_quantized(tiny_run, tmp_pat
     variant = result.variants[0]
     marker = json.loads((variant.model_path / "quantization.json").read_text())
     assert marker["backend"] == "torch" and marker["exclude"] == []
-    model = load_quantized(variant.model_path)
+    model = load_quantized(variant.model_path, create_task(DataConfig()))
     linear = model.bert.encoder.layer[0].attention.self.query
     assert type(linear).__module__.startswith("torch.ao.nn.quantized.dynamic")
     assert linear.weight().dtype == torch.qint8
     assert result.rows[1]["backend"] == "torch-int8"
     expected, batch = torch_logits(tiny_run.model_path, TEXTS)
-    np.testing.assert_allclose(load_runner(variant.model_path)(batch), expected, atol=0.05)
+    np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.05)
 
 
 def test_trim_vocab_keeps_logits_on_in_vocabulary_text(tiny_run, tmp_path):
@@ -178,7 +185,7 @@ def test_every_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
     assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
     assert variant.metrics["compress"]["step"] == step and 0 <= variant.metrics["test"]["accuracy"] <= 1
     assert (variant.model_path / "config.json").is_file() and (variant.model_path / "tokenizer.json").is_file()
-    logits = load_runner(variant.model_path)(AutoTokenizer.from_pretrained(variant.model_path)(
+    logits = served(variant.model_path, AutoTokenizer.from_pretrained(variant.model_path)(
         TEXTS, padding=True, return_tensors="pt"))
     assert logits.shape == (3, 2)
     assert not list(variant.path.rglob("*.tmp"))
@@ -193,7 +200,7 @@ def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
     ops = {n.op_type for n in onnx.load(str(variant.model_path / "model.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations too, not only weights
     expected, batch = torch_logits(tiny_run.model_path, TEXTS)
-    np.testing.assert_allclose(load_runner(variant.model_path)(batch), expected, atol=0.1)
+    np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.1)
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path):

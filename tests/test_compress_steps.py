@@ -12,8 +12,15 @@ import pretune
 from pretune import PretuneError
 from pretune.compress.distill import DistillationCallback, distillation_loss
 from pretune.compress.prune import prunable, sparsity
-from pretune.models.load import load_saved_classifier
+from pretune.models.load import load_saved_model
+from pretune.recipe import DataConfig
+from pretune.tasks import create_task
 from tests.conftest import tiny_recipe
+
+
+def load_saved_classifier(model_dir):
+    return load_saved_model(model_dir, create_task(DataConfig()))
+
 
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1"]
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import sentiment_frame
 
 from pretune import PretuneError
 from pretune.data import collate, encode, eval_batches, prepare, train_batches
 from pretune.data.bundled import load_bundled
 from pretune.recipe import DataConfig
+from tests.conftest import sentiment_frame
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from tests.conftest import tiny_recipe
 
@@ -26,3 +27,23 @@ def test_two_process_ddp_fit_shards_batches_and_writes_one_run(tmp_path, tiny_mo
     assert metrics["train"]["steps"] == 36
     assert metrics["test"]["accuracy"] >= 0.7
     assert not list(out.rglob("*.tmp"))
+
+
+def test_the_cli_under_torchrun_agrees_on_one_run_directory(tmp_path, tiny_model_dir, sentiment_csv):
+    """No --out: both processes must pick the main process's timestamped directory; only the
+    main process writes and prints, and the other exits 0 without reading a half-written run."""
+    import yaml
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(tiny_model_dir, sentiment_csv, epochs=2)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pretune", "fit",
+         str(recipe), "--quiet"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert proc.stdout.split() == [str(Path("runs") / run_dir.name)]  # printed once, by the main process
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train"]["steps"] == 12
+    assert (run_dir / "model" / "model.safetensors").is_file()

@@ -7,21 +7,13 @@ import pytest
 
 import pretune
 from pretune.api import as_recipe
-from pretune.data import encode, prepare
-from pretune.models import load_classifier, load_tokenizer
-from pretune.train.loop import evaluate_model, seed_everything
+from tests.conftest import untrained_metrics
 
 pytestmark = pytest.mark.e2e
 
 
 def untrained_accuracy(recipe) -> float:
-    """The pretrained body with its fresh, seeded head, measured on the same test slice."""
-    seed_everything(recipe.seed)
-    data = prepare(recipe.data)
-    tok = load_tokenizer(recipe.model.source)
-    model = load_classifier(recipe.model, data.num_labels, data.label_names)
-    split = encode(data.splits["test"], tok, recipe.data.max_length)
-    return evaluate_model(model, split, data.label_names, None, 64, tok.pad_token_id, "cpu")["accuracy"]
+    return untrained_metrics(recipe)["accuracy"]
 
 
 def test_minilm_learns_rotten_tomatoes_sentiment(tmp_path):

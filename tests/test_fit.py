@@ -191,7 +191,7 @@ def test_keep_best_sees_the_evaluation_that_stops_training(tmp_path, tiny_model_
 
 
 def test_keep_best_metric_must_exist(tmp_path, tiny_model_dir, sentiment_csv):
-    with pytest.raises(PretuneError, match="train.keep_best 'auc' is not a classification metric; known: loss"):
+    with pytest.raises(PretuneError, match="keep_best 'auc' is not a sequence-classification metric; known: loss"):
         pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, keep_best="auc"), tmp_path / "x", quiet=True)
     assert not (tmp_path / "x").exists()
 
@@ -207,7 +207,8 @@ def test_gradient_accumulation_matches_a_big_batch(tiny_model_dir, sentiment_csv
     """Two micro-batches of 8, accumulated, give the update of one batch of 16 (no dropout)."""
     from pretune.api import as_recipe
     from pretune.data import encode, prepare
-    from pretune.models import load_classifier, load_tokenizer
+    from pretune.models import load_tokenizer
+    from tests.conftest import load_classifier
 
     recipe = as_recipe(tiny_recipe(tiny_model_dir, sentiment_csv), ["model.dropout=0", "model.attention_dropout=0"])
     data = prepare(recipe.data)
@@ -218,7 +219,7 @@ def test_gradient_accumulation_matches_a_big_batch(tiny_model_dir, sentiment_csv
     grads = []
     for chunks in ([list(range(16))], [list(range(8)), list(range(8, 16))]):
         torch.manual_seed(0)
-        model = load_classifier(recipe.model, 2, data.label_names)
+        model = load_classifier(recipe.model, data.label_names)
         for idx in chunks:
             batch = collate(split, idx, tok.pad_token_id)
             labels = batch.pop("labels")

@@ -1,8 +1,9 @@
 import pytest
 
 from pretune import PretuneError
-from pretune.models import load_classifier, resolve_source
+from pretune.models import resolve_source
 from pretune.recipe import ModelConfig
+from tests.conftest import load_classifier
 
 
 def test_alias_resolves_to_the_bundled_weights(minilm_dir):
@@ -13,7 +14,7 @@ def test_alias_resolves_to_the_bundled_weights(minilm_dir):
 
 def test_dropout_overrides_reach_the_config(tiny_model_dir):
     model = load_classifier(ModelConfig(source=str(tiny_model_dir), dropout=0.3,
-                                        attention_dropout=0.0), 3, ["a", "b", "c"])
+                                        attention_dropout=0.0), ["a", "b", "c"])
     assert model.config.hidden_dropout_prob == 0.3
     assert model.config.attention_probs_dropout_prob == 0.0
     assert model.config.label2id == {"a": 0, "b": 1, "c": 2}
@@ -21,5 +22,5 @@ def test_dropout_overrides_reach_the_config(tiny_model_dir):
 
 
 def test_regression_head_has_one_output(tiny_model_dir):
-    model = load_classifier(ModelConfig(source=str(tiny_model_dir)), 1, None, regression=True)
+    model = load_classifier(ModelConfig(source=str(tiny_model_dir)), None, "regression")
     assert model.config.problem_type == "regression" and model.classifier.out_features == 1

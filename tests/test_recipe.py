@@ -29,7 +29,7 @@ def test_precedence_defaults_yaml_then_set(tmp_path):
         (["train.epochs=many"], "train.epochs"),
         (["train.batch_size=0"], "train.batch_size"),
         (["train.epochs.x=1"], "'train.epochs' is a value"),
-        (["data.task=ranking"], "data.task"),
+        (["data.sampling=random"], "data.sampling"),
         (["noequals"], "section.key=value"),
     ],
 )
@@ -59,3 +59,21 @@ def test_as_recipe_accepts_dict_recipe_and_overrides():
     recipe = as_recipe(raw, ["train.epochs=4"])
     assert recipe.train.epochs == 4 and raw == {"train": {"epochs": 1}}  # input untouched
     assert as_recipe(recipe, ["seed=3"]).seed == 3
+
+
+def test_an_unknown_task_lists_the_known_ones_before_any_work(tmp_path):
+    import pretune
+
+    with pytest.raises(PretuneError, match="unknown task 'ranking'; known: multi-label, regression, "
+                       "sequence-classification, token-classification"):
+        pretune.fit({"data": {"task": "ranking"}}, tmp_path / "r", quiet=True)
+    assert not (tmp_path / "r").exists()
+
+
+def test_task_columns_default_per_task_and_old_name_still_loads():
+    from pretune.tasks import tasks
+
+    assert Recipe.from_dict({"data": {"task": "token-classification"}}).data.label_column == "tags"
+    assert Recipe.from_dict({"data": {"task": "multi-label"}}).data.text_column == "text"
+    assert Recipe.from_dict({"data": {"task": "multi-label", "label_column": "y"}}).data.label_column == "y"
+    assert tasks.get("classification") is tasks.get("sequence-classification")

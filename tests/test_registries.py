@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from pretune import PretuneError
-from pretune.recipe import LossConfig, OptimizerConfig, ScheduleConfig
+from pretune.recipe import DataConfig, LossConfig, OptimizerConfig, ScheduleConfig
+from pretune.tasks import create_task
 from pretune.train import losses, optimizers, schedules
 from pretune.train.losses import create_loss
 from pretune.train.optimizers import create_optimizer, param_groups
@@ -97,13 +98,26 @@ def test_schedule_formulas():
     assert lin(10) == 1.0 and lin(55) == pytest.approx(0.5) and math.isclose(lin(100), 0.0)
 
 
+def loss_for(cfg: LossConfig, task: str = "classification", train_labels=None):
+    """The fit's loss for `task` with three labels, weighted from `train_labels` if asked."""
+    t = create_task(DataConfig(task=task))
+    t.label_names = None if task == "regression" else ["a", "b", "c"]
+
+    class Train:
+        labels = train_labels
+
+    return create_loss(cfg, t, Train)
+
+
 @pytest.mark.parametrize("name", losses.available())
 def test_every_loss_is_finite_and_trains(name):
-    task = "regression" if name == "mse" else "classification"
+    task = {"mse": "regression", "huber": "regression", "bce": "multi-label"}.get(name, "classification")
     torch.manual_seed(0)
     logits = torch.randn(16, 1 if task == "regression" else 3, requires_grad=True)
-    labels = torch.randn(16) if task == "regression" else torch.randint(0, 3, (16,))
-    loss_fn = create_loss(LossConfig(name=name), task, np.array([8, 4, 4]))
+    labels = {"regression": torch.randn(16), "multi-label": torch.randint(0, 2, (16, 3)).float()}.get(
+        task, torch.randint(0, 3, (16,)))
+    train = np.array([0] * 8 + [1] * 4 + [2] * 4)
+    loss_fn = loss_for(LossConfig(name=name), task, train)
     loss = loss_fn(logits, labels)
     loss.backward()
     assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
@@ -111,21 +125,21 @@ def test_every_loss_is_finite_and_trains(name):
 
 def test_focal_with_gamma_zero_is_cross_entropy_and_down_weights_easy_examples():
     logits, labels = torch.tensor([[4.0, 0.0], [0.2, 0.0]]), torch.tensor([0, 1])
-    ce = create_loss(LossConfig(name="cross_entropy"), "classification")(logits, labels)
-    focal0 = create_loss(LossConfig(name="focal", focal_gamma=0), "classification")(logits, labels)
+    ce = loss_for(LossConfig(name="cross_entropy"))(logits, labels)
+    focal0 = loss_for(LossConfig(name="focal", focal_gamma=0))(logits, labels)
     assert focal0.item() == pytest.approx(ce.item(), rel=1e-6)
-    focal2 = create_loss(LossConfig(name="focal", focal_gamma=2), "classification")(logits, labels)
+    focal2 = loss_for(LossConfig(name="focal", focal_gamma=2))(logits, labels)
     assert focal2.item() < ce.item()
 
 
 def test_balanced_class_weights_and_smoothing():
-    from pretune.train.losses import class_weights
+    from pretune.tasks.base import class_weights
 
     w = class_weights(LossConfig(class_weights="balanced"), np.array([30, 10]))
     assert w.tolist() == pytest.approx([40 / 60, 40 / 20])
     with pytest.raises(PretuneError, match="3 values for 2 classes"):
         class_weights(LossConfig(class_weights=[1, 2, 3]), np.array([5, 5]))
-    smooth = create_loss(LossConfig(label_smoothing=0.2), "classification")
+    smooth = loss_for(LossConfig(label_smoothing=0.2))
     confident = torch.tensor([[20.0, -20.0]])
     assert smooth(confident, torch.tensor([0])).item() > 1.0  # smoothing punishes certainty
 
@@ -136,6 +150,6 @@ def test_unknown_names_list_the_known_ones():
     with pytest.raises(PretuneError, match="unknown schedule 'onecycle'; known:"):
         lr_multiplier(ScheduleConfig(name="onecycle"), 10)
     with pytest.raises(PretuneError, match="unknown loss 'hinge'"):
-        create_loss(LossConfig(name="hinge"), "classification")
+        loss_for(LossConfig(name="hinge"))
     with pytest.raises(PretuneError, match="does not fit a regression task"):
-        create_loss(LossConfig(name="focal"), "regression")
+        loss_for(LossConfig(name="focal"), "regression")

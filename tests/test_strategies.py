@@ -177,3 +177,20 @@ def test_lora_head_survives_save_and_reload(tmp_path, tiny_model_dir, sentiment_
         from transformers import AutoModelForSequenceClassification
 
         assert AutoModelForSequenceClassification.from_pretrained(run.model_path).config.id2label[1] == "pos"
+
+
+def test_freeze_caches_the_body_and_trains_the_head_as_without_cache(tmp_path, tiny_model_dir, sentiment_csv):
+    """Without dropout the frozen body's output is the same every epoch: with the cache the fit
+    ends where the uncached fit ends, and from the second epoch on no batch runs the encoder."""
+    overrides = ["model.dropout=0", "model.attention_dropout=0", "strategy.name=freeze", "train.epochs=3",
+                 "train.optimizer.lr=0.01"]
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
+    cached = pretune.fit(recipe, tmp_path / "cached", overrides=overrides, quiet=True)
+    plain = pretune.fit(recipe, tmp_path / "plain", overrides=[*overrides, "strategy.cache_features=false"],
+                        quiet=True)
+    train = cached.metrics["train"]
+    per_epoch = train["steps"] // 3
+    assert train["feature_cache"] == {"batches_cached": 2 * per_epoch, "batches_computed": per_epoch,
+                                      "rows": train["samples"]}
+    assert "feature_cache" not in plain.metrics["train"]
+    assert cached.metrics["test"]["loss"] == pytest.approx(plain.metrics["test"]["loss"], rel=1e-4)

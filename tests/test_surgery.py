@@ -279,10 +279,11 @@ def test_unknown_structures_are_errors():
 
 
 def test_minilm_with_three_layers_still_runs():
-    from pretune.models import load_classifier, load_tokenizer
+    from pretune.models import load_tokenizer
     from pretune.recipe import ModelConfig
+    from tests.conftest import load_classifier
 
-    model = load_classifier(ModelConfig(), 2, ["a", "b"]).eval()
+    model = load_classifier(ModelConfig(), ["a", "b"]).eval()
     rows = apply_surgery(model, SurgeryConfig(num_layers=3))
     assert rows[0]["change"] == "keep layers [0, 2, 4] of 6"
     assert len(model.bert.encoder.layer) == 3 and model.config.num_hidden_layers == 3

@@ -12,8 +12,8 @@ import pretune.compress as _compress_package  # noqa: F401, I001
 from pretune.api import compress, evaluate, export, fit, measure, predict
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
+from pretune.predictor import Run, load_run
 from pretune.recipe import Recipe
-from pretune.runs import Run, load_run
 
 __all__ = ["PretuneError", "Recipe", "Run", "compress", "evaluate", "export", "find_batch_size", "find_lr", "fit",
            "load_run", "measure", "predict"]

@@ -1,50 +1,81 @@
-"""Metrics from predictions: classification (accuracy, P/R/F1 macro/micro/weighted, per class,
-confusion matrix) and regression (MSE, MAE, R^2). scikit-learn computes each figure."""
+"""One evaluation path for fit's validation and test passes, `Run.evaluate`, `pretune eval` and
+compression's measurements: a runner turns a padded batch into logits, the task scores them.
+
+A runner is any callable `runner(batch: dict[str, torch.Tensor]) -> logits` (a tensor or a numpy
+array) taking input_ids, attention_mask (and token_type_ids); `TorchRunner` wraps a model, and an
+ONNX Runtime session fits the same protocol (models/onnx_runner.py).
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
-from sklearn import metrics as skm
+import torch
+
+from pretune.data.encode import EncodedSplit, collate, eval_batches
 
 # Lower is better for these; higher for the rest.
-LOWER_IS_BETTER = {"loss", "mse", "mae"}
+LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "hamming_loss", "train_seconds", "latency_ms",
+                   "size_mb"}
 
 
-def classification_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]
-) -> dict:
-    labels = list(range(len(label_names)))
-    out: dict = {"accuracy": float(skm.accuracy_score(y_true, y_pred))}
-    for avg in ("macro", "micro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=avg, zero_division=0
-        )
-        out |= {f"precision_{avg}": float(p), f"recall_{avg}": float(r), f"f1_{avg}": float(f)}
-    p, r, f, s = skm.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, average=None, zero_division=0
-    )
-    out["per_class"] = {
-        name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-        for i, name in enumerate(label_names)
-    }
-    out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
-    return out
+def logits_of(output) -> torch.Tensor:
+    """Logits from what a model returns: a tensor, a Hugging Face output, or a tuple."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is not None:
+        return logits
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise TypeError(f"cannot find logits in a model output of type {type(output).__name__}")
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    return {
-        "mse": float(skm.mean_squared_error(y_true, y_pred)),
-        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "r2": float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan"),
-    }
+class TorchRunner:
+    """A torch model as a runner: eval mode, no gradients, the caller's autocast."""
+
+    def __init__(self, model, device: torch.device | str = "cpu", autocast=nullcontext):
+        self.model, self.device, self.autocast = model, torch.device(device), autocast
+
+    @torch.inference_mode()
+    def __call__(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with self.autocast():
+                return logits_of(self.model(**{k: v.to(self.device) for k, v in batch.items()}))
+        finally:
+            self.model.train(was_training)
 
 
-def compute_metrics(
-    logits: np.ndarray, labels: np.ndarray, label_names: list[str] | None
-) -> dict:
-    if label_names is None:
-        return regression_metrics(labels, logits.reshape(-1))
-    return classification_metrics(labels, logits.argmax(-1), label_names)
+def run_split(runner, split: EncodedSplit, batch_size: int, pad_id: int, loss_fn=None):
+    """Outputs in row order (an (n, k) array, or a list of per-token (length, k) arrays for
+    models with one output per token) and the mean loss when `loss_fn` and labels are given."""
+    rows: list = [None] * len(split)
+    loss_sum, seen = 0.0, 0
+    for indices in eval_batches(split.lengths, batch_size):
+        batch = collate(split, indices, pad_id)
+        labels = batch.pop("labels", None)
+        logits = runner(batch)
+        logits = torch.as_tensor(logits).float().cpu()
+        if loss_fn is not None and labels is not None:
+            loss_sum += float(loss_fn(logits, labels)) * len(indices)
+            seen += len(indices)
+        per_token = logits.ndim == 3
+        array = logits.numpy()
+        for r, i in enumerate(indices):
+            rows[i] = array[r, : split.lengths[i]] if per_token else array[r]
+    outputs = rows if rows and rows[0] is not None and rows[0].ndim == 2 else np.stack(rows)
+    return outputs, (loss_sum / seen if seen else None)
+
+
+def evaluate(runner, split: EncodedSplit, task, batch_size: int = 64, pad_id: int = 0,
+             loss_fn=None) -> dict:
+    """The task's metrics of `runner` on a labelled split (with the loss first, when given)."""
+    outputs, loss = run_split(runner, split, batch_size, pad_id, loss_fn)
+    metrics = task.metrics(outputs, split)
+    return metrics if loss is None else {"loss": loss, **metrics}
 
 
 def is_better(metric: str, new: float, old: float | None, min_delta: float = 0.0,

@@ -1,59 +1,87 @@
-"""Use a saved model: predict labels for texts, or measure it on a labelled table."""
+"""Use a run: predict with its saved model, or measure it on labelled data, through the same
+task and evaluation path that fit used.
+
+`Run` is the run directory (runs.RunDir) plus these verbs; it is what `pretune.fit` returns
+and `pretune.load_run` opens.
+"""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from pretune.data.encode import encode
-from pretune.data.prepare import TextTable, to_table
-from pretune.data.tables import read_table
-from pretune.evaluate import compute_metrics
+from pretune.data.prepare import TextTable, prepare, read_rows
+from pretune.evaluate import evaluate, run_split
 from pretune.recipe import DataConfig
-from pretune.train.inference import predict_logits
+from pretune.runs import RunDir
+from pretune.tasks import create_task
 
 
 class Predictor:
-    def __init__(self, model_dir: str | Path, max_length: int = 128, batch_size: int = 64):
+    """A saved model, its tokenizer and its task, ready to encode, predict and evaluate."""
+
+    def __init__(self, model_dir: str | Path, data_cfg: DataConfig, batch_size: int = 64):
         from transformers import AutoTokenizer
 
-        from pretune.models.load import load_saved_classifier
+        from pretune.models.runners import load_runner
 
-        self.model = load_saved_classifier(model_dir)
+        self.data_cfg, self.batch_size = data_cfg, batch_size
+        self.task = create_task(data_cfg)
+        self.runner = load_runner(model_dir, self.task)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
-        config = self.model.config
-        self.regression = config.problem_type == "regression"
-        self.label_names = None if self.regression else [
-            config.id2label[i] for i in range(config.num_labels)]
-        self.max_length, self.batch_size = max_length, batch_size
+        self.pad_id = self.tokenizer.pad_token_id or 0
 
-    def logits(self, table: TextTable) -> np.ndarray:
-        split = encode(table, self.tokenizer, self.max_length)
-        return predict_logits(self.model, split, self.batch_size,
-                              self.tokenizer.pad_token_id or 0, self.device)
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.task.label_names
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[dict]:
-        logits = self.logits(TextTable(list(texts), pairs, np.zeros(len(texts))))
-        if self.regression:
-            return [{"value": float(v)} for v in logits[:, 0]]
-        probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-        return [
-            {"label": self.label_names[int(p.argmax())], "score": float(p.max()),
-             "scores": {name: float(p[i]) for i, name in enumerate(self.label_names)}}
-            for p in probs
-        ]
+    def encode(self, table: TextTable):
+        return self.task.encode(table, self.tokenizer, self.data_cfg.max_length)
 
-    def evaluate_file(self, path: str | Path, data_cfg: DataConfig, **columns) -> dict:
-        cfg = data_cfg.model_copy(update={k: v for k, v in columns.items() if v is not None})
-        table = to_table(read_table(path), cfg, self.label_names, str(path))
-        metrics = compute_metrics(self.logits(table), table.labels, self.label_names)
-        return {"samples": len(table), **metrics}
+    def predict_table(self, table: TextTable) -> list[dict]:
+        split = self.encode(table)
+        outputs, _ = run_split(self.runner, split, self.batch_size, self.pad_id)
+        return self.task.decode(outputs, split, table)
 
-    def read_texts(self, path: str | Path, data_cfg: DataConfig, text_column: str | None = None):
-        cfg = data_cfg.model_copy(update={"text_column": text_column or data_cfg.text_column})
-        table = to_table(read_table(path), cfg, self.label_names, str(path), with_labels=False)
-        return table.texts, table.pairs
+    def predict(self, texts: list, pairs: list[str] | None = None) -> list[dict]:
+        return self.predict_table(self.task.unlabelled(texts, pairs))
+
+    def evaluate_table(self, table: TextTable) -> dict:
+        return {"samples": len(table), **evaluate(self.runner, self.encode(table), self.task, self.batch_size,
+                                                  self.pad_id)}
+
+    def read(self, path: str | Path, with_labels: bool = True, **columns) -> TextTable:
+        cfg = self.data_cfg.model_copy(update={k: v for k, v in columns.items() if v is not None})
+        task = copy.copy(self.task)  # the same labels, read through the overridden columns
+        task.cfg = cfg
+        return read_rows(path, cfg, task, with_labels)
+
+
+class Run(RunDir):
+    """A run directory with its model in reach: `predict`, `evaluate`."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path)
+        self._predictor: Predictor | None = None
+
+    def predictor(self) -> Predictor:
+        if self._predictor is None:
+            self._predictor = Predictor(self.model_path, self.recipe.data)
+        return self._predictor
+
+    def predict(self, texts: list, pairs: list[str] | None = None) -> list[dict]:
+        """For each text: label and scores (or labels, entities, a value: as the task says)."""
+        return self.predictor().predict(texts, pairs)
+
+    def evaluate(self, data: str | Path | None = None, split: str = "test", **columns) -> dict:
+        """Metrics on a labelled table file, with the run's column names unless overridden; with
+        no file, on the run's own `split` of its recipe's data."""
+        p = self.predictor()
+        if data is not None:
+            return p.evaluate_table(p.read(data, **columns))
+        prepared = prepare(self.recipe.data, p.task, label_names=p.task.label_names)
+        return p.evaluate_table(prepared.splits[split])
+
+
+def load_run(path: str | Path) -> Run:
+    return Run(path)

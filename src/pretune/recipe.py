@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pretune.errors import PretuneError
 
@@ -45,22 +45,46 @@ class ModelConfig(_Section):
     surgery: SurgeryConfig = Field(default_factory=SurgeryConfig)
 
 
+# The columns each task reads when the recipe names none (text in, labels out).
+TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels")}
+DEFAULT_COLUMNS = ("text", "label")
+
+
 class DataConfig(_Section):
     source: str = Field("rotten-tomatoes", description="bundled dataset name, table file, or hf:NAME")
     train: str | None = Field(None, description="train table file (overrides source)")
     validation: str | None = Field(None, description="validation table file")
     test: str | None = Field(None, description="test table file")
-    text_column: str = Field("text", description="column holding the text")
+    task: str = Field("sequence-classification", description="sequence-classification (alias classification), "
+                      "token-classification, multi-label, regression")
+    text_column: str | None = Field(None, description="column holding the text (token-classification: the "
+                                    "token lists); null: text, or tokens for token-classification")
     text_pair_column: str | None = Field(None, description="second text column for pair tasks")
-    label_column: str = Field("label", description="column holding the label")
-    task: Literal["classification", "regression"] = Field("classification", description="task type")
+    label_column: str | None = Field(None, description="column holding the label; null: label, tags for "
+                                     "token-classification, labels for multi-label")
+    label_separator: str | None = Field(
+        None, description="multi-label: labels joined by this in one string (else a JSON list per cell)")
+    encoding: str = Field("utf-8", description="text encoding of the data files")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     split_seed: int = Field(0, description="seed of the stratified split of a single table")
     max_train_samples: int | None = Field(None, gt=0, description="use a seeded slice of train")
     max_eval_samples: int | None = Field(None, gt=0, description="cap validation and test size")
-    max_length: int = Field(128, gt=1, description="tokens per text (truncation)")
+    max_length: int = Field(128, gt=1, description="tokens per text (truncation); capped at the model's limit")
     group_by_length: bool = Field(True, description="batch texts of similar length together")
+    sampling: Literal["natural", "balanced", "sqrt"] = Field(
+        "natural", description="training rows drawn as they come, or with class weights 1/n (balanced) "
+        "or 1/sqrt(n) (sqrt); multi-label and tagging tasks weigh a row by its rarest label")
+
+    @model_validator(mode="after")
+    def _task_columns(self) -> DataConfig:
+        text, label = TASK_COLUMNS.get(self.task, DEFAULT_COLUMNS)
+        # object.__setattr__: plain assignment would re-run this validator (validate_assignment).
+        if self.text_column is None:
+            object.__setattr__(self, "text_column", text)
+        if self.label_column is None:
+            object.__setattr__(self, "label_column", label)
+        return self
 
 
 class OptimizerConfig(_Section):
@@ -87,12 +111,16 @@ class ScheduleConfig(_Section):
 
 
 class LossConfig(_Section):
-    name: str = Field("cross_entropy", description="cross_entropy, focal, mse")
+    name: str | None = Field(None, description="null: the task's default (cross_entropy; mse for regression; "
+                             "bce for multi-label); also focal, huber")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="cross-entropy label smoothing")
     class_weights: Literal["balanced"] | list[float] | None = Field(
         None, description="'balanced' (from label counts) or one weight per class"
     )
     focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing parameter")
+    huber_delta: float = Field(1.0, gt=0, description="huber: where the loss turns from squared to linear")
+    positive_weights: bool = Field(
+        False, description="bce: weigh each label's positives by its negatives / positives in train")
 
 
 class EarlyStoppingConfig(_Section):
@@ -145,6 +173,9 @@ class LoraConfig(_Section):
 class StrategyConfig(_Section):
     name: str = Field("full", description="full, freeze, llrd, gradual, lora, bitfit")
     train_top_layers: int = Field(0, ge=0, description="freeze: also train the top k encoder layers")
+    cache_features: bool = Field(
+        True, description="freeze (train_top_layers 0): compute the frozen encoder's output once per row "
+        "and train the head on it from the second epoch on")
     decay: float = Field(0.9, gt=0, le=1, description="llrd: lr multiplier per layer down from the head")
     unfreeze_every_epochs: int | None = Field(1, gt=0, description="gradual: epochs between unfreezes")
     unfreeze_every_steps: int | None = Field(None, gt=0, description="gradual: steps between unfreezes")

@@ -16,6 +16,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # old name -> current name, kept so old recipes load
 
     def register(self, name: str) -> Callable[[T], T]:
         def add(entry: T) -> T:
@@ -26,9 +27,13 @@ class Registry(Generic[T]):
 
         return add
 
+    def alias(self, old: str, name: str) -> None:
+        """`old` keeps resolving to `name` (recipes and runs written before a rename)."""
+        self._aliases[old] = name
+
     def get(self, name: str) -> T:
         try:
-            return self._entries[name]
+            return self._entries[self._aliases.get(name, name)]
         except KeyError:
             raise PretuneError(
                 f"unknown {self.kind} '{name}'; known: {', '.join(self.available())}"
@@ -37,5 +42,8 @@ class Registry(Generic[T]):
     def available(self) -> list[str]:
         return sorted(self._entries)
 
+    def canonical(self, name: str) -> str:
+        return self._aliases.get(name, name)
+
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return self.canonical(name) in self._entries

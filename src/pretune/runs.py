@@ -1,15 +1,20 @@
-"""The Run directory, pretune's one output format.
+"""The Run directory, pretune's one output format, and its atomic writes.
 
     recipe.yaml     the resolved recipe        metrics.jsonl  every logged step / evaluation
     metrics.json    final metrics per split    model/         Hugging Face format, safetensors
     checkpoints/    for --resume               plots/         learning curves, lr schedule
+
+`RunDir` reads and writes these files and knows nothing of models; `pretune.Run` (predictor.py)
+adds predict and evaluate on top.
 """
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
+from pretune import atomic
 from pretune.errors import PretuneError
 from pretune.recipe import Recipe
 
@@ -17,21 +22,33 @@ RECIPE, METRICS, HISTORY, MODEL, CHECKPOINTS, PLOTS = (
     "recipe.yaml", "metrics.json", "metrics.jsonl", "model", "checkpoints", "plots")
 
 
-class Run:
-    """A finished (or interrupted) run on disk: its recipe, metrics and model."""
+class RunDir:
+    """A finished (or interrupted) run on disk: its recipe, metrics and model files."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         if not (self.path / RECIPE).is_file():
             raise PretuneError(f"{self.path} is not a pretune run directory (no {RECIPE})")
-        self._predictor = None
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+    @classmethod
+    def create(cls, path: str | Path, recipe: Recipe):
+        """Start a run directory by writing its recipe; refuses a directory that holds one."""
+        path = Path(path)
+        if (path / RECIPE).exists():
+            raise PretuneError(f"{path} already holds a run; use --resume {path} or another --out")
+        atomic.write_text(path / RECIPE, recipe.to_yaml())
+        return cls(path)
 
     @property
     def recipe(self) -> Recipe:
         return Recipe.load(self.path / RECIPE)
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / METRICS).is_file()
 
     @property
     def metrics(self) -> dict:
@@ -41,6 +58,11 @@ class Run:
         return json.loads(path.read_text())
 
     @property
+    def status(self) -> str:
+        """completed, cancelled, or running (no metrics.json yet: running, killed or failed)."""
+        return self.metrics.get("status", "completed") if self.finished else "running"
+
+    @property
     def history(self) -> list[dict]:
         path = self.path / HISTORY
         return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
@@ -48,26 +70,15 @@ class Run:
     @property
     def model_path(self) -> Path:
         path = self.path / MODEL
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not (path / "model.safetensors").is_file():
             raise PretuneError(f"run {self.path} has no saved model (did it finish?)")
         return path
 
-    def predictor(self):
-        # Imported here: inference sits above this module in the layering.
-        from pretune.predictor import Predictor
+    def write_metrics(self, metrics: dict) -> None:
+        atomic.write_json(self.path / METRICS, metrics)
 
-        if self._predictor is None:
-            self._predictor = Predictor(self.model_path, self.recipe.data.max_length)
-        return self._predictor
-
-    def predict(self, texts: list[str], pairs: list[str] | None = None) -> list[dict]:
-        """Label, its probability, and every class's probability, for each text."""
-        return self.predictor().predict(texts, pairs)
-
-    def evaluate(self, data: str | Path, **columns) -> dict:
-        """Metrics on a labelled table file, with the run's column names unless overridden."""
-        return self.predictor().evaluate_file(data, self.recipe.data, **columns)
-
-
-def load_run(path: str | Path) -> Run:
-    return Run(path)
+    @contextmanager
+    def writing_model(self):
+        """A temporary directory that becomes `model/` whole, or not at all."""
+        with atomic.atomic_dir(self.path / MODEL) as tmp:
+            yield tmp

@@ -17,14 +17,18 @@ def fit(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or table"),
 ) -> None:
     """Fine-tune a pretrained model as the recipe says; write a run directory."""
+    from accelerate import PartialState
+
     from pretune.api import fit as fit_api
 
     run = fit_api(recipe, out, resume=resume, overrides=set_, quiet=quiet)
+    if not PartialState().is_main_process:
+        return  # under torchrun / accelerate launch only the main process reports
     metrics = run.metrics
     if quiet:
         print(run.path)
         return
-    console.print(metrics_table({k: metrics[k] for k in ("validation", "test")}, "final metrics"))
+    console.print(metrics_table({k: metrics[k] for k in ("validation", "test") if k in metrics}, "final metrics"))
     for change in metrics["model"]["changes"]:
         console.print(f"model after {change['change']}: {change['parameters']:,} parameters, "
                       f"{change['trainable']:,} trainable")

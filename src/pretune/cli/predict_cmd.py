@@ -11,19 +11,19 @@ from pretune.errors import PretuneError
 
 
 def predict(
-    run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit"),
+    run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit (or compress)"),
     text: list[str] = typer.Option([], "--text", help="a text to label (repeatable)"),
-    data: Path | None = typer.Option(None, "--data", help="table of texts: csv, jsonl or parquet"),
+    data: Path | None = typer.Option(None, "--data", help="table of texts: csv, jsonl, parquet or conll"),
     text_column: str | None = typer.Option(None, help="default: the run's text column"),
 ) -> None:
-    """Label texts with a run's model; one JSON object per line."""
-    from pretune.runs import Run
+    """Predict with a run's model; one JSON object per line (label and scores, labels,
+    entities with their character offsets, or a value: as the run's task says)."""
+    from pretune.predictor import Run
 
     if bool(text) == bool(data):
         raise PretuneError("give --text (one or more) or --data FILE, not both or neither")
-    run = Run(run_dir)
-    pairs = None
-    if data is not None:
-        text, pairs = run.predictor().read_texts(data, run.recipe.data, text_column)
-    for t, result in zip(text, run.predict(list(text), pairs), strict=True):
-        print(json.dumps({"text": t, **result}))
+    predictor = Run(run_dir).predictor()
+    table = predictor.task.unlabelled(text) if data is None else predictor.read(
+        data, with_labels=False, text_column=text_column)
+    for row, result in zip(table.texts, predictor.predict_table(table), strict=True):
+        print(json.dumps({"text": row, **result}))

@@ -26,12 +26,13 @@ from pretune.compress.variant import (
     load_runner,
     load_tokenizer_of,
     predict,
+    task_of,
 )
-from pretune.data import encode, prepare
+from pretune.data import prepare
 from pretune.errors import PretuneError
 from pretune.models.surgery import evenly_spaced
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig, DistillConfig, Recipe
-from pretune.runs import Run
 
 
 def distill_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
@@ -42,17 +43,18 @@ def distill_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     recipe = student_recipe(parent.recipe, parent.model_path, dc, teacher_config.num_hidden_layers)
     if dc.hidden_weight > 0:
         _check_width(recipe, teacher_config)
-    data = prepare(recipe.data, _labels(teacher_config))
+    task = task_of(parent)
+    data = prepare(recipe.data, task, label_names=task.label_names)
     teacher_tokenizer = load_tokenizer_of(parent)
-    train = encode(data.splits["train"], teacher_tokenizer, recipe.data.max_length)
-    teacher = CountingRunner(load_runner(parent.model_path))
+    train = task.encode(data.splits["train"], teacher_tokenizer, recipe.data.max_length)
+    teacher = CountingRunner(load_runner(parent.model_path, task))
     logits = torch.from_numpy(predict(teacher, train, teacher_tokenizer.pad_token_id or 0))
-    before = _untrained_student_accuracy(recipe, data)
-    hidden = HiddenMatching(parent.model_path, dc.hidden_weight, teacher_config.num_hidden_layers) \
+    before = _untrained_student_accuracy(recipe, data, task)
+    hidden = HiddenMatching(parent.model_path, task, dc.hidden_weight, teacher_config.num_hidden_layers) \
         if dc.hidden_weight > 0 else None
-    callback = DistillationCallback(logits, dc.alpha, dc.temperature, regression=data.label_names is None,
+    callback = DistillationCallback(logits, dc.alpha, dc.temperature, regression=task.name == "regression",
                                     hidden=hidden)
-    from pretune.api import fit
+    from pretune.train.fit import fit
 
     run = fit(recipe, out, callbacks=[callback], quiet=True)
     notes = {"teacher": str(parent.path), "teacher_forward_rows": teacher.rows, "train_rows": len(train),
@@ -116,10 +118,10 @@ class DistillationCallback:
 class HiddenMatching:
     """MSE between student layer j's output and teacher layer m(j)'s (m: evenly spaced tops)."""
 
-    def __init__(self, teacher_dir: Path, weight: float, teacher_layers: int):
-        from pretune.models.load import load_saved_classifier
+    def __init__(self, teacher_dir: Path, task, weight: float, teacher_layers: int):
+        from pretune.models.load import load_saved_model
 
-        self.teacher = load_saved_classifier(teacher_dir).eval()
+        self.teacher = load_saved_model(teacher_dir, task).eval()
         self.weight, self.teacher_layers = weight, teacher_layers
         self.outputs: list[torch.Tensor] = []
         self.handles: list = []
@@ -160,12 +162,6 @@ class CountingRunner:
         return self.runner(batch)
 
 
-def _labels(config) -> list[str] | None:
-    if config.problem_type == "regression":
-        return None
-    return [config.id2label[i] for i in range(config.num_labels)]
-
-
 def _check_width(recipe: Recipe, teacher_config) -> None:
     from transformers import AutoConfig
 
@@ -178,12 +174,14 @@ def _check_width(recipe: Recipe, teacher_config) -> None:
             f"but it is {student.hidden_size}; set compress.distill.hidden_weight=0")
 
 
-def _untrained_student_accuracy(recipe: Recipe, data) -> dict:
+def _untrained_student_accuracy(recipe: Recipe, data, task) -> dict:
     """The student before training (surgery of the teacher, or a fresh head), on the test split."""
-    from pretune.models import load_classifier, load_tokenizer
+    from pretune.models import load_tokenizer
+    from pretune.models.load import load_model
     from pretune.models.surgery import apply_surgery
 
-    model = load_classifier(recipe.model, data.num_labels, data.label_names, data.label_names is None)
+    model = load_model(recipe.model, task)
     apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
-    test = evaluate_runner(TorchRunner(model), data, load_tokenizer(recipe.model.source), recipe.data.max_length)
+    test = evaluate_runner(TorchRunner(model.eval()), data, task, load_tokenizer(recipe.model.source),
+                           recipe.data.max_length)
     return {k: test[k] for k in ("accuracy", "f1_macro", "mse") if k in test}

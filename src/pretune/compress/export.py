@@ -20,8 +20,8 @@ import torch
 from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, sample_texts, write_variant
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig
-from pretune.runs import Run
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 

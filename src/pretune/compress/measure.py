@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from pretune.errors import PretuneError
+from pretune.predictor import Run
 from pretune.recipe import MeasureConfig
-from pretune.runs import Run
 
 SHOWN = ("accuracy", "f1_macro", "mse")
 
@@ -51,15 +51,16 @@ def _child(args: dict) -> dict:
 def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
     import torch
 
-    from pretune.compress.variant import evaluate_runner, load_data, load_runner, load_tokenizer_of
+    from pretune.compress.variant import evaluate_runner, load_data, load_runner, load_tokenizer_of, task_of
 
     torch.set_num_threads(cfg.threads)
-    data = load_data(run)
+    task = task_of(run)
+    data = load_data(run, task)
     tokenizer = load_tokenizer_of(run)
     max_length = run.recipe.data.max_length
     _reset_peak()
     before = _rss_mb()
-    runner = load_runner(run.model_path, cfg.threads)
+    runner = load_runner(run.model_path, task, cfg.threads)
     texts = list(data.splits["test"].texts[: cfg.samples])
     pairs = data.splits["test"].pairs
     pairs = list(pairs[: cfg.samples]) if pairs else None
@@ -81,7 +82,7 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
             runner(batch)
         passes.append(len(texts) / (time.perf_counter() - start))
     peak = _peak_mb() - before if isolated else None  # before the evaluation's batches of 64
-    test = evaluate_runner(runner, data, tokenizer, max_length) if cfg.evaluate else {"samples": 0}
+    test = evaluate_runner(runner, data, task, tokenizer, max_length) if cfg.evaluate else {"samples": 0}
     return {
         "run": str(run.path), "backend": backend_of(run.model_path),
         "size_mb": round(size_on_disk(run.model_path) / 1e6, 3), **count_parameters(run.model_path),

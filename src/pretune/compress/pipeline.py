@@ -11,9 +11,9 @@ from pathlib import Path
 from pretune import atomic
 from pretune.compress.measure import measure
 from pretune.errors import PretuneError
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
 from pretune.registry import Registry
-from pretune.runs import Run
 
 StepFn = Callable[[Run, CompressConfig, Path], Run]
 steps: Registry[StepFn] = Registry("compression step")

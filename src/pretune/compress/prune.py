@@ -25,13 +25,14 @@ from pretune.compress.variant import (
     load_data,
     load_tokenizer_of,
     load_torch_model,
+    task_of,
     write_variant,
 )
-from pretune.data import collate, encode, train_batches
+from pretune.data import collate, train_batches
 from pretune.models.layers import encoder_layers
 from pretune.models.pruning import attention_parts, head_size_of, prune_layer, record
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig, PruneConfig, Recipe
-from pretune.runs import Run
 
 MATRICES = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
             "intermediate.dense", "output.dense")
@@ -39,10 +40,11 @@ MATRICES = ("attention.self.query", "attention.self.key", "attention.self.value"
 
 def prune_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     pc = cfg.prune
-    model, tokenizer = load_torch_model(parent, "prune"), load_tokenizer_of(parent)
+    task = task_of(parent)
+    model, tokenizer = load_torch_model(parent, "prune", task), load_tokenizer_of(parent)
     settings = pc.model_dump()
     if pc.method == "structured":
-        heads, neurons = importance(model, parent, tokenizer, pc.score_batches)
+        heads, neurons = importance(model, parent, task, tokenizer, pc.score_batches)
         notes = prune_structured(model, heads, neurons, pc.heads, pc.neurons)
         return _recover(parent, model, tokenizer, pc, out, settings, notes, pc.recovery_epochs, callbacks=[])
     rounds = pc.rounds
@@ -57,9 +59,7 @@ def prune_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
             run = _recover(parent, model, tokenizer, pc, where, settings, notes, pc.recovery_epochs / rounds,
                            callbacks=[MaskCallback(masks)])
             if not last:
-                from pretune.models.load import load_saved_classifier
-
-                model = load_saved_classifier(run.model_path)
+                model = load_torch_model(run, "prune", task)
     return run
 
 
@@ -72,7 +72,7 @@ def _recover(parent: Run, model, tokenizer, pc: PruneConfig, out: Path, settings
 
     if epochs <= 0:
         return write_variant(out, parent, "prune", settings, save, notes=notes)
-    from pretune.api import fit
+    from pretune.train.fit import fit
 
     recipe = recovery_recipe(parent.recipe, parent.model_path, epochs, pc.lr)
     run = fit(recipe, out, model=model, tokenizer=tokenizer, callbacks=callbacks, quiet=True)
@@ -92,10 +92,10 @@ def recovery_recipe(recipe: Recipe, model_dir: Path, epochs: float, lr: float | 
     return Recipe.from_dict(raw)
 
 
-def importance(model: nn.Module, run: Run, tokenizer, batches: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def importance(model: nn.Module, run: Run, task, tokenizer, batches: int) -> tuple[list, list]:
     """Per layer: head scores [heads] and FFN neuron scores [neurons], from training batches."""
-    data = load_data(run)
-    split = encode(data.splits["train"], tokenizer, run.recipe.data.max_length)
+    data = load_data(run, task)
+    split = task.encode(data.splits["train"], tokenizer, run.recipe.data.max_length)
     _, _, layers = encoder_layers(model)
     head_size = head_size_of(model)
     heads = [torch.zeros(attention_parts(layer)[1].in_features // head_size) for layer in layers]
@@ -115,14 +115,15 @@ def importance(model: nn.Module, run: Run, tokenizer, batches: int) -> tuple[lis
                     down.register_forward_pre_hook(keep("neurons", i))]
     was_training = model.training
     model.eval()  # no dropout: score the model as it predicts
-    loss_fn = nn.CrossEntropyLoss() if data.label_names else nn.MSELoss()
+    from pretune.train.losses import create_loss
+
+    loss_fn = create_loss(run.recipe.train.loss, task, split)
     try:
         order = train_batches(split.lengths, 32, run.recipe.seed, 0, False)[:batches]
         for indices in order:
             batch = collate(split, indices, tokenizer.pad_token_id or 0)
             labels = batch.pop("labels")
-            logits = model(**batch).logits
-            loss = loss_fn(logits, labels) if data.label_names else loss_fn(logits.squeeze(-1), labels.float())
+            loss = loss_fn(model(**batch).logits, labels)
             model.zero_grad(set_to_none=True)
             loss.backward()
             for (kind, i), act in saved.items():

@@ -30,13 +30,14 @@ from pretune.compress.variant import (
     load_tokenizer_of,
     load_torch_model,
     sample_texts,
+    task_of,
     write_variant,
 )
 from pretune.errors import MissingExtraError
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
 from pretune.models.quantized import quantize_torch_dynamic, write_marker
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig, QuantizeConfig
-from pretune.runs import Run
 
 QUANTIZABLE_OPS = ("MatMul", "Attention", "Gemm", "EmbedLayerNormalization", "Gather")
 
@@ -52,7 +53,8 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
     except ImportError:
         raise MissingExtraError("onnxruntime", "compress") from None
-    data, tokenizer = load_data(parent), load_tokenizer_of(parent)
+    task = task_of(parent)
+    data, tokenizer = load_data(parent, task), load_tokenizer_of(parent)
     max_length = parent.recipe.data.max_length
     texts = sample_texts(data, "validation", 32)
     notes: dict = {}
@@ -61,7 +63,7 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
         if is_onnx(parent):
             source = parent.model_path / ONNX_FILE
         else:
-            model = load_torch_model(parent, "quantize")
+            model = load_torch_model(parent, "quantize", task)
             notes["export"] = export_onnx(model, tokenizer, tmp / "fp32", texts, max_length=max_length)
             source = tmp / "fp32" / ONNX_FILE
         # Static calibration cannot read ranges through ONNX Runtime's fused (contrib) ops: a static
@@ -87,7 +89,7 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
             return target
 
         groups = node_groups(source)
-        validation = _validation_scorer(data, tokenizer, max_length)
+        validation = _validation_scorer(data, task, tokenizer, max_length)
         kept, gate = _gated(list(groups), lambda names: validation(OnnxRunner(quantize(
             [n for g in names for n in groups[g]], tmp / "trial.onnx"))), validation(OnnxRunner(source)), budget)
         final = quantize([n for g in kept for n in groups[g]], tmp / "int8.onnx")
@@ -106,9 +108,10 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
 def _torch(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> Run:
     import copy
 
-    model = load_torch_model(parent, "quantize")
-    data, tokenizer = load_data(parent), load_tokenizer_of(parent)
-    validation = _validation_scorer(data, tokenizer, parent.recipe.data.max_length)
+    task = task_of(parent)
+    model = load_torch_model(parent, "quantize", task)
+    data, tokenizer = load_data(parent, task), load_tokenizer_of(parent)
+    validation = _validation_scorer(data, task, tokenizer, parent.recipe.data.max_length)
     groups = linear_groups(model)
     kept, gate = _gated(list(groups), lambda names: validation(TorchRunner(quantize_torch_dynamic(
         copy.deepcopy(model), [n for g in names for n in groups[g]]))), validation(TorchRunner(model)), budget)
@@ -155,8 +158,8 @@ def linear_groups(model) -> dict[str, list[str]]:
     return groups
 
 
-def _validation_scorer(data, tokenizer, max_length: int) -> Callable:
-    return lambda runner: evaluate_runner(runner, data, tokenizer, max_length, "validation").get("accuracy", 0.0)
+def _validation_scorer(data, task, tokenizer, max_length: int) -> Callable:
+    return lambda runner: evaluate_runner(runner, data, task, tokenizer, max_length, "validation").get("accuracy", 0.0)
 
 
 def _gated(groups: list[str], score: Callable[[list[str]], float], base: float,

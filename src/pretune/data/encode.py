@@ -7,7 +7,8 @@ batch is padding (the idea of Hugging Face's LengthGroupedSampler).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,29 +16,44 @@ import torch
 from pretune.data.prepare import TextTable
 
 POOL_BATCHES = 50  # batches per length-sorted pool: big enough to group, small enough to shuffle
+IGNORE_INDEX = -100  # a label position the loss skips (padding, non-first sub-words): torch's default
 
 
 @dataclass
 class EncodedSplit:
+    """Tokenized rows, unpadded. `labels`: an array (one label, a number, or a 0/1 row per
+    text) or a list of per-token arrays; None for unlabelled input. `meta`: what a task keeps
+    to decode predictions (word ids, character offsets)."""
+
     features: dict[str, list[list[int]]]  # input_ids, attention_mask, maybe token_type_ids
-    labels: np.ndarray
+    labels: Any
     lengths: np.ndarray
+    meta: dict[str, list] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
 
-def encode(table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
+def lengths_of(features: dict[str, list[list[int]]]) -> np.ndarray:
+    return np.fromiter((len(ids) for ids in features["input_ids"]), dtype=np.int64)
+
+
+def encode_texts(table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
     enc = tokenizer(
         table.texts, table.pairs, truncation=True, max_length=max_length, padding=False
     )
     features = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
-    lengths = np.fromiter((len(ids) for ids in features["input_ids"]), dtype=np.int64)
-    return EncodedSplit(features, table.labels, lengths)
+    return EncodedSplit(features, table.labels, lengths_of(features))
+
+
+encode = encode_texts  # the text tasks' default; a task may encode its own way
 
 
 def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad the chosen rows to their own longest length; add labels."""
+    """Pad the chosen rows to their own longest length; add labels when the split has them.
+
+    Hand-written rather than transformers' DataCollatorWithPadding: padding lists of ids into
+    one numpy array skips the tokenizer's per-call checks, and a training step pads one batch."""
     width = int(split.lengths[indices].max())
     batch = {}
     for name, rows in split.features.items():
@@ -46,20 +62,44 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, t
         for r, i in enumerate(indices):
             out[r, : len(rows[i])] = rows[i]
         batch[name] = torch.from_numpy(out)
-    batch["labels"] = torch.from_numpy(split.labels[indices])
+    if isinstance(split.labels, list):  # one label per token: pad with the ignored index
+        out = np.full((len(indices), width), IGNORE_INDEX, dtype=np.int64)
+        for r, i in enumerate(indices):
+            out[r, : len(split.labels[i])] = split.labels[i]
+        batch["labels"] = torch.from_numpy(out)
+    elif split.labels is not None:
+        batch["labels"] = torch.from_numpy(split.labels[indices])
     return batch
+
+
+def sampling_weights(classes: list[list[int]], mode: str) -> np.ndarray | None:
+    """Per-row draw weights: 1/n (balanced) or 1/sqrt(n) (sqrt) of the row's rarest class."""
+    if mode == "natural":
+        return None
+    counts: dict[int, int] = {}
+    for row in classes:
+        for c in row:
+            counts[c] = counts.get(c, 0) + 1
+    rarest = np.array([min(counts[c] for c in row) for row in classes], dtype=np.float64)
+    weights = 1.0 / (rarest if mode == "balanced" else np.sqrt(rarest))
+    return weights / weights.sum()
 
 
 def train_batches(
     lengths: np.ndarray, batch_size: int, seed: int, epoch: int, group_by_length: bool,
-    rank: int = 0, world_size: int = 1,
+    rank: int = 0, world_size: int = 1, weights: np.ndarray | None = None,
 ) -> list[list[int]]:
     """The batches of one epoch: a pure function of (seed, epoch), so a resume replays it exactly.
 
-    With several processes every rank gets every world_size-th batch of the same order.
+    With `weights`, the epoch's rows are drawn with replacement in proportion to them (as many
+    draws as rows); else every row once. With several processes every rank gets every
+    world_size-th batch of the same order.
     """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
+    if weights is None:
+        order = rng.permutation(len(lengths))
+    else:
+        order = rng.choice(len(lengths), size=len(lengths), replace=True, p=weights)
     if group_by_length:
         pool = batch_size * POOL_BATCHES
         order = np.concatenate([

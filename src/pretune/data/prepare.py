@@ -1,12 +1,14 @@
-"""From a DataConfig to checked train / validation / test tables with labels as ids.
+"""From a DataConfig (or DataFrames given in Python) to checked train / validation / test tables.
 
 Every problem with the data (missing column, empty table, missing labels, a test label never
-seen in training) is found here, before a model is loaded, and told in one line.
+seen in training) is found here, before a model is loaded, and told in one line. What a label
+is (a class, a number, a list, a tag per word) is the task's business: it is passed in.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +24,12 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass
 class TextTable:
-    """One split: texts (and optional second texts) with label ids or regression targets."""
+    """One split: texts (a string, or a list of words, per row), optional second texts, and the
+    task's labels (None when unlabelled)."""
 
-    texts: list[str]
+    texts: list
     pairs: list[str] | None
-    labels: np.ndarray
+    labels: Any
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -42,14 +45,23 @@ class PreparedData:
         return 1 if self.label_names is None else len(self.label_names)
 
 
-def load_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
-    """Read the configured source into up to three raw frames (train, validation, test)."""
-    label = cfg.label_column if cfg.task == "classification" else None
-    if cfg.train:
-        frames = {"train": read_table(cfg.train)}
+FramesLike = pd.DataFrame | dict[str, pd.DataFrame]
+
+
+def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None) -> dict[str, pd.DataFrame]:
+    """Read the configured source (or take the given frames) into train, validation and test."""
+    label = cfg.label_column if stratify else None
+    if given is not None:
+        frames = {"train": given} if isinstance(given, pd.DataFrame) else dict(given)
+        unknown = set(frames) - set(SPLITS)
+        if unknown or "train" not in frames:
+            raise PretuneError(f"data= takes a DataFrame or a dict with 'train' (and 'validation', 'test'); "
+                               f"got keys {', '.join(map(str, frames))}")
+    elif cfg.train:
+        frames = {"train": read_table(cfg.train, cfg.encoding)}
         for split in ("validation", "test"):
             if getattr(cfg, split):
-                frames[split] = read_table(getattr(cfg, split))
+                frames[split] = read_table(getattr(cfg, split), cfg.encoding)
     elif cfg.source in bundled.datasets:
         return bundled.load_bundled(cfg.source)
     elif cfg.source.startswith("hf:"):
@@ -64,7 +76,7 @@ def load_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
                 f"{', '.join(bundled.datasets.available())}"
             )
         return split_frame(
-            _checked(read_table(cfg.source), cfg, cfg.source),
+            _checked(read_table(cfg.source, cfg.encoding), cfg, cfg.source),
             label, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed,
         )
     frames = {k: _checked(v, cfg, k) for k, v in frames.items()}
@@ -74,9 +86,16 @@ def load_frames(cfg: DataConfig) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def prepare(cfg: DataConfig, label_names: list[str] | None = None) -> PreparedData:
-    """Load, check and encode labels. Pass `label_names` to reuse a trained model's label map."""
-    frames = load_frames(cfg)
+def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
+            frames: FramesLike | None = None) -> PreparedData:
+    """Load, check and turn labels into the task's targets (default: a new task of the recipe's
+    kind). `label_names` reuses a trained model's labels; `frames` (a DataFrame or a dict of
+    splits) replaces reading files."""
+    if task is None:
+        from pretune.tasks import create_task  # tasks build on this module: imported when called
+
+        task = create_task(cfg)
+    frames = load_frames(cfg, task.stratify, frames)
     frames = {k: _checked(v, cfg, k) for k, v in frames.items()}
     if cfg.max_train_samples and len(frames["train"]) > cfg.max_train_samples:
         frames["train"] = frames["train"].sample(n=cfg.max_train_samples, random_state=cfg.split_seed)
@@ -84,38 +103,18 @@ def prepare(cfg: DataConfig, label_names: list[str] | None = None) -> PreparedDa
         for split in ("validation", "test"):
             if len(frames[split]) > cfg.max_eval_samples:
                 frames[split] = frames[split].sample(n=cfg.max_eval_samples, random_state=cfg.split_seed)
-    if cfg.task == "classification" and label_names is None:
-        label_names = sorted(str(v) for v in frames["train"][cfg.label_column].unique())
-        if len(label_names) < 2:
-            raise PretuneError(f"training data has only one label ({label_names[0]}); need two or more")
-    tables = {split: to_table(frame, cfg, label_names, split) for split, frame in frames.items()}
-    return PreparedData(tables, label_names if cfg.task == "classification" else None)
+    if label_names is None:
+        task.learn_labels(frames["train"])
+    else:
+        task.label_names = label_names
+    tables = {split: task.to_table(frame, split) for split, frame in frames.items()}
+    return PreparedData(tables, task.label_names)
 
 
-def to_table(
-    frame: pd.DataFrame, cfg: DataConfig, label_names: list[str] | None, where: str,
-    with_labels: bool = True,
-) -> TextTable:
-    frame = _checked(frame, cfg, where, with_labels)
-    texts = frame[cfg.text_column].astype(str).tolist()
-    pairs = frame[cfg.text_pair_column].astype(str).tolist() if cfg.text_pair_column else None
-    if not with_labels:
-        return TextTable(texts, pairs, np.zeros(len(texts), dtype=np.int64))
-    values = frame[cfg.label_column]
-    if cfg.task == "regression":
-        try:
-            return TextTable(texts, pairs, np.array(values, dtype=np.float32))
-        except (TypeError, ValueError):
-            raise PretuneError(f"{where}: regression labels must be numbers") from None
-    index = {name: i for i, name in enumerate(label_names or [])}
-    as_text = values.astype(str)
-    unseen = sorted(set(as_text) - set(index))
-    if unseen:
-        raise PretuneError(
-            f"{where}: label(s) {', '.join(map(repr, unseen[:5]))} never seen in training "
-            f"(known: {', '.join(label_names or [])})"
-        )
-    return TextTable(texts, pairs, np.array(as_text.map(index), dtype=np.int64))
+def read_rows(path, cfg: DataConfig, task, with_labels: bool) -> TextTable:
+    """A table file as the task's rows, with or without labels (eval, predict)."""
+    frame = _checked(read_table(path, cfg.encoding), cfg, str(path), with_labels)
+    return task.to_table(frame, str(path), with_labels)
 
 
 def _checked(frame: pd.DataFrame, cfg: DataConfig, where: str, with_labels: bool = True) -> pd.DataFrame:
@@ -129,13 +128,8 @@ def _checked(frame: pd.DataFrame, cfg: DataConfig, where: str, with_labels: bool
         )
     if len(frame) == 0:
         raise PretuneError(f"{where}: no rows")
-    if with_labels:
-        bad = frame[cfg.label_column].isna()
-        if bad.any():
-            raise PretuneError(
-                f"{where}: {int(bad.sum())} row(s) have no label (NaN) in '{cfg.label_column}', "
-                f"first at row {int(np.flatnonzero(bad)[0])}"
-            )
-    if frame[cfg.text_column].isna().any():
-        raise PretuneError(f"{where}: {int(frame[cfg.text_column].isna().sum())} row(s) have no text")
+    empty = frame[cfg.text_column].isna()
+    if empty.any():
+        raise PretuneError(f"{where}: {int(empty.sum())} row(s) have no text, first at row "
+                           f"{int(np.flatnonzero(empty)[0])}")
     return frame

@@ -29,5 +29,5 @@ def _split(frame, label_column, frac, seed):
         # Stratifying needs at least two rows per class in each part; fall back to random.
         if counts.min() >= 2 and len(counts) <= frac * len(frame):
             stratify = frame[label_column]
-    rest, part = train_test_split(frame, test_size=frac, random_state=seed, stratify=stratify)
-    return rest.reset_index(drop=True), part.reset_index(drop=True)
+    # The index keeps each row's number in the source table, so that errors can name it.
+    return train_test_split(frame, test_size=frac, random_state=seed, stratify=stratify)

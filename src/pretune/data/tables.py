@@ -9,16 +9,25 @@ import pandas as pd
 from pretune.errors import MissingExtraError, PretuneError
 
 READERS = {
-    ".csv": pd.read_csv,
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".json": lambda p: pd.read_json(p, lines=True),
-    ".parquet": pd.read_parquet,
+    ".csv": lambda p, enc: pd.read_csv(p, encoding=enc),
+    ".tsv": lambda p, enc: pd.read_csv(p, sep="\t", encoding=enc),
+    ".jsonl": lambda p, enc: pd.read_json(p, lines=True, encoding=enc),
+    ".json": lambda p, enc: pd.read_json(p, lines=True, encoding=enc),
+    ".parquet": lambda p, enc: pd.read_parquet(p),
+    ".conll": lambda p, enc: _conll(p, enc),
+    ".bio": lambda p, enc: _conll(p, enc),
 }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read one table file; the format follows the suffix (.csv .tsv .jsonl .parquet, .bz2/.gz ok)."""
+def _conll(path, encoding):
+    from pretune.data.conll import read_conll
+
+    return read_conll(path, encoding)
+
+
+def read_table(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
+    """Read one table file; the format follows the suffix (.csv .tsv .jsonl .parquet, .conll / .bio
+    token-per-line files; .bz2/.gz ok)."""
     path = Path(path)
     if not path.is_file():
         raise PretuneError(f"data file not found: {path}")
@@ -29,7 +38,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"cannot read {path.name}: use one of {', '.join(sorted(READERS))}"
         )
     try:
-        frame = reader(path)
+        frame = reader(path, encoding)
+    except UnicodeDecodeError as e:
+        raise PretuneError(f"cannot read {path} as {encoding} ({e.reason} at byte {e.start}); "
+                           "set data.encoding, e.g. latin-1") from None
+    except LookupError:
+        raise PretuneError(f"data.encoding '{encoding}' is not a known text encoding") from None
     except (ValueError, pd.errors.ParserError, OSError) as e:
         raise PretuneError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
     if len(frame) == 0:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from pretune.errors import PretuneError
+from pretune.evaluate import logits_of
 from pretune.recipe import OptimizerConfig, Recipe, as_recipe
 from pretune.train.loop import create_accelerator
 from pretune.train.setup import FitParts, prepare_fit
@@ -152,7 +153,7 @@ def _train_step(model, optimizer, parts: FitParts, acc, size: int) -> None:
     batch = worst_case_batch(parts, size, acc.device)
     labels = batch.pop("labels")
     with acc.autocast():
-        loss = parts.loss_fn(model(**batch).logits, labels)
+        loss = parts.loss_fn(logits_of(model(**batch)), labels)
     acc.backward(loss)
     optimizer.step()
 
@@ -204,7 +205,7 @@ def saved_activation_bytes(model, parts: FitParts, acc, size: int) -> int:
     batch = worst_case_batch(parts, size, acc.device)
     labels = batch.pop("labels")
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), acc.autocast():
-        loss = parts.loss_fn(model(**batch).logits, labels)
+        loss = parts.loss_fn(logits_of(model(**batch)), labels)
     del loss  # frees the graph: nothing here needs a backward pass
     return sum(storages.values())
 

@@ -23,6 +23,7 @@ import numpy as np
 from pretune import atomic
 from pretune.data.encode import collate, train_batches
 from pretune.errors import PretuneError
+from pretune.evaluate import logits_of
 from pretune.recipe import Recipe, as_recipe
 from pretune.report import plots
 from pretune.train.loop import create_accelerator
@@ -104,7 +105,7 @@ def range_test(parts: FitParts, sweep: np.ndarray) -> tuple[list[float], list[fl
             batch = {k: v.to(acc.device) for k, v in collate(train, next(batches), parts.pad_id).items()}
             labels = batch.pop("labels")
             with acc.autocast():
-                loss = parts.loss_fn(model(**batch).logits, labels)
+                loss = parts.loss_fn(logits_of(model(**batch)), labels)
             acc.backward(loss / tc.gradient_accumulation_steps)
             step_loss += loss.item() / tc.gradient_accumulation_steps
         if tc.max_grad_norm is not None:  # clipping moves the divergence point: sweep as the fit trains

@@ -56,23 +56,28 @@ def load_tokenizer(source: str):
     return _from_hub_or_dir(AutoTokenizer.from_pretrained, resolve_source(source))
 
 
-def load_classifier(
-    cfg: ModelConfig, num_labels: int, label_names: list[str] | None, regression: bool = False,
-):
-    """A sequence classifier (or regressor) from the pretrained body with a fresh head."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+def load_model(cfg: ModelConfig, task):
+    """The pretrained body with a fresh head of the task's kind (labels, problem type)."""
+    import transformers
+    from transformers import AutoConfig
 
     where = resolve_source(cfg.source)
     config = _from_hub_or_dir(AutoConfig.from_pretrained, where)
-    config.num_labels = num_labels
-    if regression:
-        config.problem_type = "regression"
-    elif label_names:
-        config.id2label = dict(enumerate(label_names))
-        config.label2id = {name: i for i, name in enumerate(label_names)}
+    task.configure(config)
     _override(config, DROPOUT_FIELDS, cfg.dropout)
     _override(config, ATTENTION_DROPOUT_FIELDS, cfg.attention_dropout)
-    return _from_hub_or_dir(AutoModelForSequenceClassification.from_pretrained, where, config=config)
+    auto = getattr(transformers, task.auto_class)
+    return _from_hub_or_dir(auto.from_pretrained, where, config=config)
+
+
+def position_limit(model) -> int | None:
+    """The most tokens the model's position embeddings take (None: no such limit known)."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    # RoBERTa-style models reserve padding_idx + 1 positions before the first token.
+    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= getattr(config, "pad_token_id", 1) + 1
+    return limit
 
 
 def _override(config, fields: tuple[str, ...], value: float | None) -> None:
@@ -106,37 +111,40 @@ def _quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
-def load_saved_classifier(model_dir: str | Path):
-    """A model a run saved: a plain Hugging Face directory, or LoRA adapters (merge: false)
-    beside the labelled config, loaded onto the base model that adapter_config.json names."""
+def load_saved_model(model_dir: str | Path, task):
+    """A model a run saved, with the task's labels restored from its config: a plain Hugging
+    Face directory, or LoRA adapters (merge: false) beside the labelled config, loaded onto the
+    base model that adapter_config.json names."""
     import json
 
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    import transformers
+    from transformers import AutoConfig
 
     _quiet_transformers()
     model_dir = Path(model_dir)
+    auto = getattr(transformers, task.auto_class)
+    config = AutoConfig.from_pretrained(model_dir)
+    task.restore(config)
     adapter = model_dir / "adapter_config.json"
     if not adapter.is_file():
-        config = AutoConfig.from_pretrained(model_dir)
         if not getattr(config, "pretune_head", None) and not getattr(config, "pretune_pruning", None):
-            return AutoModelForSequenceClassification.from_pretrained(model_dir)
+            return auto.from_pretrained(model_dir)
         # An MLP head (model.surgery.head) or pruned heads (compress prune) that no Hugging Face
         # config can describe: rebuild those shapes before the weights load.
-        from safetensors.torch import load_model
+        from safetensors.torch import load_model as load_weights
 
         from pretune.models.pruning import restore_pruned_shapes
         from pretune.models.surgery import restore_head
 
-        model = AutoModelForSequenceClassification.from_config(config)
+        model = auto.from_config(config)
         restore_head(model, config)
         restore_pruned_shapes(model, config)
-        load_model(model, str(model_dir / "model.safetensors"))
+        load_weights(model, str(model_dir / "model.safetensors"))
         return model.eval()
     try:
         from peft import PeftModel
     except ImportError:
         raise MissingExtraError("peft", "adapters") from None
     base_path = json.loads(adapter.read_text())["base_model_name_or_path"]
-    config = AutoConfig.from_pretrained(model_dir)
-    base = _from_hub_or_dir(AutoModelForSequenceClassification.from_pretrained, base_path, config=config)
+    base = _from_hub_or_dir(auto.from_pretrained, base_path, config=config)
     return PeftModel.from_pretrained(base, model_dir)

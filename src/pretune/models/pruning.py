@@ -6,7 +6,7 @@ computes with whatever number of heads its query/key/value give it (`view(..., -
 so sliced layers run as they are. `from_pretrained` builds full-size layers, though, so the
 config records the kept sizes per layer in `config.pretune_pruning` = {"heads": [...],
 "intermediate": [...]} and `restore_pruned_shapes` shrinks a freshly built model before its state
-dict is loaded (models/load.py `load_saved_classifier` does this). When every layer keeps the
+dict is loaded (models/load.py `load_saved_model` does this). When every layer keeps the
 same number of neurons, `intermediate_size` is also set, so FFN-only pruning loads anywhere.
 """
 

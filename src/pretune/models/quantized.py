@@ -44,10 +44,10 @@ def write_marker(model_dir: str | Path, exclude: list[str]) -> None:
                       {"backend": "torch", "mode": "dynamic", "dtype": "qint8", "exclude": list(exclude)})
 
 
-def load_quantized(model_dir: str | Path, task=None) -> nn.Module:
-    """A torch int8 variant, ready for inference on CPU."""
-    from pretune.models.load import load_saved_classifier
+def load_quantized(model_dir: str | Path, task) -> nn.Module:
+    """A torch int8 variant, ready for inference on CPU (the task's labels restored)."""
+    from pretune.models.load import load_saved_model
 
-    model = load_saved_classifier(model_dir)
+    model = load_saved_model(model_dir, task)
     marker = quantization_of(model_dir) or {}
     return quantize_torch_dynamic(model.cpu(), marker.get("exclude", []))

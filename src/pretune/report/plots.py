@@ -70,3 +70,16 @@ def _save(fig, path: Path, plt) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def plot_run(run) -> None:
+    """A finished run's learning curves (loss and the task's headline metric) and lr schedule."""
+    from pretune.tasks import tasks
+    from pretune.train.schedules import lr_multiplier
+
+    recipe, total = run.recipe, run.metrics["train"]["total_steps"]
+    headline = tasks.get(recipe.data.task).headline
+    learning_curves(run.history, run.path / "plots" / "learning_curves.png", headline)
+    mult = lr_multiplier(recipe.train.schedule, total)
+    steps = list(range(total))
+    lr_schedule(steps, [recipe.train.optimizer.lr * mult(s) for s in steps], run.path / "plots" / "lr_schedule.png")

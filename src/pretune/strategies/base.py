@@ -17,7 +17,12 @@ from pretune.errors import PretuneError
 from pretune.models.layers import LayerMap, find_layers
 from pretune.models.surgery import untie_shared_layers
 from pretune.recipe import GroupOverride, ModelConfig, OptimizerConfig, StrategyConfig
-from pretune.train.optimizers import decays
+
+
+def decays(name: str, param) -> bool:
+    """Weight decay pulls weights toward 0; for biases and norm gains that only hurts."""
+    lowered = name.lower()
+    return param.ndim >= 2 and "norm" not in lowered and not lowered.endswith("bias")
 
 
 @dataclass
@@ -51,6 +56,11 @@ class Strategy:
 
     def save(self, model: nn.Module, directory) -> None:
         """Write the final model in Hugging Face format (safetensors)."""
+        if not hasattr(model, "save_pretrained"):  # a plain nn.Module: its weights only
+            from safetensors.torch import save_model
+
+            save_model(model, f"{directory}/model.safetensors")
+            return
         untie_shared_layers(model)  # training is over; from_pretrained cannot rebuild a tie
         model.save_pretrained(directory)
 

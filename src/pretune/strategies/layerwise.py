@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
+from pretune.errors import PretuneError
+from pretune.models.layers import encoder_layers
 from pretune.strategies.base import ParamSetting, Strategy
-from pretune.train.callbacks import Callback
+from pretune.strategies.feature_cache import FeatureCacheCallback
 
 
 class FreezeStrategy(Strategy):
@@ -16,6 +18,17 @@ class FreezeStrategy(Strategy):
         k = self.cfg.train_top_layers
         trainable = set(layers.head).union(*layers.layers[len(layers.layers) - k:]) if k else set(layers.head)
         return {n: self.setting(n, p, n in trainable) for n, p in model.named_parameters()}
+
+    def callbacks(self, model: nn.Module) -> list:
+        # The cache needs the whole encoder frozen (train_top_layers 0), no per-group override
+        # that unfreezes part of it, and a known encoder module to serve features in place of.
+        if self.cfg.train_top_layers or not self.cfg.cache_features or self.cfg.groups:
+            return []
+        try:
+            encoder, _, _ = encoder_layers(model)
+        except PretuneError:
+            return []
+        return [FeatureCacheCallback(encoder)]
 
 
 class LLRDStrategy(Strategy):
@@ -50,7 +63,7 @@ class GradualStrategy(Strategy):
                                         self.cfg.unfreeze_every_steps)]
 
 
-class GradualUnfreezeCallback(Callback):
+class GradualUnfreezeCallback:
     """The number of unfrozen groups is a pure function of (epoch, step): a resume lands on it."""
 
     def __init__(self, stages: list[list[str]], every_epochs: int | None, every_steps: int | None):

@@ -19,10 +19,9 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from pretune.data.encode import EncodedSplit, collate, train_batches
-from pretune.evaluate import compute_metrics
+from pretune.evaluate import TorchRunner, evaluate, logits_of
 from pretune.recipe import TrainConfig
-from pretune.train.callbacks import StopTraining, call
-from pretune.train.inference import predict_logits
+from pretune.train.callbacks import CancelTraining, StopTraining, call
 from pretune.train.losses import LossFn
 from pretune.train.precision import resolve_precision
 
@@ -46,11 +45,20 @@ class TrainState:
     last_eval: dict = field(default_factory=dict)
     history: list = field(default_factory=list)  # metrics.jsonl records
     stop_reason: str | None = None
+    status: str = "running"  # then completed, cancelled (by CancelTraining) or failed
+    extras: dict = field(default_factory=dict)  # figures callbacks report into metrics.json's train
     # Live objects for callbacks (never saved).
     model: Any = None
     optimizer: Any = None
     scheduler: Any = None
     accelerator: Any = None
+    # The batch in flight, for on_batch_start / on_outputs (never saved): the rows of the
+    # training split it holds, its tensors on the device (labels included), the model's
+    # logits and the task loss, which an on_outputs callback may replace (distillation).
+    batch_indices: Any = None
+    batch: Any = None
+    logits: Any = None
+    loss: Any = None
 
     SAVED = ("step", "epoch", "batch_in_epoch", "samples_seen", "train_seconds", "loss_sum",
              "loss_count", "last_loss", "lr", "last_eval", "history")
@@ -80,16 +88,17 @@ class TrainLoop:
 
     def __init__(
         self, model, cfg: TrainConfig, train: EncodedSplit, validation: EncodedSplit,
-        loss_fn: LossFn, label_names: list[str] | None, optimizer_factory: Callable,
+        loss_fn: LossFn, task, optimizer_factory: Callable,
         scheduler_factory: Callable, pad_id: int, seed: int, group_by_length: bool,
-        callbacks: list, accelerator: Accelerator,
+        callbacks: list, accelerator: Accelerator, sample_weights: np.ndarray | None = None,
     ):
         self.cfg, self.train, self.validation = cfg, train, validation
-        self.loss_fn, self.label_names, self.pad_id = loss_fn, label_names, pad_id
+        self.loss_fn, self.task, self.pad_id = loss_fn, task, pad_id
         self.seed, self.group_by_length, self.callbacks = seed, group_by_length, callbacks
-        self.accelerator = accelerator
+        self.accelerator, self.sample_weights = accelerator, sample_weights
         world = accelerator.num_processes
-        batches = len(train_batches(train.lengths, cfg.batch_size, seed, 0, group_by_length, 0, world))
+        batches = len(train_batches(train.lengths, cfg.batch_size, seed, 0, group_by_length, 0, world,
+                                    sample_weights))
         steps_per_epoch = math.ceil(batches / cfg.gradient_accumulation_steps)
         total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
         self.state = TrainState(total, steps_per_epoch, math.ceil(total / steps_per_epoch))
@@ -106,38 +115,61 @@ class TrainLoop:
         return self.accelerator.device
 
     def run(self) -> TrainState:
+        """Train to the end, or until a callback stops or cancels; on_fit_end runs in any case
+        (a `finally`), so a progress bar closes and the last record is written even when a
+        step raises."""
         state = self.state
-        call(self.callbacks, "on_fit_start", state)
         try:
+            call(self.callbacks, "on_fit_start", state)
             while state.step < state.total_steps:
                 self._run_epoch()
             # A run resumed from a checkpoint taken at its last step, killed before the epoch's
             # closing evaluation, has no epoch left to run: evaluate here.
             self._evaluate_unless_done()
+            state.status = "completed"
+        except CancelTraining as stop:
+            state.stop_reason = state.stop_reason or str(stop) or "cancelled by a callback"
+            state.status = "cancelled"
         except StopTraining as stop:
             state.stop_reason = state.stop_reason or str(stop) or "stopped by a callback"
-        call(self.callbacks, "on_fit_end", state)
+            state.status = "completed"
+        except BaseException as error:
+            state.status, state.stop_reason = "failed", f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            state.batch = state.logits = state.loss = state.batch_indices = None
+            call(self.callbacks, "on_fit_end", state)
         return state
 
     def _run_epoch(self) -> None:
         state, cfg, acc = self.state, self.cfg, self.accelerator
         batches = train_batches(
             self.train.lengths, cfg.batch_size, self.seed, state.epoch, self.group_by_length,
-            acc.process_index, acc.num_processes,
+            acc.process_index, acc.num_processes, self.sample_weights,
         )
         if state.batch_in_epoch == 0:
             call(self.callbacks, "on_epoch_start", state)
         self.model.train()
         accum = cfg.gradient_accumulation_steps
         started = time.perf_counter()
+        events = {e for e in ("on_batch_start", "on_outputs") if any(hasattr(cb, e) for cb in self.callbacks)}
         for i in range(state.batch_in_epoch, len(batches)):
             batch = {k: v.to(self.device) for k, v in collate(self.train, batches[i], self.pad_id).items()}
             labels = batch.pop("labels")
+            state.batch_indices = torch.as_tensor(batches[i])
+            if "on_batch_start" in events:
+                state.batch = batch
+                call(self.callbacks, "on_batch_start", state)
             closes_step = (i + 1) % accum == 0 or i + 1 == len(batches)
             # Skip the gradient all-reduce on micro-batches that do not end an optimizer step.
             sync = nullcontext() if closes_step else acc.no_sync(self.model)
             with sync, acc.autocast():
-                loss = self.loss_fn(self.model(**batch).logits, labels)
+                logits = logits_of(self.model(**batch))
+                loss = self.loss_fn(logits, labels)
+                if "on_outputs" in events:
+                    state.batch, state.logits, state.loss = {**batch, "labels": labels}, logits, loss
+                    call(self.callbacks, "on_outputs", state)
+                    loss = state.loss
             # The last step of an epoch may gather fewer micro-batches; scale by their number.
             group = accum if i // accum < len(batches) // accum else len(batches) % accum
             acc.backward(loss / group)
@@ -180,6 +212,7 @@ class TrainLoop:
             "split": "train", "step": s.step, "epoch": round(s.step / s.steps_per_epoch, 4),
             "loss": s.last_loss, "lr": s.lr,
             "samples_per_second": s.samples_seen / s.train_seconds if s.train_seconds else None,
+            "train_seconds": s.train_seconds,
         })
         s.loss_sum, s.loss_count = 0.0, 0
 
@@ -201,23 +234,11 @@ class TrainLoop:
         call(self.callbacks, "on_evaluate", s)
         return metrics
 
+    def runner(self) -> TorchRunner:
+        return TorchRunner(self.accelerator.unwrap_model(self.model), self.device, self.accelerator.autocast)
+
     def evaluate(self, split: EncodedSplit) -> dict:
-        return evaluate_model(
-            self.accelerator.unwrap_model(self.model), split, self.label_names, self.loss_fn,
-            self.cfg.eval_batch_size, self.pad_id, self.device, self.accelerator.autocast,
-        )
-
-
-def evaluate_model(
-    model, split: EncodedSplit, label_names, loss_fn: LossFn | None, batch_size: int,
-    pad_id: int, device, autocast=nullcontext,
-) -> dict:
-    logits = predict_logits(model, split, batch_size, pad_id, device, autocast)
-    metrics = compute_metrics(logits, split.labels, label_names)
-    if loss_fn is not None:
-        metrics = {"loss": float(loss_fn(torch.from_numpy(logits), torch.from_numpy(split.labels))),
-                   **metrics}
-    return metrics
+        return evaluate(self.runner(), split, self.task, self.cfg.eval_batch_size, self.pad_id, self.loss_fn)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,10 +1,10 @@
-"""Losses by name: cross-entropy (smoothing, class weights), focal, and MSE for regression."""
+"""Losses by name: cross-entropy (smoothing, class weights), focal, BCE for multi-label, and
+MSE / Huber for regression. Which ones fit, and the default, is the task's to say."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -15,28 +15,16 @@ from pretune.registry import Registry
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 losses: Registry[Callable[[LossConfig, torch.Tensor | None], LossFn]] = Registry("loss")
 
-REGRESSION_LOSSES = {"mse"}
 
-
-def class_weights(cfg: LossConfig, label_counts: np.ndarray | None) -> torch.Tensor | None:
-    """'balanced' weights n / (k * count_c), as scikit-learn computes them; or the given list."""
-    if cfg.class_weights is None or label_counts is None:
-        return None
-    k = len(label_counts)
-    if cfg.class_weights == "balanced":
-        counts = np.maximum(label_counts, 1)
-        return torch.tensor(counts.sum() / (k * counts), dtype=torch.float32)
-    if len(cfg.class_weights) != k:
-        raise PretuneError(
-            f"train.loss.class_weights has {len(cfg.class_weights)} values for {k} classes"
-        )
-    return torch.tensor(cfg.class_weights, dtype=torch.float32)
-
-
-def create_loss(cfg: LossConfig, task: str, label_counts: np.ndarray | None = None) -> LossFn:
-    if (task == "regression") != (cfg.name in REGRESSION_LOSSES):
-        raise PretuneError(f"loss '{cfg.name}' does not fit a {task} task")
-    return losses.get(cfg.name)(cfg, class_weights(cfg, label_counts))
+def create_loss(cfg: LossConfig, task, train_split) -> LossFn:
+    """The recipe's loss (or the task's default), checked against the task, weighted from the
+    training labels where the recipe asks, and shaped by the task (token tasks mask padding)."""
+    name = cfg.name or task.default_loss
+    losses.get(name)  # an unknown name lists the known ones
+    if name not in task.losses:
+        raise PretuneError(f"loss '{name}' does not fit a {task.name} task; use one of {', '.join(task.losses)}")
+    weight = task.loss_weight(cfg, train_split)
+    return task.shape_loss(losses.get(name)(cfg, weight))
 
 
 @losses.register("cross_entropy")
@@ -67,5 +55,26 @@ def _focal(cfg: LossConfig, weight: torch.Tensor | None) -> LossFn:
 def _mse(cfg: LossConfig, weight: torch.Tensor | None) -> LossFn:
     def loss(logits, labels):
         return F.mse_loss(logits.float().squeeze(-1), labels.float())
+
+    return loss
+
+
+@losses.register("huber")
+def _huber(cfg: LossConfig, weight: torch.Tensor | None) -> LossFn:
+    """Squared near the target, linear beyond `huber_delta`: outliers pull less than with MSE."""
+
+    def loss(logits, labels):
+        return F.huber_loss(logits.float().squeeze(-1), labels.float(), delta=cfg.huber_delta)
+
+    return loss
+
+
+@losses.register("bce")
+def _bce(cfg: LossConfig, weight: torch.Tensor | None) -> LossFn:
+    """One sigmoid per label; `weight` is BCE's pos_weight (negatives / positives per label)."""
+
+    def loss(logits, labels):
+        w = None if weight is None else weight.to(logits.device)
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=w)
 
     return loss

@@ -9,16 +9,11 @@ from torch import nn
 
 from pretune.recipe import OptimizerConfig
 from pretune.registry import Registry
+from pretune.strategies.base import decays
 
 optimizers: Registry[Callable[[list[dict], OptimizerConfig], torch.optim.Optimizer]] = Registry(
     "optimizer"
 )
-
-
-def decays(name: str, param: torch.Tensor) -> bool:
-    """Weight decay pulls weights toward 0; for biases and norm gains that only hurts."""
-    lowered = name.lower()
-    return param.ndim >= 2 and "norm" not in lowered and not lowered.endswith("bias")
 
 
 def param_groups(
@@ -45,14 +40,24 @@ def _sgd(groups, cfg):
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
 
 
+def _fused_or_foreach(cls, groups, **kwargs):
+    """The fused kernel (one pass over each tensor, on CPU and CUDA) where the parameters allow
+    it, else foreach. Measured on MiniLM, 2 CPU threads: the optimizer step fell from about a
+    quarter of a training step to a sixteenth (transformers' Trainer defaults to it too)."""
+    try:
+        return cls(groups, fused=True, **kwargs)
+    except (RuntimeError, ValueError):  # a device or dtype the fused kernel does not take
+        return cls(groups, foreach=True, **kwargs)
+
+
 @optimizers.register("adam")
 def _adam(groups, cfg):
-    return torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=True)
+    return _fused_or_foreach(torch.optim.Adam, groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 @optimizers.register("adamw")
 def _adamw(groups, cfg):
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=True)
+    return _fused_or_foreach(torch.optim.AdamW, groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
 
 @optimizers.register("rmsprop")

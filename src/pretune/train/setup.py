@@ -1,4 +1,5 @@
-"""From a recipe to everything a fit (or a finder) needs: data, tokenizer, model, strategy, loss.
+"""From a recipe (and any objects given in Python) to everything a fit or a finder needs: task,
+data, tokenizer, model, strategy, loss.
 
 Kept apart from the loop so that `fit`, `lr-find` and the batch-size finder build a job the
 same way.
@@ -6,33 +7,30 @@ same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch import nn
 
-from pretune.data import PreparedData, encode, prepare
-from pretune.data.encode import EncodedSplit
+from pretune.data import PreparedData, prepare
+from pretune.data.encode import EncodedSplit, sampling_weights
 from pretune.errors import PretuneError
-from pretune.models import load_classifier, load_tokenizer
+from pretune.models import load_model, load_tokenizer, position_limit
 from pretune.models.surgery import apply_surgery
 from pretune.recipe import Recipe
 from pretune.strategies import Strategy, create_strategy, strategies
+from pretune.tasks import Task, create_task, tasks
 from pretune.train.callbacks import EarlyStoppingCallback
 from pretune.train.loop import seed_everything
 from pretune.train.losses import LossFn, create_loss, losses
 from pretune.train.optimizers import create_optimizer, optimizers
 from pretune.train.schedules import schedules
 
-CLASSIFICATION_METRICS = ("loss", "accuracy", "precision_macro", "recall_macro", "f1_macro",
-                          "precision_micro", "recall_micro", "f1_micro", "precision_weighted",
-                          "recall_weighted", "f1_weighted")
-REGRESSION_METRICS = ("loss", "mse", "mae", "r2")
-
 
 @dataclass
 class FitParts:
     recipe: Recipe
+    task: Task
     data: PreparedData
     tokenizer: object
     model: nn.Module  # after surgery and the strategy's wrap
@@ -40,10 +38,12 @@ class FitParts:
     loss_fn: LossFn
     strategy: Strategy
     model_report: list[dict]  # parameters before / after each structure change
+    sample_weights: np.ndarray | None = None  # data.sampling's per-row draw weights
+    notices: list[str] = field(default_factory=list)  # settings changed at the edge, to tell the user
 
     @property
     def pad_id(self) -> int:
-        return self.tokenizer.pad_token_id or 0
+        return getattr(self.tokenizer, "pad_token_id", None) or 0
 
     def optimizer_factory(self):
         groups = self.strategy.param_groups(self.model)
@@ -56,18 +56,18 @@ class FitParts:
 def resolve_names(recipe: Recipe) -> None:
     """Every name in the recipe resolves now: an unknown one fails before any work or file."""
     tc = recipe.train
-    optimizers.get(tc.optimizer.name), schedules.get(tc.schedule.name), losses.get(tc.loss.name)
-    strategies.get(recipe.strategy.name)
+    optimizers.get(tc.optimizer.name), schedules.get(tc.schedule.name), strategies.get(recipe.strategy.name)
+    tasks.get(recipe.data.task)
+    if tc.loss.name is not None:
+        losses.get(tc.loss.name)
 
 
-def check_metric(recipe: Recipe) -> None:
-    task = recipe.data.task
-    known = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+def check_metric(recipe: Recipe, task: Task) -> None:
     watched = {"train.early_stopping.metric": recipe.train.early_stopping.metric,
                "train.keep_best": recipe.train.keep_best}
     for key, metric in watched.items():
-        if metric is not None and metric not in known:
-            raise PretuneError(f"{key} '{metric}' is not a {task} metric; known: {', '.join(known)}")
+        if metric is not None and metric not in task.metric_names:
+            raise PretuneError(f"{key} '{metric}' is not a {task.name} metric; known: {', '.join(task.metric_names)}")
 
 
 def count_parameters(model: nn.Module) -> dict:
@@ -75,22 +75,51 @@ def count_parameters(model: nn.Module) -> dict:
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
-def prepare_fit(recipe: Recipe) -> FitParts:
+def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, data=None) -> FitParts:
+    """`model`, `tokenizer` and `data` (a DataFrame or a dict of splits) replace what the recipe
+    would load: a Hugging Face model or any nn.Module whose forward takes the tokenizer's
+    output and returns logits (a tensor, or an object with `.logits`)."""
     resolve_names(recipe)
-    check_metric(recipe)
+    task = create_task(recipe.data)
+    check_metric(recipe, task)
     seed_everything(recipe.seed)
-    data = prepare(recipe.data)
-    task = recipe.data.task
-    tokenizer = load_tokenizer(recipe.model.source)
-    model = load_classifier(recipe.model, data.num_labels, data.label_names, task == "regression")
+    prepared = prepare(recipe.data, task, frames=data)
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(recipe.model.source)
+    if model is None:
+        model = load_model(recipe.model, task)
+    else:
+        _check_given_model(model, task)
+        if hasattr(getattr(model, "config", None), "to_dict"):
+            task.configure(model.config)  # a Hugging Face model saves with the data's labels
+    notices: list[str] = []
+    max_length = recipe.data.max_length
+    limit = position_limit(model)
+    if limit and max_length > limit:
+        notices.append(f"data.max_length {max_length} is beyond the model's {limit} positions; using {limit}")
+        max_length = limit
     report = [{"change": "pretrained", **count_parameters(model)}]
     report += apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
     strategy = create_strategy(recipe.strategy, recipe.train.optimizer, recipe.model)
     model = strategy.wrap(model)
-    encoded = {name: encode(t, tokenizer, recipe.data.max_length) for name, t in data.splits.items()}
-    counts = np.bincount(data.splits["train"].labels, minlength=data.num_labels) if task == "classification" else None
-    loss_fn = create_loss(recipe.train.loss, task, counts)
-    return FitParts(recipe, data, tokenizer, model, encoded, loss_fn, strategy, report)
+    encoded = {name: task.encode(t, tokenizer, max_length) for name, t in prepared.splits.items()}
+    weights = None
+    if recipe.data.sampling != "natural":
+        classes = task.sampling_classes(encoded["train"])
+        if classes is None:
+            raise PretuneError(f"data.sampling '{recipe.data.sampling}' needs classes; a {task.name} task has none")
+        weights = sampling_weights(classes, recipe.data.sampling)
+    loss_fn = create_loss(recipe.train.loss, task, encoded["train"])
+    return FitParts(recipe, task, prepared, tokenizer, model, encoded, loss_fn, strategy, report,
+                    weights, notices)
+
+
+def _check_given_model(model: nn.Module, task: Task) -> None:
+    if not isinstance(model, nn.Module):
+        raise PretuneError(f"model= takes a torch nn.Module (a Hugging Face model included), "
+                           f"not {type(model).__name__}")
+    configured = getattr(getattr(model, "config", None), "num_labels", None)
+    if configured is not None and task.label_names and configured != task.num_labels:
+        raise PretuneError(f"the given model has {configured} outputs; the data has {task.num_labels} labels")
 
 
 def early_stopping(recipe: Recipe) -> EarlyStoppingCallback | None:

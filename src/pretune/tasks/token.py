@@ -1,0 +1,122 @@
+"""Token classification (named-entity recognition): one BIO / IOB2 tag per word.
+
+Words arrive as token lists (CoNLL files, JSONL lists) and are split into sub-words; the first
+sub-word of each word carries the word's tag and the others are ignored by the loss (-100),
+as in Hugging Face's token-classification guide. Scores are seqeval's entity-level figures.
+A word beyond `max_length` sub-words is cut off in training and in scoring alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pretune.data.encode import IGNORE_INDEX, EncodedSplit, lengths_of
+from pretune.data.prepare import TextTable
+from pretune.errors import PretuneError
+from pretune.recipe import LossConfig
+from pretune.tasks.base import Task, class_weights, softmax
+from pretune.tasks.tagging import align_labels, count_scheme_slips, decode_entities, entity_metrics
+
+
+class TokenClassification(Task):
+    name = "token-classification"
+    auto_class = "AutoModelForTokenClassification"
+    metric_names = ("loss", "f1", "precision", "recall", "f1_macro", "token_accuracy")
+    headline = "f1"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.scheme_slips = 0  # I- tags with no B- before them, counted in learn_labels
+
+    def _rows(self, frame: pd.DataFrame, column: str, where: str) -> list[list[str]]:
+        rows = []
+        for i, value in zip(frame.index, frame[column], strict=True):
+            if isinstance(value, str) or not hasattr(value, "__len__"):
+                raise PretuneError(f"{where}: row {i} of '{column}' is not a list of tokens / tags")
+            rows.append([str(v) for v in value])
+        return rows
+
+    def learn_labels(self, train: pd.DataFrame) -> None:
+        tags = self._rows(train, self.cfg.label_column, "train")
+        self.scheme_slips = count_scheme_slips(tags)
+        names = sorted({t for row in tags for t in row})
+        # "O" first, then the entity tags grouped by type (B- before I-): the order people read.
+        self.label_names = sorted(names, key=lambda t: (t != "O", t[2:], t[:2]))
+
+    def labels_of(self, frame: pd.DataFrame, where: str) -> list[list[int]]:
+        index = {name: i for i, name in enumerate(self.label_names)}
+        tags = self._rows(frame, self.cfg.label_column, where)
+        tokens = frame[self.cfg.text_column]
+        out = []
+        for i, row, words in zip(frame.index, tags, tokens, strict=True):
+            if len(row) != len(words):
+                raise PretuneError(f"{where}: row {i} has {len(words)} tokens but {len(row)} tags")
+            unseen = [t for t in row if t not in index]
+            if unseen:
+                raise PretuneError(f"{where}: row {i}: tag {unseen[0]!r} never seen in training")
+            out.append([index[t] for t in row])
+        return out
+
+    def to_table(self, frame: pd.DataFrame, where: str, with_labels: bool = True) -> TextTable:
+        words = self._rows(frame, self.cfg.text_column, where)
+        return TextTable(words, None, self.labels_of(frame, where) if with_labels else None)
+
+    def encode(self, table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
+        if not getattr(tokenizer, "is_fast", False):
+            raise PretuneError("token classification needs a fast tokenizer (word_ids to align tags)")
+        raw = bool(table.texts) and isinstance(table.texts[0], str)
+        enc = tokenizer(table.texts, truncation=True, max_length=max_length, padding=False,
+                        is_split_into_words=not raw, return_offsets_mapping=raw)
+        features = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        word_ids = [enc.word_ids(i) for i in range(len(table.texts))]
+        labels = None
+        if table.labels is not None:
+            labels = [np.array(align_labels(w, y), dtype=np.int64) for w, y in zip(word_ids, table.labels, strict=True)]
+        meta = {"word_ids": word_ids}
+        if raw:
+            meta["offsets"] = enc["offset_mapping"]
+        return EncodedSplit(features, labels, lengths_of(features), meta)
+
+    def sampling_classes(self, split: EncodedSplit) -> list[list[int]]:
+        begins = [i for i, name in enumerate(self.label_names) if name.startswith("B-")]
+        return [sorted(set(row.tolist()) & set(begins)) or [0] for row in split.labels]
+
+    def loss_weight(self, cfg: LossConfig, train: EncodedSplit) -> torch.Tensor | None:
+        if cfg.class_weights is None:
+            return None
+        every = np.concatenate(train.labels)
+        return class_weights(cfg, np.bincount(every[every != IGNORE_INDEX], minlength=self.num_labels))
+
+    def shape_loss(self, loss_fn):
+        def token_loss(logits, labels):
+            keep = labels != IGNORE_INDEX  # padding and non-first sub-words
+            return loss_fn(logits[keep], labels[keep])
+
+        return token_loss
+
+    def _tags(self, outputs: list[np.ndarray], split: EncodedSplit) -> tuple[list[list[str]], list[list[str]]]:
+        names = self.label_names
+        true, pred = [], []
+        for logits, labels in zip(outputs, split.labels, strict=True):
+            keep = labels != IGNORE_INDEX
+            true.append([names[i] for i in labels[keep]])
+            pred.append([names[i] for i in logits[keep].argmax(-1)])
+        return true, pred
+
+    def metrics(self, outputs: list[np.ndarray], split: EncodedSplit) -> dict:
+        return entity_metrics(*self._tags(outputs, split))
+
+    def decode(self, outputs: list[np.ndarray], split: EncodedSplit, table: TextTable) -> list[dict]:
+        offsets = split.meta.get("offsets")
+        results = []
+        for r, logits in enumerate(outputs):
+            probs = softmax(logits)
+            ids = probs.argmax(-1)
+            word_ids = split.meta["word_ids"][r]
+            firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
+            entities = decode_entities(table.texts[r], offsets[r] if offsets else None, ids, probs,
+                                       self.label_names, word_ids)
+            results.append({"entities": entities, "tags": [self.label_names[int(ids[i])] for i in firsts]})
+        return results

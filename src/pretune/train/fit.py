@@ -1,0 +1,154 @@
+"""fit: a recipe (and any objects given in Python) in, a Run directory out.
+
+Sits below search and compress, which call it many times: `lean=True` is a search trial's mode
+(no checkpoints, no saved model, no test pass unless asked), and a callback that raises
+`CancelTraining` leaves a run marked cancelled, never half-written.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from accelerate.utils import broadcast_object_list
+
+from pretune import runs
+from pretune.errors import PretuneError
+from pretune.predictor import Run
+from pretune.recipe import Recipe, RecipeLike, as_recipe
+from pretune.runs import RunDir
+from pretune.train.checkpoints import latest_checkpoint, load_checkpoint
+from pretune.train.loop import TrainLoop, create_accelerator
+from pretune.train.run_callbacks import (
+    BestModelCallback,
+    CheckpointCallback,
+    MetricsFileCallback,
+    ProgressCallback,
+)
+from pretune.train.schedules import create_scheduler
+from pretune.train.setup import count_parameters, early_stopping, prepare_fit
+
+
+def fit(
+    recipe: RecipeLike = None, out: str | Path | None = None, *, resume: str | Path | None = None,
+    overrides: list[str] | None = None, callbacks: list | None = None, quiet: bool = False,
+    lean: bool = False, save_model: bool | None = None, test: bool | None = None,
+    model=None, tokenizer=None, data=None,
+) -> Run:
+    """Fine-tune as the recipe says; return the Run (metrics, model path, predict, evaluate).
+
+    `resume=RUN_DIR` continues that run from its newest checkpoint with its saved recipe.
+    `model` (a Hugging Face model or any nn.Module returning logits), `tokenizer` and `data` (a
+    DataFrame, or a dict of 'train' / 'validation' / 'test' DataFrames) replace what the recipe
+    would load. `lean=True` skips checkpoints, the saved model and the test pass; `save_model`
+    and `test` turn either back on.
+    """
+    save_model = not lean if save_model is None else save_model
+    test = not lean if test is None else test
+    if resume is not None:
+        if recipe is not None or overrides:
+            raise PretuneError("--resume takes the recipe saved in the run; give no other recipe")
+        run_dir = Path(resume)
+        recipe = RunDir(run_dir).recipe
+        checkpoint = latest_checkpoint(run_dir / runs.CHECKPOINTS)
+        if checkpoint is None:
+            raise PretuneError(f"no checkpoint to resume from in {run_dir / runs.CHECKPOINTS}")
+    else:
+        recipe = as_recipe(recipe if recipe is not None else Recipe(), overrides)
+        run_dir = Path(out) if out else None
+        if run_dir is not None and (run_dir / runs.RECIPE).exists():
+            raise PretuneError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        checkpoint = None
+
+    parts = prepare_fit(recipe, model, tokenizer, data)
+    accelerator = create_accelerator(recipe.train)
+    if run_dir is None:
+        # Every process must write to (and read from) the main process's directory.
+        run_dir = Path(broadcast_object_list([str(default_run_dir(recipe))])[0])
+    main = accelerator.is_main_process
+    tc = recipe.train
+    early = early_stopping(recipe)
+    keeper = BestModelCallback(run_dir / runs.CHECKPOINTS / "best", tc.keep_best) if tc.keep_best else None
+    stateful = {name: obj for name, obj in (("early_stopping", early), ("keep_best", keeper)) if obj}
+    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else [])]
+    if not lean:
+        own.append(CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
+                                      tc.keep_checkpoints, recipe.to_yaml(), stateful))
+    for notice in parts.notices:
+        if main and not quiet:
+            print(f"pretune: notice: {notice}")
+    loop = TrainLoop(
+        parts.model, tc, parts.encoded["train"], parts.encoded["validation"], parts.loss_fn,
+        parts.task, optimizer_factory=parts.optimizer_factory(),
+        scheduler_factory=lambda opt, total: create_scheduler(opt, tc.schedule, total),
+        pad_id=parts.pad_id, seed=recipe.seed, group_by_length=recipe.data.group_by_length,
+        # The keeper first: a callback that stops training in on_evaluate must not hide that
+        # evaluation from it.
+        callbacks=[*([keeper] if keeper else []), *parts.callbacks(), *(callbacks or []), *own,
+                   *([] if quiet else [ProgressCallback()])],
+        accelerator=accelerator, sample_weights=parts.sample_weights,
+    )
+    parts.model_report.append({"change": f"strategy {recipe.strategy.name}", **count_parameters(parts.model)})
+    if resume is None and main:
+        RunDir.create(run_dir, recipe)
+    accelerator.wait_for_everyone()
+    if checkpoint is not None:
+        saved = load_checkpoint(checkpoint, loop.accelerator.unwrap_model(loop.model),
+                                loop.optimizer, loop.scheduler)
+        loop.state.load_state_dict(saved["loop"])
+        for name, obj in stateful.items():
+            obj.load_state_dict(saved[name])
+    state = loop.run()
+
+    if main:
+        _finish(Run(run_dir), parts, loop, keeper, state, save_model, test)
+    accelerator.wait_for_everyone()  # the other processes may read metrics.json once it is whole
+    return Run(run_dir)
+
+
+def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, test: bool) -> None:
+    """metrics.json (and the model) of a run whose loop has ended."""
+    encoded, task = parts.encoded, parts.task
+    model = loop.accelerator.unwrap_model(loop.model)
+    cancelled = state.status == "cancelled"
+    best = keeper.restore(model) if keeper and not cancelled else None
+    validation = best["metrics"] if best else state.last_eval
+    calibration = None
+    if not cancelled:
+        # What validation settles (multi-label thresholds) is settled on the final weights.
+        from pretune.evaluate import run_split
+
+        outputs, _ = run_split(loop.runner(), encoded["validation"], loop.cfg.eval_batch_size, parts.pad_id)
+        calibration = task.calibrate(outputs, encoded["validation"])
+        if calibration is not None:
+            validation = loop.evaluate(encoded["validation"])
+    final = {
+        "status": state.status,
+        "task": task.name,
+        "train": {"loss": state.last_loss, "steps": state.step, "total_steps": state.total_steps,
+                  "epochs": round(state.step / state.steps_per_epoch, 4),
+                  "train_seconds": state.train_seconds,
+                  "train_samples_per_second": state.samples_seen / max(state.train_seconds, 1e-9),
+                  "samples": len(encoded["train"]), "stop_reason": state.stop_reason, **state.extras,
+                  **({"best_step": best["step"], "best_metric": best["metric"]} if best else {})},
+        "validation": {"samples": len(encoded["validation"]), **validation},
+        "model": {"source": parts.recipe.model.source, "labels": task.label_names,
+                  **parts.model_report[-1], "changes": parts.model_report},
+        **({"calibration": calibration} if calibration else {}),
+        **({"notices": parts.notices} if parts.notices else {}),
+    }
+    if test and not cancelled:
+        final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"])}
+    if save_model and not cancelled:
+        with run.writing_model() as tmp:
+            if hasattr(model, "config"):
+                task.configure(model.config)  # labels and what calibration decided travel with it
+            parts.strategy.save(model, tmp)
+            if hasattr(parts.tokenizer, "save_pretrained"):
+                parts.tokenizer.save_pretrained(tmp)
+    run.write_metrics(final)
+
+
+def default_run_dir(recipe: Recipe) -> Path:
+    name = Path(recipe.data.train or recipe.data.source).stem.replace(":", "-")
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"

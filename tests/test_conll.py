@@ -1,0 +1,113 @@
+"""CoNLL-style and JSONL token-tag readers: formats, and bad input told in one line."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from pretune import PretuneError
+from pretune.data.conll import read_conll, read_token_table
+
+
+def write(tmp_path, text, name="data.conll", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_tab_separated_sentences_with_blank_and_tab_only_separators(tmp_path):
+    # WNUT-16's file separates sentences with a line holding one tab; a token may hold U+2028.
+    text = "Empire\tB-facility\r\nState\tI-facility\t\n\t\nhi\u2028there\tO\n\u00a0\tO\n.\tO\n\n\n"
+    frame = read_conll(write(tmp_path, text))
+    assert frame["tokens"].tolist() == [["Empire", "State"], ["hi\u2028there", "\u00a0", "."]]
+    assert frame["tags"].tolist() == [["B-facility", "I-facility"], ["O", "O", "O"]]
+
+
+def test_conll2003_columns_and_docstart(tmp_path):
+    text = (
+        "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\n"
+        "Peter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER"  # no final newline
+    )
+    frame = read_conll(write(tmp_path, text))
+    assert frame["tokens"].tolist() == [["EU", "rejects"], ["Peter", "Blackburn"]]
+    assert frame["tags"].tolist() == [["B-ORG", "O"], ["B-PER", "I-PER"]]
+
+
+def test_whitespace_separated_and_a_byte_order_mark(tmp_path):
+    frame = read_conll(write(tmp_path, "\ufeffParis B-LOC\nis O\n", encoding="utf-8"))
+    assert frame["tokens"].tolist() == [["Paris", "is"]]
+
+
+@pytest.mark.parametrize(
+    "text, line, what",
+    [
+        ("a\tO\nb\tO\n\nlonely\nc\tO\n", 4, "one field"),
+        ("EU NNP B-ORG\nNew York NNP B-LOC\n", 2, "4 columns where line 1 has 3"),  # a space inside a token
+        ("a\tO\nb\tO\tX\n", 2, "columns"),
+        ("a\tO\nb\tPERSON\n", 2, "not O or B-"),
+        ("a\tO\n\tB-X\n", 2, "empty token"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, text, line, what):
+    path = write(tmp_path, text)
+    with pytest.raises(PretuneError, match=f"data.conll, line {line}: .*{what}") as e:
+        read_conll(path)
+    assert "\n" not in str(e.value)
+
+
+def test_decode_error_names_the_encoding_option_and_line(tmp_path):
+    path = write(tmp_path, "a\tO\n\ncaf\u00e9\tB-LOC\n", encoding="latin-1")
+    with pytest.raises(PretuneError, match="line 3 is not valid utf-8; set data.encoding"):
+        read_conll(path)
+    assert read_conll(path, encoding="latin-1")["tokens"].tolist() == [["a"], ["caf\u00e9"]]
+    with pytest.raises(PretuneError, match="unknown text encoding 'klingon'"):
+        read_conll(path, encoding="klingon")
+
+
+def test_empty_or_missing_file(tmp_path):
+    with pytest.raises(PretuneError, match="no sentences"):
+        read_conll(write(tmp_path, "\n\t\n-DOCSTART- O\n"))
+    with pytest.raises(PretuneError, match="not found"):
+        read_conll(tmp_path / "absent.conll")
+
+
+def test_jsonl_token_table(tmp_path):
+    rows = [{"words": ["Paris", "rocks"], "ner": ["B-LOC", "O"], "id": 1},
+            {"words": ["no"], "ner": ["O"], "id": 2}]
+    path = write(tmp_path, "\n".join(json.dumps(r) for r in rows) + "\n\n", name="t.jsonl")
+    frame = read_token_table(path, "words", "ner")
+    assert frame.columns.tolist() == ["tokens", "tags"]
+    assert frame["tokens"].tolist() == [["Paris", "rocks"], ["no"]]
+    assert frame["tags"].tolist() == [["B-LOC", "O"], ["O"]]
+
+
+def test_parquet_token_table_through_read_table(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"tokens": [["a", "b"]], "tags": [["B-X", "I-X"]]}).to_parquet(path)
+    frame = read_token_table(path)
+    assert frame["tokens"].tolist() == [["a", "b"]] and frame["tags"].tolist() == [["B-X", "I-X"]]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"tokens": ["a", "b"], "tags": ["O"]}, "row 1: 2 tokens but 1 tags"),
+        ({"tokens": "a b", "tags": ["O"]}, "row 1: 'tokens' must be a list of strings"),
+        ({"tokens": [], "tags": []}, "row 1: no tokens"),
+        ({"tokens": ["a"], "tags": ["LOC"]}, "row 1: tag 'LOC' is not O"),
+    ],
+)
+def test_token_table_names_the_bad_row(tmp_path, row, message):
+    good = {"tokens": ["x"], "tags": ["O"]}
+    path = write(tmp_path, json.dumps(good) + "\n" + json.dumps(row) + "\n", name="t.jsonl")
+    with pytest.raises(PretuneError, match=message):
+        read_token_table(path)
+
+
+def test_token_table_bad_json_line_and_missing_column(tmp_path):
+    path = write(tmp_path, '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [\n', name="t.jsonl")
+    with pytest.raises(PretuneError, match="t.jsonl, line 2: not JSON"):
+        read_token_table(path)
+    path = write(tmp_path, '{"tokens": ["a"], "labels": ["O"]}\n', name="u.jsonl")
+    with pytest.raises(PretuneError, match="no column 'tags'; columns: tokens, labels"):
+        read_token_table(path)
