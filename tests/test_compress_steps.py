@@ -119,3 +119,31 @@ def test_hidden_matching_refuses_a_wider_student(tiny_run, tmp_path, minilm_dir)
     with pytest.raises(PretuneError, match="num_layers is 3 but the teacher has 2"):
         pretune.compress(tiny_run, "distill", out=tmp_path / "d", overrides=["compress.distill.num_layers=3"])
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_distill_runs_the_teacher_once_per_example_and_trains_through_fit(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "distill", out=tmp_path / "c", overrides=[
+        *FAST, "compress.distill.num_layers=1", "compress.distill.epochs=3", "compress.distill.hidden_weight=0.5"])
+    student = result.variants[0]
+    info = student.metrics["compress"]
+    assert info["teacher_forward_rows"] == info["train_rows"] == student.metrics["train"]["samples"]
+    assert student.metrics["train"]["epochs"] == 3  # three epochs, one teacher pass
+    assert json.loads((student.model_path / "config.json").read_text())["num_hidden_layers"] == 1
+    assert student.metrics["test"]["accuracy"] >= 0.7
+    assert student.recipe.model.surgery.num_layers == 1 and student.recipe.model.source == str(tiny_run.model_path)
+
+
+def test_structured_pruning_recovers_through_fit_and_keeps_its_shapes(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.heads=0.5", "compress.prune.neurons=0.5", "compress.prune.recovery_epochs=1"])
+    variant = result.variants[0]
+    assert variant.metrics["train"]["epochs"] == 1 and variant.metrics["compress"]["recovery_epochs"] == 1
+    config = json.loads((variant.model_path / "config.json").read_text())
+    assert config["pretune_pruning"] == {"heads": [1, 1], "intermediate": [32, 32]}
+    assert variant.metrics["test"]["accuracy"] >= 0.7
+
+
+def test_magnitude_zeros_stay_zero_through_recovery(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.method=magnitude", "compress.prune.sparsity=0.5", "compress.prune.recovery_epochs=1"])
+    assert sparsity(load_saved_classifier(result.variants[0].model_path)) == pytest.approx(0.5, abs=0.01)

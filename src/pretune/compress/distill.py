@@ -133,9 +133,12 @@ class HiddenMatching:
         # Student layer j came from teacher layer evenly_spaced[j]; match the top of its span.
         starts = evenly_spaced(self.teacher_layers, len(layers))
         self.mapping = [nxt - 1 for nxt in [*starts[1:], self.teacher_layers]]
-        self.handles = [layer.register_forward_hook(lambda _m, _i, out: self.outputs.append(
-            out[0] if isinstance(out, tuple) else out)) for layer in layers]
+        self.handles = [layer.register_forward_hook(self._record) for layer in layers]
         self.teacher.to(next(student.parameters()).device)
+
+    def _record(self, module, _inputs, out) -> None:
+        if module.training:  # training forwards only: evaluation passes run the same layers
+            self.outputs.append(out[0] if isinstance(out, tuple) else out)
 
     def loss(self, batch: dict) -> torch.Tensor:
         student_states, self.outputs = self.outputs, []
