@@ -45,6 +45,35 @@ VARIANTS = {
 }
 
 
+# --quick (a busy machine): no training at all. Pruning without recovery fine-tuning, and in
+# place of the distilled student the teacher's layers 0, 2, 4 untrained: speed and size only,
+# as the issue's "speed-only ceiling of the chain".
+QUICK = {
+    "prune-30": ("teacher", "prune", ["compress.prune.heads=0.3", "compress.prune.neurons=0.3",
+                                      "compress.prune.recovery_epochs=0"]),
+    "layers-3-untrained": ("teacher", None, []),
+    "layers-3-trim": ("layers-3-untrained", "trim-vocab", []),
+    "chain-int8": ("layers-3-trim", "quantize", []),
+    "chain-int8-static": ("layers-3-trim", "quantize", ["compress.quantize.mode=static"]),
+}
+
+
+def untrained_student(teacher, out: Path):
+    """Layer surgery of the teacher (layers 0, 2, 4) saved as a run, without any training."""
+    from pretune.compress.variant import load_tokenizer_of, load_torch_model, write_variant
+    from pretune.models.surgery import apply_surgery
+    from pretune.recipe import SurgeryConfig
+
+    model, tokenizer = load_torch_model(teacher, "surgery"), load_tokenizer_of(teacher)
+    apply_surgery(model, SurgeryConfig(num_layers=3))
+
+    def save(model_dir: Path) -> None:
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+
+    return write_variant(out, teacher, "surgery (untrained: speed only)", {"num_layers": 3}, save)
+
+
 def cpu_flags() -> str:
     try:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
@@ -72,6 +101,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/pretune-compress-tradeoff"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", nargs="*", help="variants to build and measure (default: all)")
+    parser.add_argument("--quick", action="store_true", help="no training (busy machine): see QUICK")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds; each variant keeps its best")
     parser.add_argument("--build-only", action="store_true", help="build the variants, measure nothing")
     args = parser.parse_args()
@@ -83,7 +113,13 @@ def main() -> None:
     teacher = pretune.load_run(args.teacher) if args.teacher else pretune.fit(TEACHER_RECIPE, args.work / "teacher",
                                                                                quiet=True)
     runs, seconds = {"teacher": teacher}, {}
-    for name, (parent, step, overrides) in VARIANTS.items():
+    variants = dict(VARIANTS)
+    if args.quick:
+        for name in ("prune-30", "distill-3", "distill-3-trim", "chain-int8", "chain-int8-static"):
+            variants.pop(name)
+        variants.pop("prune-30-int8")
+        variants |= {**QUICK, "prune-30-int8": VARIANTS["prune-30-int8"]}
+    for name, (parent, step, overrides) in variants.items():
         if args.only and name not in args.only:
             continue
         if (args.work / name / "metrics.json").is_file():
@@ -92,8 +128,11 @@ def main() -> None:
         shutil.rmtree(args.work / name, ignore_errors=True)  # a half-built one from a killed run
         print(f"building {name} ({step} of {parent}) ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        cfg = resolve_config(runs[parent], [step], overrides=overrides)
-        runs[name] = steps.get(step)(runs[parent], cfg, args.work / name)
+        if step is None:
+            runs[name] = untrained_student(runs[parent], args.work / name)
+        else:
+            cfg = resolve_config(runs[parent], [step], overrides=overrides)
+            runs[name] = steps.get(step)(runs[parent], cfg, args.work / name)
         seconds[name] = time.perf_counter() - start
     if "onnx-fp32" in runs:
         shutil.rmtree(args.work / "peer-ort-int8", ignore_errors=True)
@@ -131,7 +170,7 @@ def main() -> None:
                        "vs_peer_batch", "vs_peer_size", "throughput", "latency_ms_p50", "latency_ms_p95", "size_mb",
                        "nonzero_parameters", "peak_memory_mb"])
     payload = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": {**machine(), "cpu_flags": cpu_flags()},
-               "variants": {k: list(map(str, v)) for k, v in VARIANTS.items()}, "rows": rows,
+               "variants": {k: list(map(str, v)) for k, v in variants.items()}, "rows": rows,
                "notes": {r["name"]: runs[r["name"]].metrics.get("compress", {}) for r in rows}}
     print(f"\nwrote {write_json('compress_tradeoff', payload)}")
 
