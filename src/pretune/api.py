@@ -49,3 +49,34 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
     from pretune.search.study import search as run_search
 
     return run_search(recipe, out, **options)
+
+
+def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
+             max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True):
+    """Variants of a run, one per step in order (each a Run), measured beside the original;
+    writes compression.json and pareto.png. See pretune.compress.pipeline."""
+    from pretune.compress.pipeline import compress as run_pipeline
+
+    return run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet)
+
+
+def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 256, isolate: bool = True):
+    """Size, parameters, latency p50/p95, throughput, peak memory and test metrics of each run
+    (a dict for one run, a list for several)."""
+    from pretune.compress.measure import measure as measure_one
+    from pretune.recipe import MeasureConfig
+
+    cfg = MeasureConfig(threads=threads, samples=samples, isolate=isolate)
+    if isinstance(runs, (list, tuple)):
+        return [measure_one(r, cfg) for r in runs]
+    return measure_one(runs, cfg)
+
+
+def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool = False) -> Run:
+    """The run's model as ONNX (checked against torch) in a new run directory; `int8`: ONNX Runtime
+    dynamic int8 after its transformer fusions."""
+    from pretune.compress.pipeline import run_step
+
+    run = run if isinstance(run, Run) else Run(run)
+    out = Path(out) if out else run.path.with_name(f"{run.path.name}-onnx{'-int8' if int8 else ''}")
+    return run_step(run, "quantize" if int8 else "export", out)

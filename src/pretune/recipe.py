@@ -232,6 +232,71 @@ class SearchConfig(_Section):
     retries: int = Field(2, ge=0, description="times a trial whose worker died is retried")
 
 
+class DistillConfig(_Section):
+    alpha: float = Field(0.5, ge=0, le=1, description="weight of the KL term: (1-a) L_task + a T^2 KL")
+    temperature: float = Field(2.0, gt=0, description="softmax temperature T of teacher and student")
+    num_layers: int | None = Field(None, gt=0, description="student layers, evenly spaced (null: half the teacher's)")
+    student: str | None = Field(None, description="a model directory to use as the student instead of surgery")
+    hidden_weight: float = Field(0.0, ge=0, description="weight of hidden-state MSE (same-width students only)")
+    epochs: float | None = Field(None, gt=0, description="student epochs (null: the teacher recipe's)")
+    lr: float | None = Field(None, gt=0, description="student peak lr (null: the teacher recipe's)")
+
+
+class PruneConfig(_Section):
+    method: Literal["structured", "magnitude"] = Field(
+        "structured", description="structured: remove heads and FFN neurons; magnitude: zero small weights")
+    heads: float = Field(0.3, ge=0, lt=1, description="structured: fraction of attention heads removed per layer")
+    neurons: float = Field(0.3, ge=0, lt=1, description="structured: fraction of FFN neurons removed per layer")
+    score_batches: int = Field(8, gt=0, description="structured: training batches scored (gradient x activation)")
+    sparsity: float = Field(0.5, ge=0, lt=1, description="magnitude: fraction of encoder weights zeroed")
+    scope: Literal["global", "layer"] = Field("global", description="magnitude: rank weights globally or per matrix")
+    rounds: int = Field(1, gt=0, description="magnitude: gradual rounds, fine-tuning after each")
+    recovery_epochs: float = Field(1.0, ge=0, description="fine-tuning epochs after pruning (0: none)")
+    lr: float | None = Field(None, gt=0, description="recovery lr (null: half the run recipe's)")
+
+
+class QuantizeConfig(_Section):
+    backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
+    mode: Literal["dynamic", "static"] = Field("dynamic", description="onnx: dynamic or static (calibrated) int8")
+    optimize: bool = Field(True, description="onnx: ONNX Runtime transformer fusions before quantizing")
+    calibration_samples: int = Field(128, gt=0, description="static: training texts used for calibration")
+    per_channel: bool = Field(False, description="onnx: per-channel weight scales")
+    max_drop: float | None = Field(
+        None, ge=0, description="accuracy points (validation) int8 may lose; past it, sensitive layers stay fp32")
+
+
+class TrimVocabConfig(_Section):
+    min_count: int = Field(1, gt=0, description="keep tokens seen at least this often in the training texts")
+
+
+class ExportConfig(_Section):
+    opset: int = Field(17, ge=14, description="ONNX opset")
+    optimize: bool = Field(False, description="apply ONNX Runtime transformer fusions to the export")
+    tolerance: float = Field(1e-3, gt=0, description="largest |logit difference| to torch allowed")
+
+
+class MeasureConfig(_Section):
+    threads: int = Field(2, gt=0, description="intra-op threads for every backend")
+    samples: int = Field(256, gt=0, description="test texts timed (accuracy uses the whole test split)")
+    repeats: int = Field(3, gt=0, description="timed passes; the median counts")
+    batch_size: int = Field(32, gt=0, description="throughput batch size")
+    isolate: bool = Field(True, description="measure each variant in a fresh process (fair peak memory)")
+    evaluate: bool = Field(True, description="also measure test accuracy (off: timing only)")
+
+
+class CompressConfig(_Section):
+    steps: list[str] = Field(
+        default_factory=lambda: ["distill", "quantize"],
+        description="ordered: distill, prune, trim-vocab, quantize, export; each runs on the one before")
+    max_drop: float | None = Field(None, ge=0, description="accuracy points a variant may lose; names the fastest")
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+    quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
+    trim_vocab: TrimVocabConfig = Field(default_factory=TrimVocabConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
+
+
 class Recipe(_Section):
     """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
 
@@ -241,6 +306,7 @@ class Recipe(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

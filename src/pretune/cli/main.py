@@ -9,7 +9,17 @@ import sys
 
 import typer
 
-from pretune.cli import batch_find_cmd, eval_cmd, fit_cmd, lr_find_cmd, predict_cmd, search_cmd
+from pretune.cli import (
+    batch_find_cmd,
+    compress_cmd,
+    eval_cmd,
+    export_cmd,
+    fit_cmd,
+    lr_find_cmd,
+    measure_cmd,
+    predict_cmd,
+    search_cmd,
+)
 from pretune.errors import PretuneError
 
 app = typer.Typer(
@@ -22,6 +32,9 @@ app.command("predict")(predict_cmd.predict)
 app.command("lr-find")(lr_find_cmd.lr_find)
 app.command("batch-find")(batch_find_cmd.batch_find)
 app.command("search")(search_cmd.search)
+app.command("compress")(compress_cmd.compress)
+app.command("measure")(measure_cmd.measure)
+app.command("export")(export_cmd.export)
 
 
 def run() -> None:

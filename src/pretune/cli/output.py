@@ -30,3 +30,32 @@ def _fmt(value) -> str:
     if value is None:
         return "-"
     return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+# measure / compress row key -> column header
+MEASURED = {"backend": "backend", "size_mb": "MB", "parameters": "params", "nonzero_parameters": "non-zero",
+            "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms", "throughput": "texts/s",
+            "peak_memory_mb": "peak MB", "accuracy": "acc", "f1_macro": "F1 mac", "speedup_batch": "x thr",
+            "speedup_latency": "x lat", "size_ratio": "x size", "drop_points": "drop"}
+
+
+def compression_table(rows: list[dict], title: str) -> Table:
+    shown = [k for k in MEASURED if any(k in r for r in rows)]
+    table = Table(title=title)
+    table.add_column("variant")
+    for key in shown:
+        table.add_column(MEASURED[key], justify="right")
+    for row in rows:
+        name = row.get("name") or str(row.get("run"))
+        table.add_row(name, *[_fmt_measured(row.get(key)) for key in shown])
+    return table
+
+
+def _fmt_measured(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"

@@ -127,16 +127,18 @@ def load_saved_model(model_dir: str | Path, task):
     task.restore(config)
     adapter = model_dir / "adapter_config.json"
     if not adapter.is_file():
-        if not getattr(config, "pretune_head", None):
+        if not getattr(config, "pretune_head", None) and not getattr(config, "pretune_pruning", None):
             return auto.from_pretrained(model_dir)
-        # An MLP head (model.surgery.head) that no Hugging Face config can describe: rebuild
-        # it before the weights load.
+        # An MLP head (model.surgery.head) or pruned heads (compress prune) that no Hugging Face
+        # config can describe: rebuild those shapes before the weights load.
         from safetensors.torch import load_model as load_weights
 
+        from pretune.models.pruning import restore_pruned_shapes
         from pretune.models.surgery import restore_head
 
         model = auto.from_config(config)
         restore_head(model, config)
+        restore_pruned_shapes(model, config)
         load_weights(model, str(model_dir / "model.safetensors"))
         return model.eval()
     try:

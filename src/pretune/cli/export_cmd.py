@@ -1,0 +1,25 @@
+"""pretune export RUN_DIR --format onnx [--int8] [--out DIR]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pretune.cli.output import console
+from pretune.errors import PretuneError
+
+
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit"),
+    format_: str = typer.Option("onnx", "--format", help="onnx"),
+    int8: bool = typer.Option(False, "--int8", help="ONNX Runtime dynamic int8 after its transformer fusions"),
+    out: Path | None = typer.Option(None, "--out", help="variant run directory (default RUN_DIR-onnx[-int8])"),
+) -> None:
+    """Export a run's model to ONNX (checked against torch in ONNX Runtime) as a new run directory."""
+    from pretune.api import export as export_api
+
+    if format_ != "onnx":
+        raise PretuneError(f"unknown export format '{format_}'; known: onnx")
+    run = export_api(run_dir, out=out, int8=int8)
+    console.print(f"exported: [bold]{run.model_path}[/] (test accuracy {run.metrics['test'].get('accuracy', '-')})")

@@ -1,0 +1,88 @@
+"""`trim-vocab`: keep only the tokens the training texts use (plus every special token).
+
+The word-embedding matrix keeps those rows, in their old order, and the tokenizer's WordPiece
+vocabulary keeps the same tokens with the same new ids, so the model still loads with
+`from_pretrained`. WordPiece matches greedily longest-first, so a text whose original pieces are
+all kept is cut into the same pieces: its logits are unchanged. A word needing a dropped piece
+becomes [UNK] (for MiniLM the word embeddings are half of all parameters).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, task_of, write_variant
+from pretune.errors import PretuneError
+from pretune.predictor import Run
+from pretune.recipe import CompressConfig
+
+
+def trim_vocab_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
+    task = task_of(parent)
+    model, tokenizer = load_torch_model(parent, "trim-vocab", task), load_tokenizer_of(parent)
+    train = load_data(parent, task).splits["train"]
+    keep = used_token_ids(tokenizer, train.texts, train.pairs, cfg.trim_vocab.min_count)
+    before = model.get_input_embeddings().num_embeddings
+    trim_model(model, keep)
+
+    def save(model_dir: Path) -> None:
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        trim_tokenizer_files(model_dir, keep)
+
+    notes = {"vocabulary": {"before": before, "after": len(keep)}}
+    return write_variant(out, parent, "trim-vocab", cfg.trim_vocab.model_dump(), save, notes=notes)
+
+
+def used_token_ids(tokenizer, texts: list[str], pairs: list[str] | None, min_count: int = 1) -> list[int]:
+    """Sorted ids of tokens seen at least `min_count` times, plus all special tokens."""
+    counts: Counter = Counter()
+    for start in range(0, len(texts), 1000):
+        chunk = tokenizer(texts[start:start + 1000], pairs[start:start + 1000] if pairs else None,
+                          truncation=False)["input_ids"]
+        for ids in chunk:
+            counts.update(ids)
+    special = set(tokenizer.all_special_ids) | {int(i) for i in tokenizer.added_tokens_decoder}
+    return sorted({i for i, c in counts.items() if c >= min_count} | special)
+
+
+@torch.no_grad()
+def trim_model(model: nn.Module, keep: list[int]) -> None:
+    """Keep embedding rows `keep` (old ids, sorted); row k is the token with new id k."""
+    old = model.get_input_embeddings()
+    index = torch.tensor(keep, dtype=torch.long)
+    mapping = {old_id: new_id for new_id, old_id in enumerate(keep)}
+    pad = model.config.pad_token_id
+    new = nn.Embedding(len(keep), old.embedding_dim, padding_idx=mapping.get(pad))
+    new.weight.copy_(old.weight[index])
+    new.to(old.weight.device)
+    model.set_input_embeddings(new)
+    model.config.vocab_size = len(keep)
+    if pad is not None:
+        model.config.pad_token_id = mapping.get(pad, 0)
+
+
+def trim_tokenizer_files(model_dir: Path, keep: list[int]) -> None:
+    """Rewrite a saved fast tokenizer (tokenizer.json, vocab.txt) to the kept tokens' new ids."""
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise PretuneError("trim-vocab needs a fast tokenizer (tokenizer.json)")
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    if spec["model"].get("type") != "WordPiece":
+        raise PretuneError(f"trim-vocab supports WordPiece vocabularies, not {spec['model'].get('type')}")
+    by_id = {i: token for token, i in spec["model"]["vocab"].items()}
+    mapping = {old: new for new, old in enumerate(keep)}
+    spec["model"]["vocab"] = {by_id[old]: new for old, new in mapping.items()}
+    for added in spec.get("added_tokens", []):
+        added["id"] = mapping[added["id"]]
+    for special in (spec.get("post_processor") or {}).get("special_tokens", {}).values():
+        special["ids"] = [mapping[i] for i in special["ids"]]
+    path.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    vocab = path.with_name("vocab.txt")
+    if vocab.is_file():
+        vocab.write_text("".join(by_id[old] + "\n" for old in keep), encoding="utf-8")

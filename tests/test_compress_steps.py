@@ -1,0 +1,149 @@
+"""prune and distill on the tiny random model: shapes, sparsity, the loss formula, the teacher pass."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertModel
+
+import pretune
+from pretune import PretuneError
+from pretune.compress.distill import DistillationCallback, distillation_loss
+from pretune.compress.prune import prunable, sparsity
+from pretune.models.load import load_saved_model
+from pretune.recipe import DataConfig
+from pretune.tasks import create_task
+from tests.conftest import tiny_recipe
+
+
+def load_saved_classifier(model_dir):
+    return load_saved_model(model_dir, create_task(DataConfig()))
+
+
+FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
+    out = tmp_path_factory.mktemp("compress-steps") / "run"
+    return pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv), out, quiet=True)
+
+
+def test_distillation_loss_is_the_formula_on_hand_computed_logits():
+    student = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    teacher = torch.tensor([[2.0, 1.0], [1.0, -1.0]])
+    t, a, task = 2.0, 0.25, torch.tensor(0.7)
+
+    def softmax(x):
+        e = np.exp(x - x.max())
+        return e / e.sum()
+
+    kl = np.mean([np.sum(softmax(tr / t) * (np.log(softmax(tr / t)) - np.log(softmax(sr / t))))
+                  for sr, tr in zip(student.numpy(), teacher.numpy(), strict=True)])
+    expected = (1 - a) * 0.7 + a * t * t * kl
+    assert float(distillation_loss(task, student, teacher, a, t)) == pytest.approx(expected, rel=1e-6)
+    # alpha 0: the task loss alone; identical logits: no KL term
+    assert float(distillation_loss(task, student, teacher, 0.0, t)) == pytest.approx(0.7)
+    assert float(distillation_loss(task, teacher, teacher, 1.0, t)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_distillation_callback_reads_cached_logits_by_batch_indices():
+    cached = torch.tensor([[0.0, 0.0], [3.0, -3.0], [-3.0, 3.0]])
+    callback = DistillationCallback(cached, alpha=1.0, temperature=1.0)
+
+    class State:
+        batch_indices = torch.tensor([2, 1])
+        logits = torch.tensor([[-3.0, 3.0], [3.0, -3.0]])
+        loss = torch.tensor(5.0)
+
+    state = State()
+    callback.on_outputs(state)
+    assert float(state.loss) == pytest.approx(0.0, abs=1e-6)  # rows 2 and 1 match exactly
+
+
+def test_structured_pruning_removes_heads_and_neurons_from_config_and_weights(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.heads=0.5", "compress.prune.neurons=0.25", "compress.prune.recovery_epochs=0"])
+    variant = result.variants[0]
+    config = json.loads((variant.model_path / "config.json").read_text())
+    assert config["pretune_pruning"] == {"heads": [1, 1], "intermediate": [48, 48]}
+    assert config["intermediate_size"] == 48
+    weights = load_file(str(variant.model_path / "model.safetensors"))
+    layer = "bert.encoder.layer.1."
+    assert weights[layer + "attention.self.query.weight"].shape == (16, 32)  # 1 head of 16
+    assert weights[layer + "attention.output.dense.weight"].shape == (32, 16)
+    assert weights[layer + "intermediate.dense.weight"].shape == (48, 32)
+    assert weights[layer + "output.dense.weight"].shape == (32, 48)
+    info = variant.metrics["compress"]
+    assert info["heads"] == {"before": 4, "after": 2} and info["neurons"] == {"before": 128, "after": 96}
+    model = load_saved_classifier(variant.model_path)  # rebuilt at the pruned shapes
+    tok = AutoTokenizer.from_pretrained(variant.model_path)
+    assert model(**tok(["a fine film"], return_tensors="pt")).logits.shape == (1, 2)
+    assert result.rows[1]["parameters"] < result.rows[0]["parameters"]
+
+
+def test_ffn_only_pruning_reloads_with_plain_from_pretrained(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.heads=0", "compress.prune.neurons=0.5", "compress.prune.recovery_epochs=0"])
+    model_dir = result.variants[0].model_path
+    plain = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    ours = load_saved_classifier(model_dir).eval()
+    batch = AutoTokenizer.from_pretrained(model_dir)(["a warm film", "dull"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**batch).logits, ours(**batch).logits)
+    assert plain.config.intermediate_size == 32
+
+
+def test_magnitude_pruning_reaches_its_sparsity_and_stays_dense_shaped(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.method=magnitude", "compress.prune.sparsity=0.6", "compress.prune.rounds=2",
+        "compress.prune.recovery_epochs=0"])
+    model = load_saved_classifier(result.variants[0].model_path)
+    assert sparsity(model) == pytest.approx(0.6, abs=0.01)
+    assert all(w.shape[0] in (32, 64) for w in prunable(model).values())
+    row = result.rows[1]
+    assert row["nonzero_parameters"] < row["parameters"] == result.rows[0]["parameters"]
+    assert "no CPU speed-up" in row["note"]
+
+
+def test_hidden_matching_refuses_a_wider_student(tiny_run, tmp_path, minilm_dir):
+    wide = tmp_path / "wide"
+    BertModel(BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(wide)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(wide)
+    with pytest.raises(PretuneError, match="as wide as the teacher"):
+        pretune.compress(tiny_run, "distill", out=tmp_path / "c",
+                         overrides=[f"compress.distill.student={wide}", "compress.distill.hidden_weight=1"])
+    with pytest.raises(PretuneError, match="num_layers is 3 but the teacher has 2"):
+        pretune.compress(tiny_run, "distill", out=tmp_path / "d", overrides=["compress.distill.num_layers=3"])
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_distill_runs_the_teacher_once_per_example_and_trains_through_fit(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "distill", out=tmp_path / "c", overrides=[
+        *FAST, "compress.distill.num_layers=1", "compress.distill.epochs=3", "compress.distill.hidden_weight=0.5"])
+    student = result.variants[0]
+    info = student.metrics["compress"]
+    assert info["teacher_forward_rows"] == info["train_rows"] == student.metrics["train"]["samples"]
+    assert student.metrics["train"]["epochs"] == 3  # three epochs, one teacher pass
+    assert json.loads((student.model_path / "config.json").read_text())["num_hidden_layers"] == 1
+    assert student.metrics["test"]["accuracy"] >= 0.7
+    assert student.recipe.model.surgery.num_layers == 1 and student.recipe.model.source == str(tiny_run.model_path)
+
+
+def test_structured_pruning_recovers_through_fit_and_keeps_its_shapes(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.heads=0.5", "compress.prune.neurons=0.5", "compress.prune.recovery_epochs=1"])
+    variant = result.variants[0]
+    assert variant.metrics["train"]["epochs"] == 1 and variant.metrics["compress"]["recovery_epochs"] == 1
+    config = json.loads((variant.model_path / "config.json").read_text())
+    assert config["pretune_pruning"] == {"heads": [1, 1], "intermediate": [32, 32]}
+    assert variant.metrics["test"]["accuracy"] >= 0.7
+
+
+def test_magnitude_zeros_stay_zero_through_recovery(tiny_run, tmp_path):
+    result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
+        *FAST, "compress.prune.method=magnitude", "compress.prune.sparsity=0.5", "compress.prune.recovery_epochs=1"])
+    assert sparsity(load_saved_classifier(result.variants[0].model_path)) == pytest.approx(0.5, abs=0.01)
