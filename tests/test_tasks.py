@@ -218,6 +218,7 @@ def test_max_length_beyond_the_model_is_capped_with_a_notice(tmp_path, tiny_mode
     recipe["data"]["max_length"] = 4096  # the tiny model has 128 positions
     run = pretune.fit(recipe, tmp_path / "long", data=sentiment_frame(80), quiet=True)
     assert run.metrics["notices"] == ["data.max_length 4096 is beyond the model's 128 positions; using 128"]
+    assert len(run.predict([" ".join(["good"] * 300)])) == 1  # reloaded, it caps the same way
 
 
 def test_bad_token_data_is_one_clear_error(tmp_path, tiny_model_dir):
@@ -298,3 +299,16 @@ def test_fit_end_runs_even_when_a_step_raises(tmp_path, tiny_model_dir):
     assert ended == [("failed", 2)]
     history = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert history[-1]["step"] == 2  # the last record reached the file
+
+
+def test_strategies_work_on_a_token_task(tmp_path, tiny_model_dir):
+    """LoRA (peft's token-classification task type keeps the head trainable) and llrd."""
+    from transformers import AutoModelForTokenClassification
+
+    for name in ("lora", "llrd"):
+        recipe = task_recipe(tiny_model_dir, "token-classification", epochs=1)
+        recipe["strategy"] = {"name": name}
+        run = pretune.fit(recipe, tmp_path / name, data=tagged_frame(60), quiet=True)
+        assert run.metrics["status"] == "completed"
+        model = AutoModelForTokenClassification.from_pretrained(run.model_path)
+        assert model.classifier.out_features == 4

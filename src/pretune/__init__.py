@@ -6,15 +6,16 @@
     run.predict(["A warm, funny film."])
 """
 
-# The package pretune.compress first, so that the verb below keeps the name `pretune.compress`
-# (importing a submodule later would otherwise rebind it to the package).
+# The subpackages first: importing one later would rebind `pretune.compress` / `pretune.search`
+# from the verb to the package.
 import pretune.compress as _compress_package  # noqa: F401, I001
-from pretune.api import compress, evaluate, export, fit, measure, predict
+import pretune.search as _search_package  # noqa: F401, I001
+from pretune.api import compress, evaluate, export, fit, measure, predict, search
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
 from pretune.predictor import Run, load_run
 from pretune.recipe import Recipe
 
 __all__ = ["PretuneError", "Recipe", "Run", "compress", "evaluate", "export", "find_batch_size", "find_lr", "fit",
-           "load_run", "measure", "predict"]
+           "load_run", "measure", "predict", "search"]
 __version__ = "0.1.0"

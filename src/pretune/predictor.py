@@ -8,6 +8,7 @@ and `pretune.load_run` opens.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 from pretune.data.prepare import TextTable, prepare, read_rows
@@ -30,13 +31,16 @@ class Predictor:
         self.runner = load_runner(model_dir, self.task)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.pad_id = self.tokenizer.pad_token_id or 0
+        # fit capped max_length at the model's positions (with a notice); cap the same way here.
+        positions = json.loads((Path(model_dir) / "config.json").read_text()).get("max_position_embeddings")
+        self.max_length = min(data_cfg.max_length, positions or data_cfg.max_length)
 
     @property
     def label_names(self) -> list[str] | None:
         return self.task.label_names
 
     def encode(self, table: TextTable):
-        return self.task.encode(table, self.tokenizer, self.data_cfg.max_length)
+        return self.task.encode(table, self.tokenizer, self.max_length)
 
     def predict_table(self, table: TextTable) -> list[dict]:
         split = self.encode(table)

@@ -18,6 +18,7 @@ from pretune.cli import (
     lr_find_cmd,
     measure_cmd,
     predict_cmd,
+    search_cmd,
 )
 from pretune.errors import PretuneError
 
@@ -30,6 +31,7 @@ app.command("eval")(eval_cmd.eval_)
 app.command("predict")(predict_cmd.predict)
 app.command("lr-find")(lr_find_cmd.lr_find)
 app.command("batch-find")(batch_find_cmd.batch_find)
+app.command("search")(search_cmd.search)
 app.command("compress")(compress_cmd.compress)
 app.command("measure")(measure_cmd.measure)
 app.command("export")(export_cmd.export)

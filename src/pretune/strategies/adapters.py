@@ -13,12 +13,15 @@ from pretune.errors import MissingExtraError, PretuneError
 from pretune.models.layers import find_layers
 from pretune.strategies.base import ParamSetting, Strategy
 
-# Attention projections per model_type: query and value, as in the LoRA paper.
-DEFAULT_TARGETS = {
-    "bert": ["query", "value"], "roberta": ["query", "value"], "xlm-roberta": ["query", "value"],
-    "camembert": ["query", "value"], "electra": ["query", "value"], "mpnet": ["q", "v"],
-    "distilbert": ["q_lin", "v_lin"], "deberta": ["in_proj"], "deberta-v2": ["query_proj", "value_proj"],
-}
+# peft's own per-architecture defaults (query and value, as in the LoRA paper) come first; these
+# fill the encoders its table leaves out.
+EXTRA_TARGETS = {"camembert": ["query", "value"], "mpnet": ["q", "v"], "distilbert": ["q_lin", "v_lin"]}
+
+
+def default_targets(model_type: str | None) -> list[str] | None:
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_TARGETS
+
+    return PEFT_TARGETS.get(model_type) or EXTRA_TARGETS.get(model_type)
 
 
 class LoraStrategy(Strategy):
@@ -29,14 +32,15 @@ class LoraStrategy(Strategy):
             raise MissingExtraError("peft", "adapters") from None
         lora = self.cfg.lora
         model_type = getattr(getattr(model, "config", None), "model_type", None)
-        targets = lora.target_modules or DEFAULT_TARGETS.get(model_type)
+        targets = lora.target_modules or default_targets(model_type)
         if targets is None:
             raise PretuneError(
                 f"no default LoRA target modules for {model_type or type(model).__name__}; "
                 "set strategy.lora.target_modules")
         # The head: everything outside the encoder layers and embeddings (classifier, pooler).
         head_modules = sorted({n.rsplit(".", 1)[0] for n in find_layers(model, self.model_cfg.layer_prefixes).head})
-        config = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.rank, lora_alpha=lora.alpha,
+        task_type = TaskType.TOKEN_CLS if "TokenClassification" in type(model).__name__ else TaskType.SEQ_CLS
+        config = LoraConfig(task_type=task_type, r=lora.rank, lora_alpha=lora.alpha,
                             lora_dropout=lora.dropout, target_modules=targets,
                             modules_to_save=head_modules)
         try:

@@ -1,0 +1,142 @@
+"""One trial = one `fit` of the base recipe with the trial's sample applied, in its own Run
+directory (`trial-0007/`). The trial reports its metric at each validation pass through a
+callback; a pruner's verdict or a non-finite loss cancels the fit at that evaluation.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import optuna
+
+from pretune.data import prepare
+from pretune.recipe import Recipe
+from pretune.search.space import Space, apply
+from pretune.train.callbacks import CancelTraining
+from pretune.train.fit import fit
+
+TRAIN_SECONDS = "train_seconds"
+
+
+def trial_dir(study_dir: Path, number: int) -> Path:
+    return study_dir / f"trial-{number:04d}"
+
+
+class TrialFailed(Exception):
+    """A trial that cannot give a value (non-finite loss or metric): failed, the study goes on."""
+
+
+class SurplusTrial(TrialFailed):
+    """Two workers started the last trial at once: the later one is not run."""
+
+
+class ReportCallback:
+    """Reports the watched metric to optuna at each evaluation and cancels the fit when pruned.
+
+    The step reported is the evaluation's place in the trial's budget (1 .. evaluations), so
+    trials of different lengths compare at equal fractions of their training."""
+
+    def __init__(self, trial: optuna.Trial, metric: str | None, evaluations: int):
+        self.trial, self.metric, self.evaluations = trial, metric, evaluations
+        self.failure: str | None = None
+        self.pruned_at: int | None = None
+        self.reported: set[int] = set()
+
+    def on_evaluate(self, state) -> None:
+        loss = state.last_loss
+        if loss is not None and not math.isfinite(loss):
+            self.failure = f"train loss became {loss} by step {state.step}"
+            raise CancelTraining(self.failure)
+        if self.metric is None:
+            return
+        value = metric_of(state.last_eval, self.metric)
+        if not math.isfinite(value):
+            self.failure = f"validation {self.metric} became {value} at step {state.step}"
+            raise CancelTraining(self.failure)
+        slot = state.step * self.evaluations // max(1, state.total_steps)
+        if slot < 1 or slot in self.reported:  # an epoch-end pass in the same slot as the last one
+            return
+        self.reported.add(slot)
+        self.trial.report(value, slot)
+        if self.trial.should_prune():
+            self.pruned_at = slot
+            raise CancelTraining(f"pruned at evaluation {slot} of {self.evaluations}")
+
+
+def metric_of(metrics: dict, name: str) -> float:
+    if name not in metrics:
+        raise KeyError(f"metric '{name}' not reported; the validation metrics are "
+                       f"{', '.join(k for k, v in metrics.items() if isinstance(v, (int, float)))}")
+    return float(metrics[name])
+
+
+class Objective:
+    """Callable for `study.optimize`: sample, fit, return the metric value(s)."""
+
+    def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, budget: int,
+                 keep: str, evaluations: int, counted, callbacks: list):
+        self.base = base.model_dump(mode="json", exclude={"search"})
+        self.space, self.metrics, self.study_dir = space, metrics, study_dir
+        self.budget, self.keep, self.evaluations, self.counted = budget, keep, evaluations, counted
+        self.callbacks = callbacks
+        self._train_sizes: dict[str, int] = {}
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        numbers = sorted(t.number for t in self.counted(trial.study.get_trials(deepcopy=False)))
+        if trial.number in numbers and numbers.index(trial.number) >= self.budget:
+            return self._fail(trial, SurplusTrial(f"not run: the study already has its {self.budget} trials"))
+        try:
+            params = self.space.sample(trial)
+            overrides = {**params, "train.eval_every_steps": self._eval_every(apply(self.base, params))}
+            trial.set_user_attr("overrides", overrides)
+            recipe = Recipe.from_dict(apply(self.base, overrides))
+            out = trial_dir(self.study_dir, trial.number)
+            shutil.rmtree(out, ignore_errors=True)  # a half-written try of this very trial
+            single = len(self.metrics) == 1 and self.metrics[0] != TRAIN_SECONDS
+            reporter = ReportCallback(trial, self.metrics[0] if single else None, self.evaluations)
+            run = fit(recipe, out, callbacks=[reporter, *self.callbacks], quiet=True, lean=self.keep != "all",
+                      save_model=self.keep != "none")
+            metrics = run.metrics
+            if self.keep == "all" and metrics["status"] == "completed":
+                from pretune.report.plots import plot_run
+
+                plot_run(run)
+        except Exception as e:  # noqa: BLE001 - any error fails this trial only, with its reason
+            return self._fail(trial, e)
+        train = metrics["train"]
+        trial.set_user_attr(TRAIN_SECONDS, train[TRAIN_SECONDS])
+        trial.set_user_attr("steps", train["steps"])
+        if reporter.failure:
+            return self._fail(trial, TrialFailed(reporter.failure))
+        if metrics.get("status") == "cancelled":
+            trial.set_user_attr("pruned_at", reporter.pruned_at)
+            raise optuna.TrialPruned(train.get("stop_reason") or "pruned")
+        try:
+            values = [train[TRAIN_SECONDS] if m == TRAIN_SECONDS else metric_of(metrics["validation"], m)
+                      for m in self.metrics]
+        except KeyError as e:
+            return self._fail(trial, e)
+        if not all(math.isfinite(v) for v in values):
+            return self._fail(trial, TrialFailed(f"final {', '.join(self.metrics)} = {values}"))
+        return values[0] if len(values) == 1 else values
+
+    def _fail(self, trial: optuna.Trial, error: Exception):
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        trial.set_user_attr("fail_reason", f"{type(error).__name__}: {reason}"[:500])
+        raise error
+
+    def _eval_every(self, raw: dict) -> int:
+        """Optimizer steps between evaluations, so that a trial evaluates `evaluations` times."""
+        recipe = Recipe.from_dict(raw)
+        tc, key = recipe.train, recipe.data.model_dump_json()
+        if key not in self._train_sizes:
+            self._train_sizes[key] = len(prepare(recipe.data).splits["train"])
+        batches = math.ceil(self._train_sizes[key] / tc.batch_size)
+        per_epoch = math.ceil(batches / tc.gradient_accumulation_steps)
+        total = tc.max_steps or math.ceil(tc.epochs * per_epoch)
+        return max(1, math.ceil(total / self.evaluations))

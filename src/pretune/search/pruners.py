@@ -1,0 +1,45 @@
+"""Pruners by name; each factory takes the SearchConfig and returns an optuna pruner.
+
+A trial reports its metric after each validation pass; the step it reports is the evaluation's
+place in the trial's budget, 1 .. `search.evaluations` (floor of the fraction of its steps done
+times `evaluations`), so trials with different batch sizes or epochs compare at equal budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from optuna.pruners import BasePruner
+
+from pretune.recipe import SearchConfig
+from pretune.registry import Registry
+
+pruners: Registry[Callable[[SearchConfig], BasePruner]] = Registry("pruner")
+
+
+@pruners.register("none")
+def _none(cfg: SearchConfig) -> BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+@pruners.register("median")
+def _median(cfg: SearchConfig) -> BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials, n_warmup_steps=0)
+
+
+@pruners.register("asha")
+def _asha(cfg: SearchConfig) -> BasePruner:
+    # Asynchronous successive halving: rungs at evaluation 1, 3, 9, ...; the best third go on.
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+
+
+@pruners.register("hyperband")
+def _hyperband(cfg: SearchConfig) -> BasePruner:
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cfg.evaluations, reduction_factor=3)
+
+
+def create_pruner(name_or_pruner: str | BasePruner, cfg: SearchConfig) -> BasePruner:
+    if isinstance(name_or_pruner, BasePruner):
+        return name_or_pruner
+    return pruners.get(name_or_pruner)(cfg)
