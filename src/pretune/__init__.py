@@ -6,7 +6,7 @@
     run.predict(["A warm, funny film."])
 """
 
-# The subpackages first: importing one later would rebind `pretune.search` / `pretune.compress`
+# The subpackages first: importing one later would rebind `pretune.compress` / `pretune.search`
 # from the verb to the package.
 import pretune.compress as _compress_package  # noqa: F401, I001
 import pretune.search as _search_package  # noqa: F401, I001

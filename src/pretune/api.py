@@ -11,7 +11,7 @@ from pretune.recipe import RecipeLike, as_recipe
 from pretune.report.plots import plot_run
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "evaluate", "fit", "load_run", "predict", "search"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> Run:
@@ -35,20 +35,6 @@ def evaluate(run: Run | str | Path, data: str | Path | None = None, **columns) -
 def predict(run: Run | str | Path, texts: list, pairs: list[str] | None = None) -> list[dict]:
     """The task's prediction for each text (label and scores, labels, entities, or a value)."""
     return (run if isinstance(run, Run) else Run(run)).predict(texts, pairs)
-
-
-def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
-    """Hyperparameter search over the recipe's `search.space`; returns a `pretune.search.Study`.
-
-    Options: resume, overrides, trials, timeout, sampler, pruner, storage, study, workers, keep,
-    callbacks (see `pretune.search.study.search`)."""
-    try:
-        import optuna  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("optuna", "search") from None
-    from pretune.search.study import search as run_search
-
-    return run_search(recipe, out, **options)
 
 
 def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
@@ -80,3 +66,17 @@ def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool =
     run = run if isinstance(run, Run) else Run(run)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-onnx{'-int8' if int8 else ''}")
     return run_step(run, "quantize" if int8 else "export", out)
+
+
+def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
+    """Hyperparameter search over the recipe's `search.space`; returns a `pretune.search.Study`.
+
+    Options: resume, overrides, trials, timeout, sampler, pruner, storage, study, workers, keep,
+    callbacks (see `pretune.search.study.search`)."""
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("optuna", "search") from None
+    from pretune.search.study import search as run_search
+
+    return run_search(recipe, out, **options)
