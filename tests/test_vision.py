@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,32 @@ def test_readers_image_folder_idx_and_a_truncated_file(tmp_path):
     png.write_bytes(png.read_bytes()[:60])
     with pytest.raises(PretuneError, match=f"cannot read image {png}"):
         decode_images([str(png)], 8, "train")
+
+
+def test_tables_of_paths_bundled_sets_and_an_offline_hub_id(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from pretune.data.bundled import load_bundled
+    from pretune.data.prepare import read_source
+    from pretune.models.vision import load_image_settings
+
+    frame = shapes_frame(4)
+    save_png_folder(tmp_path / "imgs", frame)
+    rows = [{"image": f"imgs/{y}/{i}.png", "label": y} for i, y in enumerate(frame["label"])]
+    pd.DataFrame(rows).to_json(tmp_path / "t.jsonl", orient="records", lines=True)
+    cfg = DataConfig(task="image-classification")
+    read = read_source(tmp_path / "t.jsonl", cfg)  # relative paths: from the table's folder
+    assert read["image"][0] == str(tmp_path / "imgs/left/0.png")
+    assert decode_images(list(read["image"]), 8, "t").shape == (4, 3, 8, 8)
+    digits = load_bundled("mnist-5k")
+    assert [len(digits[s]) for s in ("train", "validation", "test")] == [3999, 501, 500]
+    assert digits["train"]["image"].iloc[0].shape == (28, 28)
+    if (Path("/usr/share/datasets/fashion-mnist")).is_dir():
+        fashion = load_bundled("fashion-mnist")
+        assert len(fashion["test"]) == 10_000 and fashion["test"]["label"].iloc[0] == "Ankle boot"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PretuneError, match="could not fetch 'org/some-vit'"):
+        load_image_settings("org/some-vit")
 
 
 def test_hf_resnet_fit_save_reload_predict_and_strategies(tmp_path, tiny_resnet_dir):
