@@ -102,7 +102,9 @@ def test_image_split_collates_by_stacking_and_augments_deterministically():
     assert not torch.equal(other["pixel_values"], draws[0][0]["pixel_values"])
 
 
-def test_readers_image_folder_idx_and_a_truncated_file(tmp_path):
+def test_readers_image_folder_idx_and_a_truncated_file(tmp_path, monkeypatch):
+    from pretune.data import images as images_module
+
     frame = shapes_frame(6)
     save_png_folder(tmp_path / "folder", frame)
     read = read_image_folder(tmp_path / "folder")
@@ -118,10 +120,15 @@ def test_readers_image_folder_idx_and_a_truncated_file(tmp_path):
     (tmp_path / "bad-images-idx3-ubyte").write_bytes(bytes([0, 0, 8, 3]) + (9).to_bytes(4, "big") * 3)
     with pytest.raises(PretuneError, match="truncated"):
         read_idx(tmp_path / "bad-images-idx3-ubyte")
+    files = list(read["image"])
+    in_place = decode_images(files, 8, "train")
+    monkeypatch.setattr(images_module, "WORKER_THRESHOLD", 2)  # many files: decoded in DataLoader workers
+    assert torch.equal(decode_images(files, 8, "train", workers=2), in_place)
     png = sorted((tmp_path / "folder" / "left").glob("*.png"))[0]
     png.write_bytes(png.read_bytes()[:60])
-    with pytest.raises(PretuneError, match=f"cannot read image {png}"):
-        decode_images([str(png)], 8, "train")
+    for workers in (0, 2):
+        with pytest.raises(PretuneError, match=f"cannot read image {png}"):
+            decode_images(files, 8, "train", workers=workers)
 
 
 def test_tables_of_paths_bundled_sets_and_an_offline_hub_id(tmp_path, monkeypatch):

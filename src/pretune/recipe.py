@@ -105,6 +105,8 @@ class DataConfig(_Section):
             object.__setattr__(self, "text_column", text)
         if self.label_column is None:
             object.__setattr__(self, "label_column", label)
+        if self.task != "image-classification" and (self.image_size or self.augment.active):
+            raise ValueError("data.image_size and data.augment apply to task image-classification only")
         return self
 
 

@@ -2,8 +2,9 @@
 layouts (a folder per label, a table of paths, IDX files) into a frame of `image` / `label`.
 
 Images are decoded and resized once, up front, and kept as uint8 (a quarter of float32's
-memory); normalisation happens per batch (data/augment.py). Small images on two cores decode in
-seconds, so no DataLoader workers are needed for the slices pretune trains on here.
+memory); normalisation and augmentation happen per batch (data/augment.py), on tensors, in the
+training process. Many image files are decoded in torch DataLoader worker processes (one per
+core), so that every core decodes; arrays and small sets are decoded in place.
 """
 
 from __future__ import annotations
@@ -97,16 +98,52 @@ def to_rgb(image, where: str) -> np.ndarray:
                        f"(need HxW, HxWx1, HxWx3 or HxWx4)")
 
 
-def decode_images(images: list, size: int, where: str) -> torch.Tensor:
-    """Decode and resize (bilinear, antialiased) to an (n, 3, size, size) uint8 tensor."""
+WORKER_THRESHOLD = 512  # image files below this decode in place: starting workers costs more
+
+
+def decode_one(image, size: int, where: str) -> torch.Tensor:
+    """One image as a (3, size, size) uint8 tensor (bilinear resize)."""
     from PIL import Image
 
+    rgb = to_rgb(image, where)
+    if rgb.shape[:2] != (size, size):
+        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
+    return torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)  # PIL arrays are read-only
+
+
+class _ImageFiles(torch.utils.data.Dataset):
+    """Files decoded in DataLoader workers; an error comes back as its message (a worker's
+    exception would reach the user wrapped in a traceback, not as one line)."""
+
+    def __init__(self, images: list, size: int, where: str):
+        self.images, self.size, self.where = images, size, where
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        try:
+            return decode_one(self.images[i], self.size, f"{self.where} row {i}")
+        except PretuneError as e:
+            return str(e)
+
+
+def decode_images(images: list, size: int, where: str, workers: int | None = None) -> torch.Tensor:
+    """Decode and resize to an (n, 3, size, size) uint8 tensor; many files in worker processes."""
+    import os
+
     out = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
-    for i, image in enumerate(images):
-        rgb = to_rgb(image, f"{where} row {i}")
-        if rgb.shape[:2] != (size, size):
-            rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)  # PIL arrays are read-only
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    files = len(images) >= WORKER_THRESHOLD and all(isinstance(x, (str, Path)) for x in images)
+    if not files or workers < 2:
+        for i, image in enumerate(images):
+            out[i] = decode_one(image, size, f"{where} row {i}")
+        return out
+    loader = torch.utils.data.DataLoader(_ImageFiles(images, size, where), batch_size=None, num_workers=workers)
+    for i, item in enumerate(loader):
+        if isinstance(item, str):
+            raise PretuneError(item)
+        out[i] = item
     return out
 
 
