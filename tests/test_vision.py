@@ -181,9 +181,11 @@ def test_hf_resnet_fit_save_reload_predict_and_strategies(tmp_path, tiny_resnet_
     frozen = pretune.fit(image_recipe(tiny_resnet_dir, epochs=2), tmp_path / "freeze", data=data, quiet=True,
                          overrides=["strategy.name=freeze"])
     assert frozen.metrics["train"]["feature_cache"]["batches_cached"] > 0
-    for name in ("llrd", "bitfit", "gradual"):
+    augmented = ["data.augment.crop_scale=0.7", "data.augment.flip=0.5", "data.augment.mixup=0.2",
+                 "data.augment.cutmix=1.0", "data.augment.color_jitter=0.2"]  # through the loop, once
+    for name in ("llrd", "bitfit"):
         r = pretune.fit(image_recipe(tiny_resnet_dir, epochs=1), tmp_path / name, data=data, quiet=True, lean=True,
-                        overrides=[f"strategy.name={name}"])
+                        overrides=[f"strategy.name={name}", *(augmented if name == "llrd" else [])])
         assert r.metrics["status"] == "completed"
 
 
