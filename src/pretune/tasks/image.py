@@ -43,7 +43,7 @@ class ImageClassification(SequenceClassification):
         augment = self.cfg.augment
         if not augment.active:
             return split
-        settings = split.transform.settings if hasattr(split.transform, "settings") else None
+        settings = split.transform.settings  # encode's Normalize: the model's size and statistics
         return dataclasses.replace(split, transform=Augment(augment, settings, seed, self.num_labels))
 
     def check_model(self, model, settings: ImageSettings) -> None:

@@ -82,6 +82,10 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     resolve_names(recipe)
     task = create_task(recipe.data)
     check_metric(recipe, task)
+    mixing = recipe.data.augment.mixup or recipe.data.augment.cutmix
+    if mixing and (recipe.train.loss.name or task.default_loss) != "cross_entropy":
+        # Mixed targets are class-probability rows, which only cross-entropy takes.
+        raise PretuneError("data.augment mixup / cutmix need train.loss cross_entropy")
     seed_everything(recipe.seed)
     prepared = prepare(recipe.data, task, frames=data)
     if tokenizer is None:
@@ -113,10 +117,6 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
             raise PretuneError(f"data.sampling '{recipe.data.sampling}' needs classes; a {task.name} task has none")
         weights = sampling_weights(classes, recipe.data.sampling)
     loss_fn = create_loss(recipe.train.loss, task, encoded["train"])
-    mixing = recipe.data.augment.mixup or recipe.data.augment.cutmix
-    if mixing and (recipe.train.loss.name or task.default_loss) != "cross_entropy":
-        # Mixed targets are class-probability rows, which only cross-entropy takes.
-        raise PretuneError("data.augment mixup / cutmix need train.loss cross_entropy")
     return FitParts(recipe, task, prepared, tokenizer, model, encoded, loss_fn, strategy, report,
                     weights, notices)
 
