@@ -101,7 +101,10 @@ def main() -> None:
         return
     passed = ["--samples", str(args.samples), "--eval-samples", str(args.eval_samples),
               "--image-size", str(args.image_size), "--epochs", str(args.epochs)]
-    rows = [run_child(Path(__file__), name, passed) for name in args.contenders]
+    rows = []
+    for name in args.contenders:  # each row as it lands: a long run stopped early keeps its rows
+        rows.append(run_child(Path(__file__), name, passed))
+        print(json.dumps(rows[-1]), flush=True)
     print(f"# EfficientNet-Lite0 on Fashion-MNIST: {args.samples} train / {args.eval_samples} test images at "
           f"{args.image_size} px, {args.epochs} epochs, fp32; {cpu_flags_line()}")
     print_table(rows, ["contender", "test_accuracy", "test_f1_macro", "train_seconds", "train_images_per_s",
