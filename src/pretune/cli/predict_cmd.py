@@ -22,7 +22,7 @@ def predict(
     from pretune.predictor import Run
 
     if (bool(text) + bool(data) + bool(image)) != 1:
-        raise PretuneError("give one of --text (one or more), --data FILE or --image FILE|DIR")
+        raise PretuneError("give --text (one or more), --data FILE or --image FILE|DIR: exactly one of them")
     predictor = Run(run_dir).predictor()
     if image:
         from pretune.data.images import list_images
