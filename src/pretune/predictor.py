@@ -25,12 +25,16 @@ class Predictor:
         from transformers import AutoTokenizer
 
         from pretune.models.runners import load_runner
+        from pretune.models.vision import load_image_settings
 
         self.data_cfg, self.batch_size = data_cfg, batch_size
         self.task = create_task(data_cfg)
         self.runner = load_runner(model_dir, self.task)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.pad_id = self.tokenizer.pad_token_id or 0
+        if self.task.inputs == "image":  # the saved size and normalisation: they are the model's
+            self.tokenizer = load_image_settings(str(model_dir))
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
         # fit capped max_length at the model's positions (with a notice); cap the same way here.
         positions = json.loads((Path(model_dir) / "config.json").read_text()).get("max_position_embeddings")
         self.max_length = min(data_cfg.max_length, positions or data_cfg.max_length)

@@ -46,8 +46,25 @@ class ModelConfig(_Section):
 
 
 # The columns each task reads when the recipe names none (text in, labels out).
-TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels")}
+TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels"),
+                "image-classification": ("image", "label")}
 DEFAULT_COLUMNS = ("text", "label")
+
+
+class AugmentConfig(_Section):
+    """Training-time image augmentation (image-classification only), seeded by the recipe's seed."""
+
+    crop_scale: float | None = Field(
+        None, gt=0, le=1, description="random resized crop: smallest share of the image area kept (null: off)")
+    flip: float = Field(0.0, ge=0, le=1, description="probability of a horizontal flip")
+    color_jitter: float = Field(0.0, ge=0, lt=1, description="brightness / contrast / saturation jitter strength")
+    mixup: float = Field(0.0, ge=0, description="mixup Beta(alpha, alpha) (0: off)")
+    cutmix: float = Field(0.0, ge=0, description="cutmix Beta(alpha, alpha) (0: off); with mixup, one of the two "
+                          "per batch")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.crop_scale or self.flip or self.color_jitter or self.mixup or self.cutmix)
 
 
 class DataConfig(_Section):
@@ -56,9 +73,10 @@ class DataConfig(_Section):
     validation: str | None = Field(None, description="validation table file")
     test: str | None = Field(None, description="test table file")
     task: str = Field("sequence-classification", description="sequence-classification (alias classification), "
-                      "token-classification, multi-label, regression")
+                      "token-classification, multi-label, regression, image-classification")
     text_column: str | None = Field(None, description="column holding the text (token-classification: the "
-                                    "token lists); null: text, or tokens for token-classification")
+                                    "token lists; image-classification: image paths or arrays); null: text, "
+                                    "tokens for token-classification, image for image-classification")
     text_pair_column: str | None = Field(None, description="second text column for pair tasks")
     label_column: str | None = Field(None, description="column holding the label; null: label, tags for "
                                      "token-classification, labels for multi-label")
@@ -71,6 +89,9 @@ class DataConfig(_Section):
     max_train_samples: int | None = Field(None, gt=0, description="use a seeded slice of train")
     max_eval_samples: int | None = Field(None, gt=0, description="cap validation and test size")
     max_length: int = Field(128, gt=1, description="tokens per text (truncation); capped at the model's limit")
+    image_size: int | None = Field(
+        None, gt=0, description="image-classification: side of the square input in pixels (null: the model's own)")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     group_by_length: bool = Field(True, description="batch texts of similar length together")
     sampling: Literal["natural", "balanced", "sqrt"] = Field(
         "natural", description="training rows drawn as they come, or with class weights 1/n (balanced) "
@@ -84,6 +105,8 @@ class DataConfig(_Section):
             object.__setattr__(self, "text_column", text)
         if self.label_column is None:
             object.__setattr__(self, "label_column", label)
+        if self.task != "image-classification" and (self.image_size or self.augment.active):
+            raise ValueError("data.image_size and data.augment apply to task image-classification only")
         return self
 
 

@@ -1,4 +1,4 @@
-"""pretune predict RUN_DIR --text "..." | --data FILE"""
+"""pretune predict RUN_DIR --text "..." | --data FILE | --image FILE|DIR"""
 
 from __future__ import annotations
 
@@ -14,15 +14,23 @@ def predict(
     run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit (or compress)"),
     text: list[str] = typer.Option([], "--text", help="a text to label (repeatable)"),
     data: Path | None = typer.Option(None, "--data", help="table of texts: csv, jsonl, parquet or conll"),
+    image: list[Path] = typer.Option([], "--image", help="an image file, or a folder of them (repeatable)"),
     text_column: str | None = typer.Option(None, help="default: the run's text column"),
 ) -> None:
     """Predict with a run's model; one JSON object per line (label and scores, labels,
     entities with their character offsets, or a value: as the run's task says)."""
     from pretune.predictor import Run
 
-    if bool(text) == bool(data):
-        raise PretuneError("give --text (one or more) or --data FILE, not both or neither")
+    if (bool(text) + bool(data) + bool(image)) != 1:
+        raise PretuneError("give --text (one or more), --data FILE or --image FILE|DIR: exactly one of them")
     predictor = Run(run_dir).predictor()
+    if image:
+        from pretune.data.images import list_images
+
+        files = [str(f) for item in image for f in list_images(item)]
+        for path, result in zip(files, predictor.predict(files), strict=True):
+            print(json.dumps({"image": path, **result}))
+        return
     table = predictor.task.unlabelled(text) if data is None else predictor.read(
         data, with_labels=False, text_column=text_column)
     for row, result in zip(table.texts, predictor.predict_table(table), strict=True):

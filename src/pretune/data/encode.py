@@ -7,6 +7,7 @@ batch is padding (the idea of Hugging Face's LengthGroupedSampler).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +24,15 @@ IGNORE_INDEX = -100  # a label position the loss skips (padding, non-first sub-w
 class EncodedSplit:
     """Tokenized rows, unpadded. `labels`: an array (one label, a number, or a 0/1 row per
     text) or a list of per-token arrays; None for unlabelled input. `meta`: what a task keeps
-    to decode predictions (word ids, character offsets)."""
+    to decode predictions (word ids, character offsets). A feature may instead be one tensor
+    of fixed-size rows (images' pixel_values), stacked rather than padded; `transform` then
+    turns each collated batch into the model's input (normalisation, augmentation)."""
 
-    features: dict[str, list[list[int]]]  # input_ids, attention_mask, maybe token_type_ids
+    features: dict[str, Any]  # input_ids, attention_mask, maybe token_type_ids; or tensors
     labels: Any
     lengths: np.ndarray
     meta: dict[str, list] = field(default_factory=dict)
+    transform: Callable[[dict], dict] | None = None
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -57,6 +61,9 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, t
     width = int(split.lengths[indices].max())
     batch = {}
     for name, rows in split.features.items():
+        if isinstance(rows, torch.Tensor):  # fixed-size rows: nothing to pad
+            batch[name] = rows[torch.as_tensor(indices, dtype=torch.long)]
+            continue
         fill = pad_id if name == "input_ids" else 0
         out = np.full((len(indices), width), fill, dtype=np.int64)
         for r, i in enumerate(indices):
@@ -69,7 +76,7 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, t
         batch["labels"] = torch.from_numpy(out)
     elif split.labels is not None:
         batch["labels"] = torch.from_numpy(split.labels[indices])
-    return batch
+    return batch if split.transform is None else split.transform(batch)
 
 
 def sampling_weights(classes: list[list[int]], mode: str) -> np.ndarray | None:

@@ -8,6 +8,7 @@ is (a class, a number, a list, a tag per word) is the task's business: it is pas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,10 +59,10 @@ def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None
             raise PretuneError(f"data= takes a DataFrame or a dict with 'train' (and 'validation', 'test'); "
                                f"got keys {', '.join(map(str, frames))}")
     elif cfg.train:
-        frames = {"train": read_table(cfg.train, cfg.encoding)}
+        frames = {"train": read_source(cfg.train, cfg)}
         for split in ("validation", "test"):
             if getattr(cfg, split):
-                frames[split] = read_table(getattr(cfg, split), cfg.encoding)
+                frames[split] = read_source(getattr(cfg, split), cfg)
     elif cfg.source in bundled.datasets:
         return bundled.load_bundled(cfg.source)
     elif cfg.source.startswith("hf:"):
@@ -70,13 +71,13 @@ def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None
             raise PretuneError(f"dataset '{cfg.source}' has no train split: {', '.join(frames)}")
         frames = {k: v for k, v in frames.items() if k in SPLITS}
     else:
-        if not any(ch in cfg.source for ch in "./\\"):
+        if not any(ch in cfg.source for ch in "./\\") and not Path(cfg.source).is_dir():
             raise PretuneError(
                 f"unknown data source '{cfg.source}': give a table file, hf:NAME, or one of "
                 f"{', '.join(bundled.datasets.available())}"
             )
         return split_frame(
-            _checked(read_table(cfg.source, cfg.encoding), cfg, cfg.source),
+            _checked(read_source(cfg.source, cfg), cfg, cfg.source),
             label, cfg.validation_fraction, cfg.test_fraction, cfg.split_seed,
         )
     frames = {k: _checked(v, cfg, k) for k, v in frames.items()}
@@ -111,9 +112,24 @@ def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
     return PreparedData(tables, task.label_names)
 
 
+def read_source(path, cfg: DataConfig) -> pd.DataFrame:
+    """A table file; for images also a folder per label or an IDX images file (labels beside
+    it), and a table's relative image paths are taken from the table's own folder."""
+    if cfg.task != "image-classification":
+        return read_table(path, cfg.encoding)
+    from pretune.data import images
+
+    path = Path(path)
+    if path.is_dir():
+        return images.read_image_folder(path, cfg.text_column, cfg.label_column)
+    if images.is_idx(path):
+        return images.read_idx_pair(path, cfg.text_column, cfg.label_column)
+    return images.resolve_paths(read_table(path, cfg.encoding), cfg.text_column, path.parent)
+
+
 def read_rows(path, cfg: DataConfig, task, with_labels: bool) -> TextTable:
     """A table file as the task's rows, with or without labels (eval, predict)."""
-    frame = _checked(read_table(path, cfg.encoding), cfg, str(path), with_labels)
+    frame = _checked(read_source(path, cfg), cfg, str(path), with_labels)
     return task.to_table(frame, str(path), with_labels)
 
 

@@ -1,7 +1,9 @@
 """Layer grouping: which parameters are the embeddings, each encoder layer, and the head.
 
-Known Hugging Face encoder families are found by their model_type; any other model (a plain
-nn.Module included) needs `model.layer_prefixes`. An unknown structure is an error, never a guess.
+Known Hugging Face families (text encoders; ResNet / ConvNeXt stages and ViT layers for images)
+are found by their model_type; a module may say its own groups (`pretune_layer_groups()`, as the
+EfficientNet wrapper of models/vision.py does); any other model (a plain nn.Module included)
+needs `model.layer_prefixes`. An unknown structure is an error, never a guess.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ KNOWN_FAMILIES = {
     "deberta-v2": ("embeddings", "encoder.layer"),
     "mpnet": ("embeddings", "encoder.layer"),
     "distilbert": ("embeddings", "transformer.layer"),
+    # Image models: a CNN's "layers" are its stages (the stem is the embeddings).
+    "resnet": ("embedder", "encoder.stages"),
+    "convnext": ("embeddings", "encoder.stages"),
+    "vit": ("embeddings", "encoder.layer"),
 }
 
 
@@ -58,10 +64,21 @@ def encoder_layers(model: nn.Module) -> tuple[nn.Module, str, nn.ModuleList]:
     return parent, path[-1], getattr(parent, path[-1])
 
 
+def feature_module(model: nn.Module) -> nn.Module:
+    """The module whose output is the frozen body's features (freeze's feature cache serves it)."""
+    own = getattr(model, "pretune_feature_module", None)
+    if own is not None:
+        return own()
+    return encoder_layers(model)[0]
+
+
 def find_layers(model: nn.Module, prefixes: list[str] | None = None) -> LayerMap:
     names = [n for n, _ in model.named_parameters()]
     if prefixes:
         return _from_prefixes(names, prefixes)
+    own = getattr(model, "pretune_layer_groups", None)
+    if own is not None:
+        return _from_prefixes(names, own())
     _, _, layer_list = encoder_layers(model)
     base = model.base_model
     base_prefix = next(n for n, m in model.named_modules() if m is base)
@@ -74,12 +91,14 @@ def find_layers(model: nn.Module, prefixes: list[str] | None = None) -> LayerMap
     return LayerMap(embeddings, layers, [n for n in names if n not in taken])
 
 
-def _from_prefixes(names: list[str], prefixes: list[str]) -> LayerMap:
+def _from_prefixes(names: list[str], prefixes: list[str | list[str]]) -> LayerMap:
+    """One group per entry; an entry may list several prefixes (a stem's conv and its norm)."""
     groups = []
-    for prefix in prefixes:
-        group = [n for n in names if n == prefix or n.startswith(f"{prefix}.")]
+    for entry in prefixes:
+        group = [n for n in names
+                 if any(n == p or n.startswith(f"{p}.") for p in ([entry] if isinstance(entry, str) else entry))]
         if not group:
-            raise PretuneError(f"model.layer_prefixes: '{prefix}' matches no parameter")
+            raise PretuneError(f"model.layer_prefixes: '{entry}' matches no parameter")
         groups.append(group)
     taken = set().union(*groups)
     return LayerMap(groups[0], groups[1:], [n for n in names if n not in taken])

@@ -56,18 +56,35 @@ def load_tokenizer(source: str):
     return _from_hub_or_dir(AutoTokenizer.from_pretrained, resolve_source(source))
 
 
+def load_preprocessor(source: str, task):
+    """What turns the task's rows into model inputs: a tokenizer, or image settings (size,
+    normalisation) for image tasks."""
+    if task.inputs == "image":
+        from pretune.models.vision import load_image_settings
+
+        return load_image_settings(source, task.cfg.image_size)
+    return load_tokenizer(source)
+
+
 def load_model(cfg: ModelConfig, task):
     """The pretrained body with a fresh head of the task's kind (labels, problem type)."""
     import transformers
     from transformers import AutoConfig
 
+    if task.inputs == "image":
+        from pretune.models.vision import image_models, load_efficientnet
+
+        if cfg.source in image_models:
+            return load_efficientnet(cfg.source, task, cfg.dropout)
     where = resolve_source(cfg.source)
     config = _from_hub_or_dir(AutoConfig.from_pretrained, where)
     task.configure(config)
     _override(config, DROPOUT_FIELDS, cfg.dropout)
     _override(config, ATTENTION_DROPOUT_FIELDS, cfg.attention_dropout)
     auto = getattr(transformers, task.auto_class)
-    return _from_hub_or_dir(auto.from_pretrained, where, config=config)
+    # An image checkpoint usually carries ImageNet's 1,000-class head: replace it, do not fail.
+    extra = {"ignore_mismatched_sizes": True} if task.inputs == "image" else {}
+    return _from_hub_or_dir(auto.from_pretrained, where, config=config, **extra)
 
 
 def position_limit(model) -> int | None:
@@ -120,8 +137,12 @@ def load_saved_model(model_dir: str | Path, task):
     import transformers
     from transformers import AutoConfig
 
+    from pretune.models.vision import is_saved_vision_model, load_saved_vision_model
+
     _quiet_transformers()
     model_dir = Path(model_dir)
+    if is_saved_vision_model(model_dir):
+        return load_saved_vision_model(model_dir, task)
     auto = getattr(transformers, task.auto_class)
     config = AutoConfig.from_pretrained(model_dir)
     task.restore(config)

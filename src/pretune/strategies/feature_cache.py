@@ -6,7 +6,9 @@ The encoder's `forward` is overridden on the instance for the length of the fit 
 to on_fit_end), not replaced by a wrapper module: parameter names, checkpoints and the saved
 model stay exactly those of the plain model. Validation and test passes (no training rows in
 flight) go through the real encoder. The cached features are those of the encoder in eval mode:
-the frozen body's dropout is off, as in classic feature extraction.
+the frozen body's dropout is off (and a CNN's batch norm uses its running statistics), as in
+classic feature extraction. Text rows are cached at their own length (attention_mask); rows of
+fixed size (an image's features), whole; the encoder may return a tensor or a model output.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class FeatureCacheCallback:
 
     def on_batch_start(self, state) -> None:
         self.rows = state.batch_indices.tolist()
-        self.lengths = state.batch["attention_mask"].sum(1).tolist()
+        mask = state.batch.get("attention_mask")
+        self.lengths = None if mask is None else mask.sum(1).tolist()
 
     def on_batch_end(self, state) -> None:
         self.rows = None  # what follows (an evaluation) is no training batch
@@ -54,14 +57,19 @@ class FeatureCacheCallback:
                 out = type(self.encoder).forward(self.encoder, hidden_states, *args, **kwargs)
             self.encoder.train(was_training)
             self.output_type = type(out)
-            features = out[0]
-            for r, row, n in zip(range(len(rows)), rows, self.lengths, strict=True):
-                self.cache[row] = features[r, :n].detach().cpu()
+            features = out if isinstance(out, torch.Tensor) else out[0]
+            for r, row in enumerate(rows):
+                kept = features[r] if self.lengths is None else features[r, : self.lengths[r]]
+                self.cache[row] = kept.detach().cpu()
             return out
         self.hits += 1
-        width = hidden_states.shape[1]
-        first = self.cache[rows[0]]
-        batch = torch.zeros(len(rows), width, first.shape[-1], dtype=first.dtype)
-        for r, row in enumerate(rows):
-            batch[r, : len(self.cache[row])] = self.cache[row]
-        return self.output_type(last_hidden_state=batch.to(hidden_states.device))
+        if self.lengths is None:
+            batch = torch.stack([self.cache[row] for row in rows])
+        else:
+            width = hidden_states.shape[1]
+            first = self.cache[rows[0]]
+            batch = torch.zeros(len(rows), width, first.shape[-1], dtype=first.dtype)
+            for r, row in enumerate(rows):
+                batch[r, : len(self.cache[row])] = self.cache[row]
+        batch = batch.to(hidden_states.device)
+        return batch if issubclass(self.output_type, torch.Tensor) else self.output_type(last_hidden_state=batch)

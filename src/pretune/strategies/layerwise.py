@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from pretune.errors import PretuneError
-from pretune.models.layers import encoder_layers
+from pretune.models.layers import feature_module
 from pretune.strategies.base import ParamSetting, Strategy
 from pretune.strategies.feature_cache import FeatureCacheCallback
 
@@ -25,7 +25,7 @@ class FreezeStrategy(Strategy):
         if self.cfg.train_top_layers or not self.cfg.cache_features or self.cfg.groups:
             return []
         try:
-            encoder, _, _ = encoder_layers(model)
+            encoder = feature_module(model)
         except PretuneError:
             return []
         return [FeatureCacheCallback(encoder)]

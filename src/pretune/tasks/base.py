@@ -30,6 +30,7 @@ class Task:
     metric_names: ClassVar[tuple[str, ...]] = ("loss",)  # scalar validation metrics
     headline: ClassVar[str] = "loss"  # the metric a plot or a summary shows first
     stratify: ClassVar[bool] = False  # carve splits stratified by the label column
+    inputs: ClassVar[str] = "text"  # what rows hold: "text" (a tokenizer encodes) or "image"
 
     def __init__(self, cfg: DataConfig):
         self.cfg = cfg
@@ -62,6 +63,13 @@ class Task:
 
     def encode(self, table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
         return encode_texts(table, tokenizer, max_length)
+
+    def for_training(self, split: EncodedSplit, seed: int) -> EncodedSplit:
+        """The training split as the loop draws it (image augmentation); default: as it is."""
+        return split
+
+    def check_model(self, model, preprocessor) -> None:
+        """Fail in one line, before training, when the model cannot take the encoded input."""
 
     def sampling_classes(self, split: EncodedSplit) -> list[list[int]] | None:
         """The classes each training row belongs to, for balanced sampling; None: not sampleable."""

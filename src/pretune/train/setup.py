@@ -15,7 +15,7 @@ from torch import nn
 from pretune.data import PreparedData, prepare
 from pretune.data.encode import EncodedSplit, sampling_weights
 from pretune.errors import PretuneError
-from pretune.models import load_model, load_tokenizer, position_limit
+from pretune.models import load_model, load_preprocessor, position_limit
 from pretune.models.surgery import apply_surgery
 from pretune.recipe import Recipe
 from pretune.strategies import Strategy, create_strategy, strategies
@@ -82,9 +82,15 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     resolve_names(recipe)
     task = create_task(recipe.data)
     check_metric(recipe, task)
+    mixing = recipe.data.augment.mixup or recipe.data.augment.cutmix
+    if mixing and (recipe.train.loss.name or task.default_loss) != "cross_entropy":
+        # Mixed targets are class-probability rows, which only cross-entropy takes.
+        raise PretuneError("data.augment mixup / cutmix need train.loss cross_entropy")
     seed_everything(recipe.seed)
     prepared = prepare(recipe.data, task, frames=data)
-    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(recipe.model.source)
+    if tokenizer is None:
+        tokenizer = default_preprocessor(recipe, task) if model is not None else None
+        tokenizer = tokenizer or load_preprocessor(recipe.model.source, task)
     if model is None:
         model = load_model(recipe.model, task)
     else:
@@ -101,7 +107,9 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     report += apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
     strategy = create_strategy(recipe.strategy, recipe.train.optimizer, recipe.model)
     model = strategy.wrap(model)
+    task.check_model(model, tokenizer)
     encoded = {name: task.encode(t, tokenizer, max_length) for name, t in prepared.splits.items()}
+    encoded["train"] = task.for_training(encoded["train"], recipe.seed)
     weights = None
     if recipe.data.sampling != "natural":
         classes = task.sampling_classes(encoded["train"])
@@ -111,6 +119,16 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     loss_fn = create_loss(recipe.train.loss, task, encoded["train"])
     return FitParts(recipe, task, prepared, tokenizer, model, encoded, loss_fn, strategy, report,
                     weights, notices)
+
+
+def default_preprocessor(recipe: Recipe, task: Task):
+    """Image settings for a model given in Python with none: ImageNet's normalisation at
+    data.image_size (224 px unset); None for text, whose tokenizer the recipe names."""
+    if task.inputs != "image":
+        return None
+    from pretune.data.images import ImageSettings
+
+    return ImageSettings(recipe.data.image_size or 224)
 
 
 def _check_given_model(model: nn.Module, task: Task) -> None:
