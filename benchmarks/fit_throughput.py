@@ -129,7 +129,9 @@ def run_trainer(args, tuned: bool = False) -> dict:
         warmup = int(0.1 * math.ceil(len(rows) / BATCH))
         tuning = {"per_device_train_batch_size": BATCH, "learning_rate": LR, "warmup_steps": warmup,
                   "train_sampling_strategy": "group_by_length", "bf16": cpu_has_fast_bf16(),
-                  "max_grad_norm": 1.0, "weight_decay": 0.01}
+                  "max_grad_norm": 1.0, "weight_decay": 0.01,
+                  # transformers refuses bf16 on a CPU unless told the run is on the CPU.
+                  "use_cpu": not torch.cuda.is_available()}
     with tempfile.TemporaryDirectory() as tmp:
         targs = TrainingArguments(output_dir=tmp, num_train_epochs=1, seed=SEED, report_to="none",
                                   save_strategy="no", disable_tqdm=True, **tuning)
@@ -172,6 +174,7 @@ def main() -> None:
     for name in CONTENDERS:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         rows.append({"contender": name, **run_child(Path(__file__), name, extra)})
+        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
     by = {r["contender"]: r for r in rows}
     ratios = {
         "pretune-same / plain (samples/s)":
