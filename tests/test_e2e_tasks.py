@@ -30,12 +30,14 @@ def test_minilm_learns_entity_types_as_multi_label(tmp_path):
     recipe = as_recipe({
         "data": {"source": "wnut16-types", "task": "multi-label", "max_train_samples": 600,
                  "max_eval_samples": 200, "max_length": 64},
-        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 2e-4}, "checkpoint_every_steps": None},
+        # Most tweets name no entity type: without positive weights BCE learns to say "none".
+        "train": {"epochs": 5, "batch_size": 16, "optimizer": {"lr": 3e-4}, "checkpoint_every_steps": None,
+                  "loss": {"positive_weights": True}},
     })
     run = pretune.fit(recipe, tmp_path / "types", quiet=True)
     micro = run.metrics["test"]["f1_micro"]
-    assert micro >= untrained_metrics(recipe)["f1_micro"] + 0.1, run.metrics["test"]
-    assert micro >= 0.3
+    assert micro >= untrained_metrics(recipe)["f1_micro"] + 0.15, run.metrics["test"]
+    assert micro >= 0.3  # measured 0.43 (untrained head: 0.11)
 
 
 def test_minilm_learns_a_regression_target(tmp_path):
