@@ -30,6 +30,7 @@ class Task:
     metric_names: ClassVar[tuple[str, ...]] = ("loss",)  # scalar validation metrics
     headline: ClassVar[str] = "loss"  # the metric a plot or a summary shows first
     stratify: ClassVar[bool] = False  # carve splits stratified by the label column
+    calibrates: ClassVar[bool] = False  # `calibrate` tunes something on validation after training
     inputs: ClassVar[str] = "text"  # what rows hold: "text" (a tokenizer encodes) or "image"
 
     def __init__(self, cfg: DataConfig):

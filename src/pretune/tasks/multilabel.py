@@ -27,6 +27,7 @@ class MultiLabel(Task):
     metric_names = ("loss", "f1_micro", "f1_macro", "precision_micro", "recall_micro", "subset_accuracy",
                     "hamming_loss")
     headline = "f1_micro"
+    calibrates = True
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -14,6 +14,7 @@ from accelerate.utils import broadcast_object_list
 
 from pretune import runs
 from pretune.errors import PretuneError
+from pretune.evaluate import run_split
 from pretune.predictor import Run
 from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.runs import RunDir
@@ -114,14 +115,13 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
     best = keeper.restore(model) if keeper and not cancelled else None
     validation = best["metrics"] if best else state.last_eval
     calibration = None
-    if not cancelled:
-        # What validation settles (multi-label thresholds) is settled on the final weights.
-        from pretune.evaluate import run_split
-
-        outputs, _ = run_split(loop.runner(), encoded["validation"], loop.cfg.eval_batch_size, parts.pad_id)
+    if task.calibrates and not cancelled:
+        # What validation settles (multi-label thresholds) is settled on the final weights; one
+        # pass gives the outputs to tune on and, scored after tuning, the validation figures.
+        outputs, loss = run_split(loop.runner(), encoded["validation"], loop.cfg.eval_batch_size, parts.pad_id,
+                                  parts.loss_fn)
         calibration = task.calibrate(outputs, encoded["validation"])
-        if calibration is not None:
-            validation = loop.evaluate(encoded["validation"])
+        validation = {"loss": loss, **task.metrics(outputs, encoded["validation"])}
     final = {
         "status": state.status,
         "task": task.name,
