@@ -13,6 +13,7 @@ from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task
 from pretune.tasks.multilabel_utils import (
+    binarize,
     multilabel_metrics,
     parse_label_lists,
     positive_weights,
@@ -43,15 +44,10 @@ class MultiLabel(Task):
         self.label_names = names
 
     def labels_of(self, frame: pd.DataFrame, where: str) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.label_names)}
-        rows = self._lists(frame)
-        unseen = sorted({label for row in rows for label in row} - set(index))
-        if unseen:
-            raise PretuneError(f"{where}: label(s) {', '.join(map(repr, unseen[:5]))} never seen in training")
-        targets = np.zeros((len(rows), len(index)), dtype=np.float32)
-        for r, row in enumerate(rows):
-            targets[r, [index[label] for label in row]] = 1.0
-        return targets
+        try:
+            return binarize(self._lists(frame), self.label_names)
+        except PretuneError as e:
+            raise PretuneError(f"{where}: {e}") from None
 
     def configure(self, config) -> None:
         super().configure(config)

@@ -17,7 +17,13 @@ from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task, class_weights, softmax
-from pretune.tasks.tagging import align_labels, count_scheme_slips, decode_entities, entity_metrics
+from pretune.tasks.tagging import (
+    align_labels,
+    count_scheme_slips,
+    decode_entities,
+    entity_metrics,
+    first_subtoken_values,
+)
 
 
 class TokenClassification(Task):
@@ -115,8 +121,12 @@ class TokenClassification(Task):
             probs = softmax(logits)
             ids = probs.argmax(-1)
             word_ids = split.meta["word_ids"][r]
-            firsts = [i for i, w in enumerate(word_ids) if w is not None and (i == 0 or word_ids[i - 1] != w)]
             entities = decode_entities(table.texts[r], offsets[r] if offsets else None, ids, probs,
                                        self.label_names, word_ids)
-            results.append({"entities": entities, "tags": [self.label_names[int(ids[i])] for i in firsts]})
+            # One tag per word, read at its first sub-word; a word the tokenizer dropped or
+            # truncation cut gets "O", so the tags line up with the words.
+            words = len(table.texts[r]) if isinstance(table.texts[r], list) else 1 + max(
+                (w for w in word_ids if w is not None), default=-1)
+            tags = first_subtoken_values(word_ids, [self.label_names[int(i)] for i in ids], words, "O")
+            results.append({"entities": entities, "tags": tags})
         return results
