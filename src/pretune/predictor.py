@@ -24,6 +24,7 @@ class Predictor:
     def __init__(self, model_dir: str | Path, data_cfg: DataConfig, batch_size: int = 64):
         from transformers import AutoTokenizer
 
+        from pretune.models.load import position_limit
         from pretune.models.runners import load_runner
         from pretune.models.vision import load_image_settings
 
@@ -36,8 +37,8 @@ class Predictor:
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self.pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
         # fit capped max_length at the model's positions (with a notice); cap the same way here.
-        positions = json.loads((Path(model_dir) / "config.json").read_text()).get("max_position_embeddings")
-        self.max_length = min(data_cfg.max_length, positions or data_cfg.max_length)
+        limit = position_limit(json.loads((Path(model_dir) / "config.json").read_text()))
+        self.max_length = min(data_cfg.max_length, limit or data_cfg.max_length)
 
     @property
     def label_names(self) -> list[str] | None:

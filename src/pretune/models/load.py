@@ -87,13 +87,14 @@ def load_model(cfg: ModelConfig, task):
     return _from_hub_or_dir(auto.from_pretrained, where, config=config, **extra)
 
 
-def position_limit(model) -> int | None:
-    """The most tokens the model's position embeddings take (None: no such limit known)."""
-    config = getattr(model, "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
+def position_limit(config) -> int | None:
+    """The most tokens a model's position embeddings take (None: no such limit known), from its
+    config: a Hugging Face config object or a saved config.json read as a dict."""
+    get = config.get if isinstance(config, dict) else lambda key, default=None: getattr(config, key, default)
+    limit = get("max_position_embeddings")
     # RoBERTa-style models reserve padding_idx + 1 positions before the first token.
-    if limit and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        limit -= getattr(config, "pad_token_id", 1) + 1
+    if limit and get("model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        limit -= (get("pad_token_id") or 1) + 1
     return limit
 
 

@@ -99,7 +99,7 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
             task.configure(model.config)  # a Hugging Face model saves with the data's labels
     notices: list[str] = []
     max_length = recipe.data.max_length
-    limit = position_limit(model)
+    limit = position_limit(getattr(model, "config", None))
     if limit and max_length > limit:
         notices.append(f"data.max_length {max_length} is beyond the model's {limit} positions; using {limit}")
         max_length = limit
