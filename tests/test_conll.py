@@ -6,7 +6,10 @@ import pandas as pd
 import pytest
 
 from pretune import PretuneError
-from pretune.data.conll import read_conll, read_token_table
+from pretune.data.conll import read_conll
+from pretune.data.tables import read_table
+from pretune.recipe import DataConfig
+from pretune.tasks import create_task
 
 
 def write(tmp_path, text, name="data.conll", encoding="utf-8"):
@@ -71,43 +74,38 @@ def test_empty_or_missing_file(tmp_path):
         read_conll(tmp_path / "absent.conll")
 
 
-def test_jsonl_token_table(tmp_path):
-    rows = [{"words": ["Paris", "rocks"], "ner": ["B-LOC", "O"], "id": 1},
-            {"words": ["no"], "ner": ["O"], "id": 2}]
+def token_task(frame):
+    task = create_task(DataConfig(source="x.jsonl", task="token-classification"))
+    task.learn_labels(frame)
+    return task
+
+
+def test_token_task_reads_lists_parquet_arrays_and_json_cells(tmp_path):
+    rows = [{"tokens": ["Paris", "rocks"], "tags": ["B-LOC", "O"]}, {"tokens": ["no", 1999], "tags": ["O", "O"]}]
     path = write(tmp_path, "\n".join(json.dumps(r) for r in rows) + "\n\n", name="t.jsonl")
-    frame = read_token_table(path, "words", "ner")
-    assert frame.columns.tolist() == ["tokens", "tags"]
-    assert frame["tokens"].tolist() == [["Paris", "rocks"], ["no"]]
-    assert frame["tags"].tolist() == [["B-LOC", "O"], ["O"]]
-
-
-def test_parquet_token_table_through_read_table(tmp_path):
-    path = tmp_path / "t.parquet"
-    pd.DataFrame({"tokens": [["a", "b"]], "tags": [["B-X", "I-X"]]}).to_parquet(path)
-    frame = read_token_table(path)
-    assert frame["tokens"].tolist() == [["a", "b"]] and frame["tags"].tolist() == [["B-X", "I-X"]]
+    frame = read_table(path)
+    table = token_task(frame).to_table(frame, "train")
+    assert table.texts == [["Paris", "rocks"], ["no", "1999"]]
+    assert token_task(frame).label_names == ["O", "B-LOC"]
+    parquet = tmp_path / "t.parquet"
+    frame.iloc[:1].to_parquet(parquet)  # list columns come back as NumPy arrays
+    assert token_task(frame).to_table(read_table(parquet), "train").texts == table.texts[:1]
+    cells = pd.DataFrame({"tokens": ['["a", "b"]'], "tags": ['["B-X", "I-X"]']})  # lists as a CSV keeps them
+    task = token_task(cells)
+    assert task.label_names == ["B-X", "I-X"] and task.to_table(cells, "train").labels == [[0, 1]]
 
 
 @pytest.mark.parametrize(
     "row, message",
     [
-        ({"tokens": ["a", "b"], "tags": ["O"]}, "row 1: 2 tokens but 1 tags"),
-        ({"tokens": "a b", "tags": ["O"]}, "row 1: 'tokens' must be a list of strings"),
-        ({"tokens": [], "tags": []}, "row 1: no tokens"),
-        ({"tokens": ["a"], "tags": ["LOC"]}, "row 1: tag 'LOC' is not O"),
+        ({"tokens": ["a", "b"], "tags": ["O"]}, "train: row 1 has 2 tokens but 1 tags"),
+        ({"tokens": "a b", "tags": ["O"]}, "train, row 1: 'tokens' must be a list of strings"),
+        ({"tokens": ["a"], "tags": ["LOC"]}, "train, row 1: tag 'LOC' is not O"),
     ],
 )
-def test_token_table_names_the_bad_row(tmp_path, row, message):
-    good = {"tokens": ["x"], "tags": ["O"]}
-    path = write(tmp_path, json.dumps(good) + "\n" + json.dumps(row) + "\n", name="t.jsonl")
+def test_token_task_names_the_bad_row(row, message):
+    frame = pd.DataFrame([{"tokens": ["x"], "tags": ["O"]}, row])
     with pytest.raises(PretuneError, match=message):
-        read_token_table(path)
+        token_task(frame).to_table(frame, "train")
 
 
-def test_token_table_bad_json_line_and_missing_column(tmp_path):
-    path = write(tmp_path, '{"tokens": ["a"], "tags": ["O"]}\n{"tokens": [\n', name="t.jsonl")
-    with pytest.raises(PretuneError, match="t.jsonl, line 2: not JSON"):
-        read_token_table(path)
-    path = write(tmp_path, '{"tokens": ["a"], "labels": ["O"]}\n', name="u.jsonl")
-    with pytest.raises(PretuneError, match="no column 'tags'; columns: tokens, labels"):
-        read_token_table(path)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pretune
 from tests.conftest import tiny_recipe
 
 
@@ -27,6 +28,10 @@ def test_two_process_ddp_fit_shards_batches_and_writes_one_run(tmp_path, tiny_mo
     assert metrics["train"]["steps"] == 36
     assert metrics["test"]["accuracy"] >= 0.7
     assert not list(out.rglob("*.tmp"))
+    # Each rank ran half of the validation batches; the gathered figures are the whole split's.
+    single = pretune.load_run(out).evaluate(split="validation")
+    assert metrics["validation"]["samples"] == single["samples"]
+    assert abs(metrics["validation"]["accuracy"] - single["accuracy"]) <= 0.02
 
 
 def test_the_cli_under_torchrun_agrees_on_one_run_directory(tmp_path, tiny_model_dir, sentiment_csv):

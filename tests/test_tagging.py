@@ -7,7 +7,6 @@ from seqeval.metrics import accuracy_score, classification_report, f1_score, pre
 from pretune.tasks.tagging import (
     IGNORE_INDEX,
     align_labels,
-    continuation_label_ids,
     count_scheme_slips,
     decode_entities,
     entity_metrics,
@@ -44,14 +43,10 @@ def test_first_subtoken_carries_the_label_and_dropped_words_have_no_position(tok
     assert pieces == [ID["O"]] + [X] * (len(pieces) - 1)
 
 
-def test_hand_made_alignment_and_labelling_every_subtoken():
+def test_hand_made_alignment():
     word_ids = [None, 0, 1, 1, 1, 2, None, None]  # [CLS] w0 w1 ## ## w2 [SEP] [PAD]
     word_labels = [ID["O"], ID["B-PER"], ID["I-PER"]]
     assert align_labels(word_ids, word_labels) == [X, 0, 3, X, X, 4, X, X]
-    assert align_labels(word_ids, word_labels, label_all_subtokens=True) == [X, 0, 3, 3, 3, 4, X, X]
-    continuation = continuation_label_ids(LABELS)
-    assert continuation == [0, 2, 2, 4, 4, 6, 6]
-    assert align_labels(word_ids, word_labels, True, continuation) == [X, 0, 3, 4, 4, 4, X, X]
     with pytest.raises(ValueError, match="word id 2 but only 2 word labels"):
         align_labels(word_ids, word_labels[:2])
 

@@ -1,8 +1,9 @@
-"""Read token-level tagged data: CoNLL-style text files and JSONL / Parquet with token and tag lists.
+"""Token-level tagged data: the CoNLL-style text reader, and the cell and tag checks the token
+task applies to any table (JSONL / Parquet lists, or JSON lists inside CSV cells).
 
-Both readers give one frame with one row per sentence: `tokens` (list[str]) and `tags`
-(list[str]). Every problem is found here and told in one line that names the file and the line
-(or row), before a tokenizer or model is loaded.
+The reader gives one frame with one row per sentence: `tokens` (list[str]) and `tags`
+(list[str]). Every problem is told in one line that names the file and the line (or row),
+before a tokenizer or model is loaded.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pretune.data.tables import read_table
 from pretune.errors import PretuneError
 
 # O, or a prefix of the IOB / IOBES schemes (what seqeval's default mode reads) and a type.
@@ -77,7 +77,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
         if not fields[0]:
             raise PretuneError(f"{where}: empty token before the tag {fields[-1]!r}")
         tokens.append(fields[0])
-        tags.append(_checked_tag(fields[-1], where))
+        tags.append(checked_tag(fields[-1], where))
     if tokens:
         sentences.append((tokens, tags))
     if not sentences:
@@ -85,56 +85,7 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     return pd.DataFrame(sentences, columns=["tokens", "tags"])
 
 
-def read_token_table(
-    path: str | Path, tokens_column: str = "tokens", tags_column: str = "tags", encoding: str = "utf-8",
-) -> pd.DataFrame:
-    """Sentences of a table whose rows hold a token list and a tag list of equal length.
-
-    JSONL (one object a line) is parsed here so that a bad line is named and `encoding` applies;
-    other formats (Parquet) go through `read_table`. A cell may also be a JSON list in a string.
-    """
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        frame = _read_jsonl(path, encoding)
-    else:
-        frame = read_table(path)
-    missing = [c for c in (tokens_column, tags_column) if c not in frame.columns]
-    if missing:
-        raise PretuneError(
-            f"{path}: no column {', '.join(map(repr, missing))}; columns: {', '.join(map(str, frame.columns))}"
-        )
-    rows = []
-    for row, (tokens, tags) in enumerate(zip(frame[tokens_column], frame[tags_column], strict=True)):
-        where = f"{path}, row {row}"
-        tokens = _as_list(tokens, tokens_column, where)
-        tags = _as_list(tags, tags_column, where)
-        if not tokens:
-            raise PretuneError(f"{where}: no tokens")
-        if len(tokens) != len(tags):
-            raise PretuneError(f"{where}: {len(tokens)} tokens but {len(tags)} tags")
-        rows.append((tokens, [_checked_tag(t, where) for t in tags]))
-    return pd.DataFrame(rows, columns=["tokens", "tags"])
-
-
-def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
-    records = []
-    for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise PretuneError(f"{path}, line {number}: not JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise PretuneError(f"{path}, line {number}: expected a JSON object, found {type(record).__name__}")
-        records.append(record)
-    if not records:
-        raise PretuneError(f"{path} holds no rows")
-    return pd.DataFrame.from_records(records)
-
-
-def _as_list(cell, column: str, where: str) -> list[str]:
+def as_token_list(cell, column: str, where: str) -> list[str]:
     if isinstance(cell, str) and cell.lstrip().startswith("["):
         try:
             cell = json.loads(cell)
@@ -142,12 +93,12 @@ def _as_list(cell, column: str, where: str) -> list[str]:
             pass
     if isinstance(cell, np.ndarray):  # Parquet list columns arrive as arrays
         cell = cell.tolist()
-    if not isinstance(cell, list | tuple) or not all(isinstance(x, str) for x in cell):
+    if not isinstance(cell, list | tuple) or not all(isinstance(x, str | int | float) for x in cell):
         raise PretuneError(f"{where}: '{column}' must be a list of strings, found {str(cell)[:60]!r}")
-    return list(cell)
+    return [str(x) for x in cell]
 
 
-def _checked_tag(tag: str, where: str) -> str:
+def checked_tag(tag: str, where: str) -> str:
     if not TAG_PATTERN.fullmatch(tag):
         raise PretuneError(f"{where}: tag {tag!r} is not O or B-/I-/E-/S- followed by a type")
     return tag

@@ -18,19 +18,14 @@ from seqeval.metrics.sequence_labeling import get_entities
 IGNORE_INDEX = -100  # torch.nn.CrossEntropyLoss's default ignore_index
 
 
-def align_labels(
-    word_ids: Sequence[int | None],
-    word_label_ids: Sequence[int],
-    label_all_subtokens: bool = False,
-    continuation_ids: Sequence[int] | None = None,
-) -> list[int]:
+def align_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int]) -> list[int]:
     """One label id per sub-token, from one per word.
 
     `word_ids` is a fast tokenizer's `encoding.word_ids(i)` for words given with
     `is_split_into_words=True`: None for special tokens ([CLS], [SEP], padding), else the index of
     the word the sub-token came from. The first sub-token of a word gets the word's label; later
-    ones get IGNORE_INDEX, or with `label_all_subtokens` the word's label again (mapped through
-    `continuation_ids`, e.g. B-PER -> I-PER, so that a word does not open an entity per piece).
+    ones get IGNORE_INDEX (evaluation and decoding read first sub-tokens only, so training the
+    others would teach what is never asked).
 
     A word the tokenizer drops entirely (a zero-width space, a control character, an empty
     string) or that truncation cuts off has no sub-token, so it appears nowhere in the result:
@@ -45,20 +40,10 @@ def align_labels(
             raise ValueError(f"word id {word} but only {len(word_label_ids)} word labels")
         elif word != previous:
             labels.append(int(word_label_ids[word]))
-        elif label_all_subtokens:
-            label = int(word_label_ids[word])
-            labels.append(int(continuation_ids[label]) if continuation_ids is not None else label)
         else:
             labels.append(IGNORE_INDEX)
         previous = word
     return labels
-
-
-def continuation_label_ids(label_names: Sequence[str]) -> list[int]:
-    """For each label id, the id later sub-tokens of its word take: B-X -> I-X when I-X exists."""
-    index = {name: i for i, name in enumerate(label_names)}
-    return [index.get("I-" + name[2:], i) if name.startswith("B-") else i
-            for i, name in enumerate(label_names)]
 
 
 def first_subtoken_values(word_ids: Sequence[int | None], token_values: Sequence, num_words: int, fill) -> list:

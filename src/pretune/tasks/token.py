@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pretune.data.conll import as_token_list, checked_tag
 from pretune.data.encode import IGNORE_INDEX, EncodedSplit, lengths_of
 from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
@@ -37,11 +38,13 @@ class TokenClassification(Task):
         self.scheme_slips = 0  # I- tags with no B- before them, counted in learn_labels
 
     def _rows(self, frame: pd.DataFrame, column: str, where: str) -> list[list[str]]:
+        """Each cell as a list of strings: a list, a Parquet array or a JSON list in a CSV cell;
+        tag cells also checked against the B-/I-/E-/S- scheme, naming the row."""
+        tags = column == self.cfg.label_column
         rows = []
         for i, value in zip(frame.index, frame[column], strict=True):
-            if isinstance(value, str) or not hasattr(value, "__len__"):
-                raise PretuneError(f"{where}: row {i} of '{column}' is not a list of tokens / tags")
-            rows.append([str(v) for v in value])
+            row = as_token_list(value, column, f"{where}, row {i}")
+            rows.append([checked_tag(t, f"{where}, row {i}") for t in row] if tags else row)
         return rows
 
     def learn_labels(self, train: pd.DataFrame) -> None:
@@ -54,7 +57,7 @@ class TokenClassification(Task):
     def labels_of(self, frame: pd.DataFrame, where: str) -> list[list[int]]:
         index = {name: i for i, name in enumerate(self.label_names)}
         tags = self._rows(frame, self.cfg.label_column, where)
-        tokens = frame[self.cfg.text_column]
+        tokens = self._rows(frame, self.cfg.text_column, where)
         out = []
         for i, row, words in zip(frame.index, tags, tokens, strict=True):
             if len(row) != len(words):

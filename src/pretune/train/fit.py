@@ -138,7 +138,8 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
         **({"notices": parts.notices} if parts.notices else {}),
     }
     if test and not cancelled:
-        final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"])}
+        # The main process alone (the others wait at the barrier): unsharded.
+        final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"], shard=False)}
     if save_model and not cancelled:
         with run.writing_model() as tmp:
             if hasattr(model, "config"):

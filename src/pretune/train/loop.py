@@ -237,8 +237,10 @@ class TrainLoop:
     def runner(self) -> TorchRunner:
         return TorchRunner(self.accelerator.unwrap_model(self.model), self.device, self.accelerator.autocast)
 
-    def evaluate(self, split: EncodedSplit) -> dict:
-        return evaluate(self.runner(), split, self.task, self.cfg.eval_batch_size, self.pad_id, self.loss_fn)
+    def evaluate(self, split: EncodedSplit, shard: bool = True) -> dict:
+        """Metrics on `split`; with `shard`, every process must call it (they share the batches)."""
+        return evaluate(self.runner(), split, self.task, self.cfg.eval_batch_size, self.pad_id, self.loss_fn,
+                        shard=self.accelerator if shard else None)
 
 
 def seed_everything(seed: int) -> None:
