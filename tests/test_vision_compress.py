@@ -194,3 +194,28 @@ def test_measure_prints_a_row_for_an_image_run_and_trim_vocab_refuses(digits_run
     done = cli("compress", digits_run.path, "--steps", "trim-vocab", "--out", tmp_path / "c")
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1 and "trim-vocab" in lines[0], done.stderr
+
+
+@pytest.mark.e2e
+def test_efficientnet_lite0_pruned_and_int8_on_real_digits(tmp_path):
+    """The real Lite0 (ImageNet weights) on 320 digits at 64 px: channel-pruned by 30 % with
+    recovery, then static int8; the table measures all three and the variants keep learning."""
+    recipe = {"seed": 0, "model": {"source": "efficientnet-lite0"}, "strategy": {"name": "freeze"},
+              "data": {"task": "image-classification", "source": "mnist-5k", "image_size": 64,
+                       "max_train_samples": 320, "max_eval_samples": 96},
+              "train": {"epochs": 8, "batch_size": 32, "eval_batch_size": 32, "optimizer": {"lr": 3e-3},
+                        "checkpoint_every_steps": None, "mixed_precision": "no"}}
+    run = pretune.fit(recipe, tmp_path / "run", quiet=True)
+    done = pretune.compress(run, ["prune", "quantize"], out=tmp_path / "c", config={
+        "prune": {"channels": 0.3, "recovery_epochs": 2, "lr": 1e-3},
+        "measure": {"samples": 32, "repeats": 1, "threads": 2}})
+    original, pruned, int8 = done.rows
+    assert [r["backend"] for r in done.rows] == ["torch-fp32", "torch-fp32", "onnx-int8"]
+    assert pruned["parameters"] < 0.75 * original["parameters"]
+    assert int8["size_mb"] < 0.5 * pruned["size_mb"]
+    assert pruned["accuracy"] >= 0.35, done.rows  # 10 classes: chance is 0.1; measured 0.57
+    # Measured: 0.40 against the pruned fp32's 0.57 (96 test images). Static int8 of the pruned
+    # Lite0 loses points here (the tiny ResNet's int8 stays within 0.1); quantize.max_drop's gate
+    # keeps the sensitive stages fp32 when that matters.
+    assert int8["accuracy"] >= 0.25, done.rows
+    assert (done.path / "compression.json").is_file() and (done.path / "pareto.png").is_file()

@@ -222,7 +222,8 @@ class PruneConfig(_Section):
                                    "magnitude: zero small weights")
     heads: float = Field(0.3, ge=0, lt=1, description="structured: fraction of attention heads removed per layer")
     neurons: float = Field(0.3, ge=0, lt=1, description="structured: fraction of FFN neurons removed per layer")
-    score_batches: int = Field(8, gt=0, description="structured: training batches scored (gradient x activation)")
+    score_batches: int = Field(8, gt=0, description="structured: training batches scored (gradient x activation); "
+                               "image runs: batches of 32 re-estimating BatchNorm statistics")
     channels: float = Field(0.3, ge=0, lt=1, description="image runs: fraction of convolution channels removed")
     sparsity: float = Field(0.5, ge=0, lt=1, description="magnitude: fraction of encoder weights zeroed")
     scope: Literal["global", "layer"] = Field("global", description="magnitude: rank weights globally or per matrix")

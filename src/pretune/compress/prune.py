@@ -90,8 +90,9 @@ def recover(parent: Run, model, tokenizer, pc: PruneConfig, out: Path, settings:
 def recovery_recipe(recipe: Recipe, model_dir: Path, epochs: float, lr: float | None,
                     train_all: bool = False) -> Recipe:
     raw = recipe.model_dump(mode="json")
-    if train_all:
+    if train_all:  # image runs: every layer adapts; the weights fit ends with are the ones saved
         raw["strategy"] = {"name": "full"}
+        raw["train"]["keep_best"] = None
     raw["model"]["source"] = str(model_dir)
     raw["model"]["surgery"] = {}
     raw["train"]["epochs"] = epochs

@@ -6,8 +6,15 @@ go together (a convolution's output, the BatchNorm after it, the next convolutio
 sides of a residual add, a depthwise convolution's groups); each group's channels are ranked by
 the L2 norm of their weights across the group (GroupMagnitudeImportance) and the lowest
 `compress.prune.channels` of every group are removed. The classifier head keeps its classes.
-Recovery fine-tuning goes through the public `fit`, as for text, with the whole model trained
-(a frozen body, as in the parent's freeze strategy, could not adapt to its missing channels).
+
+Removing a convolution's input channels shifts the mean and variance of its outputs, so every
+BatchNorm's running statistics are stale after pruning (measured: a pretrained Lite0 pruned by
+30 % scores chance in eval mode until they are re-estimated; EfficientNet's BatchNorm momentum
+of 0.01 would take hundreds of steps to catch up). They are re-estimated on `score_batches`
+training batches right after pruning and again at the end of recovery (Li et al. 2020,
+EagleEye's adaptive BatchNorm). Recovery fine-tuning goes through the public `fit`, as for
+text, with the whole model trained (a frozen body, as in the parent's freeze strategy, could
+not adapt to its missing channels).
 The pruned layers' sizes are recorded in the config (models/channels.py), so the saved run
 reloads without torch-pruning.
 """
@@ -19,7 +26,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress.variant import load_preprocessor_of, load_torch_model, task_of
+from pretune.compress.variant import (
+    encode_rows,
+    input_batches,
+    load_data,
+    load_preprocessor_of,
+    load_torch_model,
+    task_of,
+)
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.evaluate import logits_of
 from pretune.models.channels import channel_sizes, record_channels
@@ -37,8 +51,48 @@ def prune_channels_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     task = task_of(parent)
     model, settings = load_torch_model(parent, "prune", task), load_preprocessor_of(parent)
     notes = prune_channels(model, pc.channels, settings.size)
-    return recover(parent, model, settings, pc, out, pc.model_dump(), notes, pc.recovery_epochs, callbacks=[],
-                   train_all=True)
+    batches = input_batches(encode_rows(load_data(parent, task), task, settings, 0, "train", 32 * pc.score_batches),
+                            32, 0)
+    notes["batchnorm_recalibrated"] = recalibrate_batchnorm(model, batches)
+    return recover(parent, model, settings, pc, out, pc.model_dump(), notes, pc.recovery_epochs,
+                   callbacks=[BatchNormCallback(batches)], train_all=True)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: list[dict]) -> int:
+    """Re-estimate every BatchNorm's running mean and variance as the plain average over
+    `batches`; the rest of the model in eval mode (no dropout, no drop-connect). Returns how many."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over every batch, not an exponential one
+        norm.train()
+    device = next(model.parameters()).device
+    try:
+        for batch in batches:
+            model(pixel_values=batch["pixel_values"].to(device))
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
+    return len(norms)
+
+
+class BatchNormCallback:
+    """Re-estimates BatchNorm statistics when recovery fine-tuning ends, before fit saves."""
+
+    def __init__(self, batches: list[dict]):
+        self.batches = batches
+
+    def on_fit_end(self, state) -> None:
+        if state.status == "completed":
+            recalibrate_batchnorm(state.accelerator.unwrap_model(state.model) if state.accelerator else state.model,
+                                  self.batches)
 
 
 def classifier_layers(model: nn.Module) -> list[nn.Module]:
