@@ -60,11 +60,11 @@ QUICK = {
 
 def untrained_student(teacher, out: Path):
     """Layer surgery of the teacher (layers 0, 2, 4) saved as a run, without any training."""
-    from pretune.compress.variant import load_tokenizer_of, load_torch_model, write_variant
+    from pretune.compress.variant import load_preprocessor_of, load_torch_model, write_variant
     from pretune.models.surgery import apply_surgery
     from pretune.recipe import SurgeryConfig
 
-    model, tokenizer = load_torch_model(teacher, "surgery"), load_tokenizer_of(teacher)
+    model, tokenizer = load_torch_model(teacher, "surgery"), load_preprocessor_of(teacher)
     apply_surgery(model, SurgeryConfig(num_layers=3))
 
     def save(model_dir: Path) -> None:

@@ -218,10 +218,13 @@ class DistillConfig(_Section):
 
 class PruneConfig(_Section):
     method: Literal["structured", "magnitude"] = Field(
-        "structured", description="structured: remove heads and FFN neurons; magnitude: zero small weights")
+        "structured", description="structured: remove heads and FFN neurons (image runs: convolution channels); "
+                                   "magnitude: zero small weights")
     heads: float = Field(0.3, ge=0, lt=1, description="structured: fraction of attention heads removed per layer")
     neurons: float = Field(0.3, ge=0, lt=1, description="structured: fraction of FFN neurons removed per layer")
-    score_batches: int = Field(8, gt=0, description="structured: training batches scored (gradient x activation)")
+    score_batches: int = Field(8, gt=0, description="structured: training batches scored (gradient x activation); "
+                               "image runs: batches of 32 re-estimating BatchNorm statistics")
+    channels: float = Field(0.3, ge=0, lt=1, description="image runs: fraction of convolution channels removed")
     sparsity: float = Field(0.5, ge=0, lt=1, description="magnitude: fraction of encoder weights zeroed")
     scope: Literal["global", "layer"] = Field("global", description="magnitude: rank weights globally or per matrix")
     rounds: int = Field(1, gt=0, description="magnitude: gradual rounds, fine-tuning after each")
@@ -231,10 +234,11 @@ class PruneConfig(_Section):
 
 class QuantizeConfig(_Section):
     backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
-    mode: Literal["dynamic", "static"] = Field("dynamic", description="onnx: dynamic or static (calibrated) int8")
+    mode: Literal["dynamic", "static"] | None = Field(
+        None, description="onnx: dynamic or static (calibrated) int8 (null: static for images, dynamic for text)")
     optimize: bool = Field(True, description="onnx: ONNX Runtime transformer fusions before quantizing")
-    calibration_samples: int = Field(128, gt=0, description="static: training texts used for calibration")
-    per_channel: bool = Field(False, description="onnx: per-channel weight scales")
+    calibration_samples: int = Field(128, gt=0, description="static: training texts or images used for calibration")
+    per_channel: bool | None = Field(None, description="onnx: per-channel weight scales (null: on for images only)")
     max_drop: float | None = Field(
         None, ge=0, description="accuracy points (validation) int8 may lose; past it, sensitive layers stay fp32")
 

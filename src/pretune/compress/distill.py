@@ -9,6 +9,13 @@ Teacher logits are computed once, over the training split, before training, and 
 Optional hidden-state matching (TinyBERT / MiniLM style, same width only) adds
 `hidden_weight * MSE` between each student layer's output and its teacher layer's; hidden states
 are too large to cache, so with it the teacher runs on each batch (logits still come from the cache).
+
+Image runs: the student is any image model (`distill.student`: an alias such as
+efficientnet-lite0, or a model directory), each side encoding the images with its own size and
+normalisation. The student trains without augmentation: the cached logits are the teacher's on
+each un-augmented image, and a cropped, flipped or mixed view needs the teacher's answer on that
+view, which would mean a teacher forward per batch (for Lite2 teaching Lite0, more than the
+student's own step costs). The cache is kept; the notes say augmentation was off.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from pretune.compress.variant import (
     TorchRunner,
     evaluate_runner,
     finish_variant,
+    is_image,
+    load_preprocessor_of,
     load_runner,
-    load_tokenizer_of,
     predict,
     task_of,
 )
@@ -39,13 +47,15 @@ def distill_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     from transformers import AutoConfig
 
     dc = cfg.distill
+    if is_image(task_of(parent)):
+        return _distill_images(parent, dc, out)
     teacher_config = AutoConfig.from_pretrained(parent.model_path)
     recipe = student_recipe(parent.recipe, parent.model_path, dc, teacher_config.num_hidden_layers)
     if dc.hidden_weight > 0:
         _check_width(recipe, teacher_config)
     task = task_of(parent)
     data = prepare(recipe.data, task, label_names=task.label_names)
-    teacher_tokenizer = load_tokenizer_of(parent)
+    teacher_tokenizer = load_preprocessor_of(parent)
     train = task.encode(data.splits["train"], teacher_tokenizer, recipe.data.max_length)
     teacher = CountingRunner(load_runner(parent.model_path, task))
     logits = torch.from_numpy(predict(teacher, train, teacher_tokenizer.pad_token_id or 0))
@@ -59,6 +69,32 @@ def distill_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     run = fit(recipe, out, callbacks=[callback], quiet=True)
     notes = {"teacher": str(parent.path), "teacher_forward_rows": teacher.rows, "train_rows": len(train),
              "student_layers": recipe.model.surgery.num_layers, "untrained_student_test": before}
+    return finish_variant(out, parent, "distill", dc.model_dump(), notes, extra=run.metrics)
+
+
+def _distill_images(parent: Run, dc: DistillConfig, out: Path) -> Run:
+    if not dc.student:
+        raise PretuneError("an image run's student is a model: set compress.distill.student (an alias such as "
+                           "efficientnet-lite0, or a model directory)")
+    if dc.hidden_weight > 0:
+        raise PretuneError("hidden-state matching is for text encoders; set compress.distill.hidden_weight=0")
+    raw = student_recipe(parent.recipe, parent.model_path, dc, 0).model_dump(mode="json")
+    augmented = Recipe.from_dict(raw).data.augment.active
+    raw["data"]["augment"] = {}  # cached teacher logits are per un-augmented image: see the docstring
+    recipe = Recipe.from_dict(raw)
+    task = task_of(parent)
+    data = prepare(recipe.data, task, label_names=task.label_names)
+    train = task.encode(data.splits["train"], load_preprocessor_of(parent), 0)
+    teacher = CountingRunner(load_runner(parent.model_path, task))
+    logits = torch.from_numpy(predict(teacher, train, 0))
+    before = _untrained_student_accuracy(recipe, data, task)
+    from pretune.train.fit import fit
+
+    run = fit(recipe, out, callbacks=[DistillationCallback(logits, dc.alpha, dc.temperature)], quiet=True)
+    notes = {"teacher": str(parent.path), "teacher_forward_rows": teacher.rows, "train_rows": len(train),
+             "student": dc.student, "untrained_student_test": before,
+             "augment": "off (teacher logits cached per image)" + (", the parent's augmentation dropped"
+                                                                    if augmented else "")}
     return finish_variant(out, parent, "distill", dc.model_dump(), notes, extra=run.metrics)
 
 
@@ -161,7 +197,7 @@ class CountingRunner:
         self.runner, self.rows = runner, 0
 
     def __call__(self, batch: dict) -> np.ndarray:
-        self.rows += len(batch["input_ids"])
+        self.rows += len(next(iter(batch.values())))  # input_ids or pixel_values: one row each
         return self.runner(batch)
 
 
@@ -179,12 +215,11 @@ def _check_width(recipe: Recipe, teacher_config) -> None:
 
 def _untrained_student_accuracy(recipe: Recipe, data, task) -> dict:
     """The student before training (surgery of the teacher, or a fresh head), on the test split."""
-    from pretune.models import load_tokenizer
-    from pretune.models.load import load_model
+    from pretune.models.load import load_model, load_preprocessor
     from pretune.models.surgery import apply_surgery
 
     model = load_model(recipe.model, task)
     apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
-    test = evaluate_runner(TorchRunner(model.eval()), data, task, load_tokenizer(recipe.model.source),
+    test = evaluate_runner(TorchRunner(model.eval()), data, task, load_preprocessor(recipe.model.source, task),
                            recipe.data.max_length)
     return {k: test[k] for k in ("accuracy", "f1_macro", "mse") if k in test}

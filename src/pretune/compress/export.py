@@ -17,7 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, sample_texts, write_variant
+from pretune.compress.variant import (
+    encode_rows,
+    input_batches,
+    is_image,
+    load_data,
+    load_preprocessor_of,
+    load_torch_model,
+    sample_texts,
+    task_of,
+    write_variant,
+)
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
 from pretune.predictor import Run
@@ -28,7 +38,9 @@ INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 def export_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     ec = cfg.export
-    model, tokenizer = load_torch_model(parent, "export"), load_tokenizer_of(parent)
+    if is_image(task_of(parent)):
+        return _export_images(parent, cfg, out)
+    model, tokenizer = load_torch_model(parent, "export"), load_preprocessor_of(parent)
     texts = sample_texts(load_data(parent), "validation", 32)
     max_length = parent.recipe.data.max_length
     notes: dict = {}
@@ -42,6 +54,21 @@ def export_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
                                                             tokenizer, texts, max_length)
                 if optimized != model_dir / ONNX_FILE:
                     shutil.copyfile(optimized, model_dir / ONNX_FILE)
+
+    return write_variant(out, parent, "export", ec.model_dump(), save, notes=notes)
+
+
+def _export_images(parent: Run, cfg: CompressConfig, out: Path) -> Run:
+    """An image classifier with a `pixel_values` input, checked on 32 validation images."""
+    from pretune.compress.vision import export_image_onnx
+
+    ec, task = cfg.export, task_of(parent)
+    model, settings = load_torch_model(parent, "export", task), load_preprocessor_of(parent)
+    images = input_batches(encode_rows(load_data(parent, task), task, settings, 0, "validation", 32), 16, 0)
+    notes: dict = {}
+
+    def save(model_dir: Path) -> None:
+        notes["check"] = export_image_onnx(model, settings, model_dir, images, opset=ec.opset, tolerance=ec.tolerance)
 
     return write_variant(out, parent, "export", ec.model_dump(), save, notes=notes)
 

@@ -1,11 +1,12 @@
 """One measurement for every variant (torch fp32, torch int8, ONNX fp32 / int8):
 
 size on disk of model/, parameters and non-zero parameters, latency p50 / p95 at batch 1 and
-throughput at batch `batch_size` on real test texts (tokenized beforehand: timing covers the
-model only; fixed thread count, warm-up, `repeats` passes, the median pass counts), peak memory
-(resident memory the model's loading and running added, measured in a fresh process), and
-accuracy / F1 on the whole test split. Peak memory is the peak resident memory of loading the
-model and timing it at batch 1 and `batch_size`, minus the resident memory before the load.
+throughput at batch `batch_size` on real test texts or images (encoded and collated beforehand,
+as evaluation encodes them: timing covers the model only; fixed thread count, warm-up, `repeats`
+passes, the median pass counts), peak memory (resident memory the model's loading and running
+added, measured in a fresh process), and accuracy / F1 on the whole test split. Peak memory is
+the peak resident memory of loading the model and timing it at batch 1 and `batch_size`, minus
+the resident memory before the load.
 """
 
 from __future__ import annotations
@@ -51,22 +52,27 @@ def _child(args: dict) -> dict:
 def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
     import torch
 
-    from pretune.compress.variant import evaluate_runner, load_data, load_runner, load_tokenizer_of, task_of
+    from pretune.compress.variant import (
+        encode_rows,
+        evaluate_runner,
+        input_batches,
+        load_data,
+        load_preprocessor_of,
+        load_runner,
+        task_of,
+    )
 
     torch.set_num_threads(cfg.threads)
     task = task_of(run)
     data = load_data(run, task)
-    tokenizer = load_tokenizer_of(run)
+    preprocessor = load_preprocessor_of(run)
     max_length = run.recipe.data.max_length
+    timed = encode_rows(data, task, preprocessor, max_length, "test", cfg.samples)
+    pad_id = preprocessor.pad_token_id or 0
+    singles, batches = input_batches(timed, 1, pad_id), input_batches(timed, cfg.batch_size, pad_id)
     _reset_peak()
     before = _rss_mb()
     runner = load_runner(run.model_path, task, cfg.threads)
-    texts = list(data.splits["test"].texts[: cfg.samples])
-    pairs = data.splits["test"].pairs
-    pairs = list(pairs[: cfg.samples]) if pairs else None
-    singles = [_encode(tokenizer, texts[i:i + 1], pairs and pairs[i:i + 1], max_length) for i in range(len(texts))]
-    batches = [_encode(tokenizer, texts[i:i + cfg.batch_size], pairs and pairs[i:i + cfg.batch_size], max_length)
-               for i in range(0, len(texts), cfg.batch_size)]
     for batch in singles[:5] + batches[:1]:  # warm-up: allocations, kernel selection
         runner(batch)
     latencies = []
@@ -80,21 +86,17 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
         start = time.perf_counter()
         for batch in batches:
             runner(batch)
-        passes.append(len(texts) / (time.perf_counter() - start))
+        passes.append(len(timed) / (time.perf_counter() - start))
     peak = _peak_mb() - before if isolated else None  # before the evaluation's batches of 64
-    test = evaluate_runner(runner, data, task, tokenizer, max_length) if cfg.evaluate else {"samples": 0}
+    test = evaluate_runner(runner, data, task, preprocessor, max_length) if cfg.evaluate else {"samples": 0}
     return {
         "run": str(run.path), "backend": backend_of(run.model_path),
         "size_mb": round(size_on_disk(run.model_path) / 1e6, 3), **count_parameters(run.model_path),
         "latency_ms_p50": float(np.percentile(latencies, 50)), "latency_ms_p95": float(np.percentile(latencies, 95)),
         "throughput": float(np.median(passes)), "batch_size": cfg.batch_size, "threads": cfg.threads,
-        "peak_memory_mb": None if peak is None else round(peak, 1), "timed_texts": len(texts),
+        "peak_memory_mb": None if peak is None else round(peak, 1), "timed_texts": len(timed),
         "test_samples": test["samples"], **{k: test[k] for k in SHOWN if k in test},
     }
-
-
-def _encode(tokenizer, texts, pairs, max_length):
-    return dict(tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt"))
 
 
 def size_on_disk(model_dir: Path) -> int:

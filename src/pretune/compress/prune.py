@@ -22,8 +22,9 @@ from torch import nn
 
 from pretune.compress.variant import (
     finish_variant,
+    is_image,
     load_data,
-    load_tokenizer_of,
+    load_preprocessor_of,
     load_torch_model,
     task_of,
     write_variant,
@@ -41,12 +42,16 @@ MATRICES = ("attention.self.query", "attention.self.key", "attention.self.value"
 def prune_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     pc = cfg.prune
     task = task_of(parent)
-    model, tokenizer = load_torch_model(parent, "prune", task), load_tokenizer_of(parent)
+    if is_image(task):  # convolution channels, not heads and neurons: compress/prune_channels.py
+        from pretune.compress.prune_channels import prune_channels_step
+
+        return prune_channels_step(parent, cfg, out)
+    model, tokenizer = load_torch_model(parent, "prune", task), load_preprocessor_of(parent)
     settings = pc.model_dump()
     if pc.method == "structured":
         heads, neurons = importance(model, parent, task, tokenizer, pc.score_batches)
         notes = prune_structured(model, heads, neurons, pc.heads, pc.neurons)
-        return _recover(parent, model, tokenizer, pc, out, settings, notes, pc.recovery_epochs, callbacks=[])
+        return recover(parent, model, tokenizer, pc, out, settings, notes, pc.recovery_epochs, callbacks=[])
     rounds = pc.rounds
     with tempfile.TemporaryDirectory(dir=Path(out).parent if Path(out).parent.exists() else None) as tmp:
         for i in range(1, rounds + 1):
@@ -56,16 +61,17 @@ def prune_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
             notes = {"sparsity": sparsity(model), "rounds": rounds}
             last = i == rounds
             where = Path(out) if last else Path(tmp) / f"round-{i}"
-            run = _recover(parent, model, tokenizer, pc, where, settings, notes, pc.recovery_epochs / rounds,
+            run = recover(parent, model, tokenizer, pc, where, settings, notes, pc.recovery_epochs / rounds,
                            callbacks=[MaskCallback(masks)])
             if not last:
                 model = load_torch_model(run, "prune", task)
     return run
 
 
-def _recover(parent: Run, model, tokenizer, pc: PruneConfig, out: Path, settings: dict, notes: dict,
-             epochs: float, callbacks: list) -> Run:
-    """Fine-tune the pruned model with the parent's recipe (fewer epochs, lower lr) through `fit`."""
+def recover(parent: Run, model, tokenizer, pc: PruneConfig, out: Path, settings: dict, notes: dict,
+            epochs: float, callbacks: list, train_all: bool = False) -> Run:
+    """Fine-tune the pruned model with the parent's recipe (fewer epochs, lower lr) through `fit`;
+    `train_all`: with the full strategy, whatever the parent's."""
     def save(model_dir: Path) -> None:
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
@@ -74,15 +80,19 @@ def _recover(parent: Run, model, tokenizer, pc: PruneConfig, out: Path, settings
         return write_variant(out, parent, "prune", settings, save, notes=notes)
     from pretune.train.fit import fit
 
-    recipe = recovery_recipe(parent.recipe, parent.model_path, epochs, pc.lr)
+    recipe = recovery_recipe(parent.recipe, parent.model_path, epochs, pc.lr, train_all)
     run = fit(recipe, out, model=model, tokenizer=tokenizer, callbacks=callbacks, quiet=True)
     if "sparsity" in notes:
         notes = {**notes, "sparsity": sparsity(model)}
     return finish_variant(out, parent, "prune", settings, {**notes, "recovery_epochs": epochs}, extra=run.metrics)
 
 
-def recovery_recipe(recipe: Recipe, model_dir: Path, epochs: float, lr: float | None) -> Recipe:
+def recovery_recipe(recipe: Recipe, model_dir: Path, epochs: float, lr: float | None,
+                    train_all: bool = False) -> Recipe:
     raw = recipe.model_dump(mode="json")
+    if train_all:  # image runs: every layer adapts; the weights fit ends with are the ones saved
+        raw["strategy"] = {"name": "full"}
+        raw["train"]["keep_best"] = None
     raw["model"]["source"] = str(model_dir)
     raw["model"]["surgery"] = {}
     raw["train"]["epochs"] = epochs

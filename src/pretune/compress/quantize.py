@@ -9,6 +9,15 @@
 Accuracy-gated: with a budget (`max_drop`, accuracy points on the validation split), layers are
 ranked by the drop their int8 form alone causes, and the most sensitive are kept fp32 one by
 one until the drop is inside the budget. The notes name the layers kept fp32.
+
+Image runs (onnx only) default to static QDQ int8 with per-channel weight scales, calibrated on
+training images: static Q/DQ pairs around each Conv are fused into QLinearConv when ONNX Runtime
+loads the model (int8 in, int8 out, its fast int8 convolution kernels), while dynamic
+quantization turns a Conv into ConvInteger, which measures each activation's range per call and
+hands back int32 to be rescaled to float around every convolution. Per-channel scales because
+depthwise convolutions' channels have very different ranges (one scale per tensor loses the
+small ones).
+The gate ranks stages ('_blocks.3', 'stages.1'), not encoder layers.
 """
 
 from __future__ import annotations
@@ -24,16 +33,20 @@ from pathlib import Path
 from pretune.compress.export import export_onnx, optimize_onnx
 from pretune.compress.variant import (
     TorchRunner,
-    evaluate_runner,
+    encode_rows,
+    input_batches,
+    is_image,
     is_onnx,
     load_data,
-    load_tokenizer_of,
+    load_preprocessor_of,
     load_torch_model,
     sample_texts,
     task_of,
     write_variant,
 )
+from pretune.data.images import PREPROCESSOR_FILE
 from pretune.errors import MissingExtraError
+from pretune.evaluate import evaluate
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
 from pretune.models.quantized import quantize_torch_dynamic, write_marker
 from pretune.predictor import Run
@@ -43,8 +56,13 @@ QUANTIZABLE_OPS = ("MatMul", "Attention", "Gemm", "EmbedLayerNormalization", "Ga
 
 
 def quantize_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
+    image = is_image(task_of(parent))
     qc = cfg.quantize
+    qc = qc.model_copy(update={"mode": qc.mode or ("static" if image else "dynamic"),
+                               "per_channel": image if qc.per_channel is None else qc.per_channel})
     budget = qc.max_drop if qc.max_drop is not None else cfg.max_drop
+    if image and qc.backend == "onnx":
+        return _onnx_images(parent, qc, budget, out)
     return (_onnx if qc.backend == "onnx" else _torch)(parent, qc, budget, out)
 
 
@@ -54,7 +72,7 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
     except ImportError:
         raise MissingExtraError("onnxruntime", "compress") from None
     task = task_of(parent)
-    data, tokenizer = load_data(parent, task), load_tokenizer_of(parent)
+    data, tokenizer = load_data(parent, task), load_preprocessor_of(parent)
     max_length = parent.recipe.data.max_length
     texts = sample_texts(data, "validation", 32)
     notes: dict = {}
@@ -105,12 +123,58 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
         return write_variant(out, parent, "quantize", settings, save, notes=notes)
 
 
+def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> Run:
+    """Export (unless the parent is ONNX), then int8 (static QDQ by default, see the docstring)."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    from pretune.compress.vision import ImageCalibrationReader, conv_node_groups, export_image_onnx
+
+    task = task_of(parent)
+    data, settings = load_data(parent, task), load_preprocessor_of(parent)
+    notes: dict = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if is_onnx(parent):
+            source = parent.model_path / ONNX_FILE
+        else:
+            images = input_batches(encode_rows(data, task, settings, 0, "validation", 32), 16, 0)
+            notes["export"] = export_image_onnx(load_torch_model(parent, "quantize", task), settings, tmp / "fp32",
+                                                images)
+            source = tmp / "fp32" / ONNX_FILE
+        calibration = encode_rows(data, task, settings, 0, "train", qc.calibration_samples)
+
+        def quantize(exclude: list[str], target: Path) -> Path:
+            common = {"per_channel": qc.per_channel, "weight_type": QuantType.QInt8, "nodes_to_exclude": exclude}
+            with _quiet_root_logger():
+                if qc.mode == "dynamic":
+                    quantize_dynamic(str(source), str(target), **common)
+                else:
+                    quantize_static(str(source), str(target), ImageCalibrationReader(calibration),
+                                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, **common)
+            return target
+
+        groups = conv_node_groups(source)
+        validation = _validation_scorer(data, task, settings, 0)
+        kept, gate = _gated(list(groups), lambda names: validation(OnnxRunner(quantize(
+            [n for g in names for n in groups[g]], tmp / "trial.onnx"))), validation(OnnxRunner(source)), budget)
+        final = quantize([n for g in kept for n in groups[g]], tmp / "int8.onnx")
+        notes |= {"kept_fp32": kept, "calibration_images": len(calibration) if qc.mode == "static" else 0, **gate}
+
+        def save(model_dir: Path) -> None:
+            shutil.copyfile(final, model_dir / ONNX_FILE)
+            source_dir = parent.model_path if is_onnx(parent) else tmp / "fp32"
+            for name in ("config.json", PREPROCESSOR_FILE):
+                shutil.copyfile(source_dir / name, model_dir / name)
+
+        return write_variant(out, parent, "quantize", qc.model_dump() | {"max_drop": budget}, save, notes=notes)
+
+
 def _torch(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> Run:
     import copy
 
     task = task_of(parent)
     model = load_torch_model(parent, "quantize", task)
-    data, tokenizer = load_data(parent, task), load_tokenizer_of(parent)
+    data, tokenizer = load_data(parent, task), load_preprocessor_of(parent)
     validation = _validation_scorer(data, task, tokenizer, parent.recipe.data.max_length)
     groups = linear_groups(model)
     kept, gate = _gated(list(groups), lambda names: validation(TorchRunner(quantize_torch_dynamic(
@@ -158,8 +222,11 @@ def linear_groups(model) -> dict[str, list[str]]:
     return groups
 
 
-def _validation_scorer(data, task, tokenizer, max_length: int) -> Callable:
-    return lambda runner: evaluate_runner(runner, data, task, tokenizer, max_length, "validation").get("accuracy", 0.0)
+def _validation_scorer(data, task, preprocessor, max_length: int) -> Callable:
+    """Validation accuracy of a runner; the split is encoded once for every trial of the gate."""
+    split = task.encode(data.splits["validation"], preprocessor, max_length)
+    pad_id = preprocessor.pad_token_id or 0
+    return lambda runner: evaluate(runner, split, task, 64, pad_id).get("accuracy", 0.0)
 
 
 def _gated(groups: list[str], score: Callable[[list[str]], float], base: float,

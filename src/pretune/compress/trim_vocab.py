@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress.variant import load_data, load_tokenizer_of, load_torch_model, task_of, write_variant
+from pretune.compress.variant import load_data, load_preprocessor_of, load_torch_model, task_of, write_variant
 from pretune.errors import PretuneError
 from pretune.predictor import Run
 from pretune.recipe import CompressConfig
@@ -24,7 +24,10 @@ from pretune.recipe import CompressConfig
 
 def trim_vocab_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     task = task_of(parent)
-    model, tokenizer = load_torch_model(parent, "trim-vocab", task), load_tokenizer_of(parent)
+    if task.inputs != "text":
+        raise PretuneError(f"trim-vocab trims a tokenizer's vocabulary; {parent.path} is an {task.name} run "
+                           f"with none (use prune, quantize or distill)")
+    model, tokenizer = load_torch_model(parent, "trim-vocab", task), load_preprocessor_of(parent)
     train = load_data(parent, task).splits["train"]
     keep = used_token_ids(tokenizer, train.texts, train.pairs, cfg.trim_vocab.min_count)
     before = model.get_input_embeddings().num_embeddings

@@ -1,6 +1,10 @@
-"""What every step shares: read a parent Run (task, model, tokenizer, data), run any saved model
+"""What every step shares: read a parent Run (task, model, preprocessor, data), run any saved model
 through the one evaluation path (`pretune.evaluate` + `models.runners`), and write a variant as a
-Run directory with fit's layout (recipe.yaml, model/, metrics.json)."""
+Run directory with fit's layout (recipe.yaml, model/, metrics.json).
+
+The preprocessor is a text run's tokenizer or an image run's ImageSettings (size and
+normalisation, saved as preprocessor_config.json): `task.encode(table, preprocessor, max_length)`
+and `collate` turn either kind of rows into a batch, so every step encodes the same way."""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ import torch
 
 from pretune import runs
 from pretune.data import PreparedData, prepare
-from pretune.data.encode import EncodedSplit
+from pretune.data.encode import EncodedSplit, collate
+from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.evaluate import TorchRunner, evaluate, run_split
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
@@ -21,20 +26,24 @@ from pretune.recipe import Recipe
 from pretune.runs import RunDir
 from pretune.tasks import Task, create_task
 
-__all__ = ["TorchRunner", "evaluate_runner", "finish_variant", "load_data", "load_runner", "load_torch_model",
-           "task_of", "write_variant"]
+__all__ = ["TorchRunner", "evaluate_runner", "finish_variant", "load_data", "load_preprocessor_of", "load_runner",
+           "load_torch_model", "task_of", "write_variant"]
 
 
 def is_onnx(run: RunDir) -> bool:
     return (run.path / runs.MODEL / ONNX_FILE).is_file()
 
 
+def is_image(task: Task) -> bool:
+    return task.inputs == "image"
+
+
 def task_of(run: RunDir) -> Task:
     """The run's task with the labels its saved model carries."""
-    from transformers import AutoConfig
+    from pretune.models.load import load_saved_config
 
     task = create_task(run.recipe.data)
-    task.restore(AutoConfig.from_pretrained(run.model_path))
+    task.restore(load_saved_config(run.model_path))
     return task
 
 
@@ -63,7 +72,13 @@ def load_runner(model_dir: str | Path, task: Task, threads: int | None = None):
     return runner
 
 
-def load_tokenizer_of(run: RunDir):
+def load_preprocessor_of(run: RunDir):
+    """The saved model's tokenizer, or for an image run its ImageSettings (the model's size and
+    normalisation, as predict reads them)."""
+    if is_image(create_task(run.recipe.data)):
+        from pretune.models.vision import load_image_settings
+
+        return load_image_settings(str(run.model_path))
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(run.model_path)
@@ -79,9 +94,30 @@ def predict(runner, split: EncodedSplit, pad_id: int, batch_size: int = 64) -> n
     return run_split(runner, split, batch_size, pad_id)[0]
 
 
-def evaluate_runner(runner, data: PreparedData, task: Task, tokenizer, max_length: int, split: str = "test") -> dict:
-    encoded = task.encode(data.splits[split], tokenizer, max_length)
-    return {"samples": len(encoded), **evaluate(runner, encoded, task, 64, tokenizer.pad_token_id or 0)}
+def evaluate_runner(runner, data: PreparedData, task: Task, preprocessor, max_length: int,
+                    split: str = "test") -> dict:
+    encoded = task.encode(data.splits[split], preprocessor, max_length)
+    return {"samples": len(encoded), **evaluate(runner, encoded, task, 64, preprocessor.pad_token_id or 0)}
+
+
+def encode_rows(data: PreparedData, task: Task, preprocessor, max_length: int, split: str,
+                n: int | None = None) -> EncodedSplit:
+    """The first `n` rows of a split (all with None), encoded as the model takes them."""
+    table = data.splits[split]
+    if n is not None:
+        table = TextTable(table.texts[:n], table.pairs[:n] if table.pairs else None,
+                          None if table.labels is None else table.labels[:n])
+    return task.encode(table, preprocessor, max_length)
+
+
+def input_batches(split: EncodedSplit, size: int, pad_id: int) -> list[dict]:
+    """Model inputs of `size` rows each, in row order, collated (padded or normalised), no labels."""
+    batches = []
+    for start in range(0, len(split), size):
+        batch = collate(split, list(range(start, min(start + size, len(split)))), pad_id)
+        batch.pop("labels", None)
+        batches.append(batch)
+    return batches
 
 
 def write_variant(out: Path, parent: RunDir, step: str, settings: dict, save_model: Callable[[Path], object],
@@ -98,7 +134,7 @@ def finish_variant(out: Path, parent: RunDir, step: str, settings: dict, notes: 
     """Evaluate the saved variant on its run's test split; write metrics.json."""
     run = Run(out)
     task = task_of(run)
-    test = evaluate_runner(load_runner(run.model_path, task), load_data(run, task), task, load_tokenizer_of(run),
+    test = evaluate_runner(load_runner(run.model_path, task), load_data(run, task), task, load_preprocessor_of(run),
                            run.recipe.data.max_length)
     run.write_metrics({**(extra or {}), "test": test,
                        "compress": {"step": step, "parent": str(parent.path), "settings": settings, **(notes or {})}})

@@ -129,6 +129,17 @@ def _quiet_transformers() -> None:
     logging.disable_progress_bar()
 
 
+def load_saved_config(model_dir: str | Path):
+    """A saved model's config: a Hugging Face config, or an EfficientNet's VisionConfig."""
+    from transformers import AutoConfig
+
+    from pretune.models.vision import is_saved_vision_model, read_vision_config
+
+    if is_saved_vision_model(model_dir):
+        return read_vision_config(model_dir)
+    return AutoConfig.from_pretrained(model_dir)
+
+
 def load_saved_model(model_dir: str | Path, task):
     """A model a run saved, with the task's labels restored from its config: a plain Hugging
     Face directory, or LoRA adapters (merge: false) beside the labelled config, loaded onto the
@@ -149,18 +160,20 @@ def load_saved_model(model_dir: str | Path, task):
     task.restore(config)
     adapter = model_dir / "adapter_config.json"
     if not adapter.is_file():
-        if not getattr(config, "pretune_head", None) and not getattr(config, "pretune_pruning", None):
+        if not any(getattr(config, key, None) for key in ("pretune_head", "pretune_pruning", "pretune_channels")):
             return auto.from_pretrained(model_dir)
-        # An MLP head (model.surgery.head) or pruned heads (compress prune) that no Hugging Face
-        # config can describe: rebuild those shapes before the weights load.
+        # An MLP head (model.surgery.head), pruned heads or pruned channels (compress prune) that
+        # no Hugging Face config can describe: rebuild those shapes before the weights load.
         from safetensors.torch import load_model as load_weights
 
+        from pretune.models.channels import restore_channel_shapes
         from pretune.models.pruning import restore_pruned_shapes
         from pretune.models.surgery import restore_head
 
         model = auto.from_config(config)
         restore_head(model, config)
         restore_pruned_shapes(model, config)
+        restore_channel_shapes(model, config)
         load_weights(model, str(model_dir / "model.safetensors"))
         return model.eval()
     try:

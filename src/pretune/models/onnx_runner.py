@@ -30,7 +30,8 @@ def create_session(path: str | Path, threads: int | None = None):
 
 class OnnxRunner:
     """`runner(batch) -> logits`: feeds the inputs the graph declares (input_ids, attention_mask,
-    token_type_ids) as int64 and ignores the rest of the batch (labels)."""
+    token_type_ids as int64; an image model's pixel_values as float32) and ignores the rest of
+    the batch (labels)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         path = Path(path)
@@ -41,12 +42,13 @@ class OnnxRunner:
         self.path = path
         self.session = create_session(path, threads)
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.dtypes = {i.name: np.float32 if i.type == "tensor(float)" else np.int64 for i in self.session.get_inputs()}
 
     def __call__(self, batch: dict) -> np.ndarray:
         missing = [n for n in self.input_names if n not in batch]
         if missing:
             raise PretuneError(f"{self.path} needs input(s) {', '.join(missing)}")
-        feed = {n: _numpy(batch[n]).astype(np.int64, copy=False) for n in self.input_names}
+        feed = {n: _numpy(batch[n]).astype(self.dtypes[n], copy=False) for n in self.input_names}
         return self.session.run(None, feed)[0]
 
 

@@ -15,11 +15,10 @@ def load_runner(model_dir: str | Path, task, device: str | None = None):
     """The runner of a run's `model/` directory; the task's labels are restored from its config."""
     model_dir = Path(model_dir)
     if (model_dir / "model.onnx").is_file():
-        from transformers import AutoConfig
-
+        from pretune.models.load import load_saved_config
         from pretune.models.onnx_runner import OnnxRunner  # onnxruntime: imported only when needed
 
-        task.restore(AutoConfig.from_pretrained(model_dir))
+        task.restore(load_saved_config(model_dir))
         return OnnxRunner(model_dir / "model.onnx")
     if (model_dir / "quantization.json").is_file():
         from pretune.models.quantized import load_quantized

@@ -21,6 +21,7 @@ from pretune.errors import PretuneError
 from pretune.registry import Registry
 
 CONFIG_KEY = "pretune_architecture"  # marks a config.json written here, not by transformers
+CHANNELS_KEY = "pretune_channels"  # models/channels.py MARKER: kept equal, without importing it here
 # TensorFlow's EfficientNet-Lite preprocessing (efficientnet/lite/efficientnet_lite_builder.py):
 # (x - 127) / 128 on 0..255 pixels, which these converted weights were trained with.
 LITE_MEAN = (127 / 255,) * 3
@@ -38,19 +39,25 @@ class VisionConfig:
     """The config of a non-Hugging Face backbone: enough for Task.configure / restore and to
     rebuild the architecture on reload."""
 
-    def __init__(self, architecture: str, image_size: int, num_labels: int = 2, id2label: dict | None = None):
+    def __init__(self, architecture: str, image_size: int, num_labels: int = 2, id2label: dict | None = None,
+                 pretune_channels: dict | None = None):
         self.architecture, self.image_size, self.num_labels = architecture, image_size, num_labels
         self.id2label = id2label or {}
         self.label2id = {v: k for k, v in self.id2label.items()}
+        self.pretune_channels = pretune_channels  # the layers channel pruning shrank (models/channels.py)
 
     def to_dict(self) -> dict:
         return {CONFIG_KEY: self.architecture, "image_size": self.image_size, "num_labels": self.num_labels,
-                "id2label": {str(k): v for k, v in self.id2label.items()}}
+                "id2label": {str(k): v for k, v in self.id2label.items()},
+                **({CHANNELS_KEY: self.pretune_channels} if self.pretune_channels else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> VisionConfig:
         return cls(d[CONFIG_KEY], d["image_size"], d["num_labels"],
-                   {int(k): v for k, v in d.get("id2label", {}).items()})
+                   {int(k): v for k, v in d.get("id2label", {}).items()}, d.get(CHANNELS_KEY))
+
+    def save_pretrained(self, directory) -> None:
+        (Path(directory) / "config.json").write_text(json.dumps(self.to_dict(), indent=2))
 
 
 class EfficientNetClassifier(nn.Module):
@@ -88,7 +95,7 @@ class EfficientNetClassifier(nn.Module):
         from safetensors.torch import save_model
 
         save_model(self, str(Path(directory) / "model.safetensors"))
-        (Path(directory) / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2))
+        self.config.save_pretrained(directory)
 
 
 def _efficientnet_module():
@@ -131,13 +138,20 @@ def is_saved_vision_model(model_dir: str | Path) -> bool:
     return path.is_file() and CONFIG_KEY in json.loads(path.read_text())
 
 
+def read_vision_config(model_dir: str | Path) -> VisionConfig:
+    return VisionConfig.from_dict(json.loads((Path(model_dir) / "config.json").read_text()))
+
+
 def load_saved_vision_model(model_dir: str | Path, task) -> EfficientNetClassifier:
     from safetensors.torch import load_model
 
-    config = VisionConfig.from_dict(json.loads((Path(model_dir) / "config.json").read_text()))
+    from pretune.models.channels import restore_channel_shapes
+
+    config = read_vision_config(model_dir)
     task.restore(config)
     model = build_efficientnet(config.architecture, config.num_labels, config.image_size, pretrained=False)
     model.config = config
+    restore_channel_shapes(model, config)  # a channel-pruned model: its smaller layers first
     load_model(model, str(Path(model_dir) / "model.safetensors"))
     return model.eval()
 
