@@ -42,6 +42,11 @@ VARIANTS = {
     "distill-3-trim": ("distill-3", "trim-vocab", []),
     "chain-int8": ("distill-3-trim", "quantize", ["compress.quantize.max_drop=1.5"]),
     "chain-int8-static": ("distill-3-trim", "quantize", ["compress.quantize.mode=static"]),
+    # The same without ONNX Runtime's transformer fusions, which help at batch 1 but may cost at batch 32.
+    "pretune-int8-unfused": ("teacher", "quantize", ["compress.quantize.max_drop=1.0",
+                                                     "compress.quantize.optimize=false"]),
+    "chain-int8-unfused": ("distill-3-trim", "quantize", ["compress.quantize.max_drop=1.5",
+                                                          "compress.quantize.optimize=false"]),
 }
 
 
@@ -110,6 +115,8 @@ def main() -> None:
     from pretune.compress.pipeline import resolve_config, steps, table
 
     args.work.mkdir(parents=True, exist_ok=True)  # variants already built there are reused
+    if args.teacher is None and (args.work / "teacher" / "metrics.json").is_file():
+        args.teacher = args.work / "teacher"  # a rerun measures the same teacher again
     teacher = pretune.load_run(args.teacher) if args.teacher else pretune.fit(TEACHER_RECIPE, args.work / "teacher",
                                                                                quiet=True)
     runs, seconds = {"teacher": teacher}, {}

@@ -54,7 +54,9 @@ def test_export_matches_torch_in_onnx_runtime(tiny_run, tmp_path):
 
 
 def test_onnx_dynamic_int8_after_fusions(tiny_run, tmp_path):
-    variant = pretune.export(tiny_run, tmp_path / "int8", int8=True)
+    assert "fusions" not in pretune.export(tiny_run, tmp_path / "plain", int8=True).metrics["compress"]  # opt-in
+    variant = pretune.compress(tiny_run, "quantize", out=tmp_path / "c",
+                               overrides=[*FAST, "compress.quantize.optimize=true"]).variants[0]
     info = variant.metrics["compress"]
     assert info["fusions"]["Attention"] == 2 and info["fusions"]["SkipLayerNormalization"] == 4
     import onnx

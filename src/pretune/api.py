@@ -60,7 +60,7 @@ def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 2
 
 def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool = False) -> Run:
     """The run's model as ONNX (checked against torch) in a new run directory; `int8`: ONNX Runtime
-    int8 (dynamic after its transformer fusions for text, static with calibration for images)."""
+    int8 (dynamic for text, static with calibration for images)."""
     from pretune.compress.pipeline import run_step
 
     run = run if isinstance(run, Run) else Run(run)

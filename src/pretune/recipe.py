@@ -236,7 +236,10 @@ class QuantizeConfig(_Section):
     backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
     mode: Literal["dynamic", "static"] | None = Field(
         None, description="onnx: dynamic or static (calibrated) int8 (null: static for images, dynamic for text)")
-    optimize: bool = Field(True, description="onnx: ONNX Runtime transformer fusions before quantizing")
+    # Off by default: on MiniLM (benchmarks/compress_tradeoff.py) the fused int8 model was ~5% faster
+    # at batch 1 but ~13% slower at batch 32 than the unfused one.
+    optimize: bool = Field(False, description="onnx dynamic: ONNX Runtime transformer fusions before quantizing "
+                                              "(lower batch-1 latency, lower batch-32 throughput)")
     calibration_samples: int = Field(128, gt=0, description="static: training texts or images used for calibration")
     per_channel: bool | None = Field(None, description="onnx: per-channel weight scales (null: on for images only)")
     max_drop: float | None = Field(

@@ -13,7 +13,7 @@ from pretune.errors import PretuneError
 def export(
     run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit"),
     format_: str = typer.Option("onnx", "--format", help="onnx"),
-    int8: bool = typer.Option(False, "--int8", help="ONNX Runtime int8: dynamic for text (after its fusions), "
+    int8: bool = typer.Option(False, "--int8", help="ONNX Runtime int8: dynamic for text, "
                               "static (calibrated) for images"),
     out: Path | None = typer.Option(None, "--out", help="variant run directory (default RUN_DIR-onnx[-int8])"),
 ) -> None:
