@@ -151,3 +151,10 @@ def test_example_search_on_a_slice_of_the_real_data(tmp_path):
     assert 0.5 <= study.best_trial["values"]["accuracy"] <= 1.0
     assert study.best_recipe.train.optimizer.lr == pytest.approx(study.best_trial["params"]["train.optimizer.lr"])
     assert (Path(study.best_trial["run"]) / "model" / "config.json").is_file()
+
+
+def test_the_closing_table_names_columns_by_their_shortest_unique_tail():
+    from pretune.cli.search_cmd import _short_names
+
+    columns = ["number", "accuracy", "train.optimizer.lr", "train.schedule.name", "strategy.name", "strategy.decay"]
+    assert _short_names(columns) == ["number", "accuracy", "lr", "schedule.name", "strategy.name", "decay"]

@@ -31,7 +31,11 @@ def search(
     result = search_api(recipe, out, resume=resume, overrides=set_, trials=trials, timeout=timeout,
                         sampler=sampler, pruner=pruner, storage=storage, study=study, workers=workers, keep=keep)
     summary = result.summary
-    console.print(_top_table(result.trials, summary["metrics"], summary["directions"], top))
+    # Piped output has no terminal width to fit (rich assumes 80 columns): print the table whole.
+    from rich.console import Console
+
+    (console if console.is_terminal else Console(width=200)).print(
+        _top_table(result.trials, summary["metrics"], summary["directions"], top))
     console.print("trials: " + ", ".join(f"{n} {state}" for state, n in summary["trials"].items() if n))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -53,11 +57,26 @@ def _top_table(trials, metrics: list[str], directions: list[str], top: int):
         metrics[0], ascending=directions[0] == "minimize").head(top)
     columns = ["number", *metrics, *[c for c in trials.columns if "." in c], "train_seconds"]
     table = Table(title=f"top {len(done)} trials")
-    for column in columns:
-        table.add_column(column.split(".")[-1] if "." in column else column, justify="right")
+    for header in _short_names(columns):
+        table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for _, row in done.iterrows():
         table.add_row(*[_fmt(row[c]) for c in columns])
     return table
+
+
+def _short_names(columns: list[str]) -> list[str]:
+    """Each dotted path by its shortest tail that no other column shares: `lr`, `schedule.name`
+    and `strategy.name` (not `name` twice)."""
+    def tail(column: str, n: int) -> str:
+        return ".".join(column.split(".")[-n:])
+
+    names = []
+    for column in columns:
+        n = 1
+        while n < column.count(".") + 1 and sum(tail(c, n) == tail(column, n) for c in columns) > 1:
+            n += 1
+        names.append(tail(column, n))
+    return names
 
 
 def _fmt(value) -> str:
