@@ -1,5 +1,6 @@
 """Contract over every strategy, then the behaviours each one promises."""
 
+import json
 from types import SimpleNamespace
 
 import pandas as pd
@@ -181,9 +182,10 @@ def test_lora_head_survives_save_and_reload(tmp_path, tiny_model_dir, sentiment_
 
 def test_freeze_caches_the_body_and_trains_the_head_as_without_cache(tmp_path, tiny_model_dir, sentiment_csv):
     """Without dropout the frozen body's output is the same every epoch: with the cache the fit
-    ends where the uncached fit ends, and from the second epoch on no batch runs the encoder."""
+    ends where the uncached fit ends, and from the second epoch on no batch runs the encoder.
+    Validation passes inside an epoch (eval_every_steps) go through the real encoder."""
     overrides = ["model.dropout=0", "model.attention_dropout=0", "strategy.name=freeze", "train.epochs=3",
-                 "train.optimizer.lr=0.01"]
+                 "train.optimizer.lr=0.01", "train.eval_every_steps=5", "train.eval_batch_size=7"]
     recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
     cached = pretune.fit(recipe, tmp_path / "cached", overrides=overrides, quiet=True)
     plain = pretune.fit(recipe, tmp_path / "plain", overrides=[*overrides, "strategy.cache_features=false"],
@@ -194,3 +196,10 @@ def test_freeze_caches_the_body_and_trains_the_head_as_without_cache(tmp_path, t
                                       "rows": train["samples"]}
     assert "feature_cache" not in plain.metrics["train"]
     assert cached.metrics["test"]["loss"] == pytest.approx(plain.metrics["test"]["loss"], rel=1e-4)
+
+    def validation_losses(run):
+        lines = (run.path / "metrics.jsonl").read_text().splitlines()
+        return [r["loss"] for r in map(json.loads, lines) if r["split"] == "validation"]
+
+    assert len(validation_losses(cached)) >= 4
+    assert validation_losses(cached) == pytest.approx(validation_losses(plain), rel=1e-4)

@@ -189,6 +189,22 @@ def test_hf_resnet_fit_save_reload_predict_and_strategies(tmp_path, tiny_resnet_
         assert r.metrics["status"] == "completed"
 
 
+def test_search_runs_on_an_image_recipe(tmp_path, tiny_resnet_dir):
+    """The same `search:` section on an image recipe: trials are image runs, best.yaml one too."""
+    save_png_folder(tmp_path / "shapes", shapes_frame(120))
+    recipe = image_recipe(tiny_resnet_dir, epochs=1)
+    recipe["data"]["source"] = str(tmp_path / "shapes")
+    recipe["search"] = {"metric": "accuracy", "trials": 3, "sampler": "random", "pruner": "none", "seed": 0,
+                        "space": {"train.optimizer.lr": {"loguniform": [1.0e-3, 1.0e-2]},
+                                  "strategy.name": {"choice": ["full", "freeze"]}}}
+    study = pretune.search(recipe, tmp_path / "study")
+    assert (study.trials["state"] == "COMPLETE").sum() == 3
+    best = pretune.load_run(study.summary["best"]["run"])
+    assert best.metrics["task"] == "image-classification" and 0 <= best.metrics["validation"]["accuracy"] <= 1
+    assert study.best_recipe.data.task == "image-classification"
+    assert study.best_recipe.train.optimizer.lr == pytest.approx(study.best_trial["params"]["train.optimizer.lr"])
+
+
 def test_cli_predict_image_dir_and_bad_inputs(tmp_path, tiny_resnet_dir):
     data = {"train": shapes_frame(48), "validation": shapes_frame(16, seed=1), "test": shapes_frame(16, seed=2)}
     pretune.fit(image_recipe(tiny_resnet_dir, epochs=1), tmp_path / "run", data=data, quiet=True)

@@ -41,12 +41,14 @@ class FeatureCacheCallback:
         self.lengths = None if mask is None else mask.sum(1).tolist()
 
     def on_batch_end(self, state) -> None:
-        self.rows = None  # what follows (an evaluation) is no training batch
+        self.rows = None  # a batch whose forward never reached the encoder leaves nothing behind
 
     on_evaluate = on_epoch_end = on_batch_end
 
     def _forward(self, hidden_states, *args, **kwargs):
-        rows = self.rows
+        # The rows are the training batch's and serve its one encoder call: an evaluation the loop
+        # runs before on_batch_end (eval_every_steps) must go through the real encoder.
+        rows, self.rows = self.rows, None
         if rows is None:
             return type(self.encoder).forward(self.encoder, hidden_states, *args, **kwargs)
         if self.output_type is None or any(r not in self.cache for r in rows):
