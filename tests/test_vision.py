@@ -205,6 +205,20 @@ def test_search_runs_on_an_image_recipe(tmp_path, tiny_resnet_dir):
     assert study.best_recipe.train.optimizer.lr == pytest.approx(study.best_trial["params"]["train.optimizer.lr"])
 
 
+def test_kill_and_resume_draws_the_same_augmentations(tmp_path, tiny_resnet_dir):
+    from tests.conftest import fit_killed_at, timeless
+
+    save_png_folder(tmp_path / "shapes", shapes_frame(120))
+    recipe = image_recipe(tiny_resnet_dir, epochs=2, checkpoint_every_steps=3)
+    recipe["data"] |= {"source": str(tmp_path / "shapes"),
+                       "augment": {"crop_scale": 0.6, "flip": 0.5, "color_jitter": 0.2, "mixup": 0.2}}
+    fit_killed_at(recipe, tmp_path / "killed", step=4)  # after the step-3 checkpoint
+    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
+    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    assert resumed.metrics["test"] == whole.metrics["test"]
+    assert timeless(resumed) == timeless(whole)
+
+
 def test_cli_predict_image_dir_and_bad_inputs(tmp_path, tiny_resnet_dir):
     data = {"train": shapes_frame(48), "validation": shapes_frame(16, seed=1), "test": shapes_frame(16, seed=2)}
     pretune.fit(image_recipe(tiny_resnet_dir, epochs=1), tmp_path / "run", data=data, quiet=True)

@@ -3,11 +3,14 @@ for training random resized crop, flip, colour jitter, mixup / cutmix.
 
 Plain tensor operations (torchvision and kornia do not import beside this CPU torch build).
 Every random draw comes from one torch.Generator seeded by the recipe's seed, and batches come
-in a seeded order, so a fit from scratch augments identically each time. A resumed fit draws
-afresh from its restart (the generator's state is not checkpointed).
+in a seeded order, so a fit from scratch augments identically each time. The generator's state
+goes into every checkpoint (`state_dict`), so a resumed fit draws exactly what the uninterrupted
+one would have.
 """
 
 from __future__ import annotations
+
+import base64
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +40,14 @@ class Augment:
         self.cfg, self.num_labels = cfg, num_labels
         self.normalize = Normalize(settings)
         self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        # Checkpoints keep loop state as JSON: the generator's byte state as base64 text.
+        return {"generator": base64.b64encode(self.generator.get_state().numpy().tobytes()).decode()}
+
+    def load_state_dict(self, state: dict) -> None:
+        raw = bytearray(base64.b64decode(state["generator"]))
+        self.generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator)
