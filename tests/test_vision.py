@@ -100,6 +100,17 @@ def test_image_split_collates_by_stacking_and_augments_deterministically():
     assert torch.allclose(draws[0][0]["labels"].sum(1), torch.ones(4))
     other = collate(task.for_training(split, seed=12), [0, 1, 2, 3], 0)
     assert not torch.equal(other["pixel_values"], draws[0][0]["pixel_values"])
+    # The loop's batches: augmented in a DataLoader worker, keyed by (epoch, batch number), so
+    # the worker's draws equal this process's and a later start (a resume) skips nothing.
+    from pretune.train.loop import training_batches
+
+    batches = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    in_worker = list(training_batches(train, batches, 0, 2, 0))
+    here = [collate(train, rows, 0, key=(2, i)) for i, rows in enumerate(batches)]
+    for a, b in zip(in_worker, here, strict=True):
+        assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["labels"], b["labels"])
+    assert torch.equal(list(training_batches(train, batches, 1, 2, 0))[0]["pixel_values"], here[1]["pixel_values"])
+    assert not torch.equal(collate(train, batches[0], 0, key=(3, 0))["pixel_values"], here[0]["pixel_values"])
 
 
 def test_readers_image_folder_idx_and_a_truncated_file(tmp_path, monkeypatch):

@@ -2,15 +2,13 @@
 for training random resized crop, flip, colour jitter, mixup / cutmix.
 
 Plain tensor operations (torchvision and kornia do not import beside this CPU torch build).
-Every random draw comes from one torch.Generator seeded by the recipe's seed, and batches come
-in a seeded order, so a fit from scratch augments identically each time. The generator's state
-goes into every checkpoint (`state_dict`), so a resumed fit draws exactly what the uninterrupted
-one would have.
+A training batch's random draws come from a torch.Generator seeded by (recipe seed, epoch, batch
+number): a pure function, like the batch order, so a fit from scratch augments identically each
+time, a resumed fit draws exactly what the uninterrupted one would have, and a DataLoader worker
+process can augment a batch ahead of the step without sharing any state with the loop.
 """
 
 from __future__ import annotations
-
-import base64
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +25,7 @@ class Normalize:
         self.mean = torch.tensor(settings.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(settings.std, dtype=torch.float32).view(1, 3, 1, 1) * 255
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict, key: tuple[int, ...] | None = None) -> dict:
         pixels = batch["pixel_values"].float()
         return {**batch, "pixel_values": (pixels - self.mean) / self.std}
 
@@ -37,22 +35,19 @@ class Augment:
     which turn labels into class-probability rows (cross-entropy takes those as targets)."""
 
     def __init__(self, cfg: AugmentConfig, settings: ImageSettings, seed: int, num_labels: int):
-        self.cfg, self.num_labels = cfg, num_labels
+        self.cfg, self.num_labels, self.seed = cfg, num_labels, seed
         self.normalize = Normalize(settings)
         self.generator = torch.Generator().manual_seed(seed)
 
-    def state_dict(self) -> dict:
-        # Checkpoints keep loop state as JSON: the generator's byte state as base64 text.
-        return {"generator": base64.b64encode(self.generator.get_state().numpy().tobytes()).decode()}
-
-    def load_state_dict(self, state: dict) -> None:
-        raw = bytearray(base64.b64decode(state["generator"]))
-        self.generator.set_state(torch.frombuffer(raw, dtype=torch.uint8).clone())
+    augments = True  # the loop may run it in a DataLoader worker (see train/loop.py)
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator)
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, batch: dict, key: tuple[int, ...] | None = None) -> dict:
+        """Augment and normalise a batch; `key` (epoch, batch number) reseeds the draws for it."""
+        if key is not None:
+            self.generator.manual_seed(hash((self.seed, *key)) & (2**63 - 1))  # ints hash to themselves
         x = batch["pixel_values"].float()
         cfg = self.cfg
         if cfg.crop_scale:

@@ -53,8 +53,10 @@ def encode_texts(table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
 encode = encode_texts  # the text tasks' default; a task may encode its own way
 
 
-def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(split: EncodedSplit, indices: list[int], pad_id: int, key: tuple[int, ...] | None = None
+            ) -> dict[str, torch.Tensor]:
     """Pad the chosen rows to their own longest length; add labels when the split has them.
+    `key` (epoch, batch number) names a training batch to the split's transform (augmentation).
 
     Hand-written rather than transformers' DataCollatorWithPadding: padding lists of ids into
     one numpy array skips the tokenizer's per-call checks, and a training step pads one batch."""
@@ -76,7 +78,7 @@ def collate(split: EncodedSplit, indices: list[int], pad_id: int) -> dict[str, t
         batch["labels"] = torch.from_numpy(out)
     elif split.labels is not None:
         batch["labels"] = torch.from_numpy(split.labels[indices])
-    return batch if split.transform is None else split.transform(batch)
+    return batch if split.transform is None else split.transform(batch, key)
 
 
 def sampling_weights(classes: list[list[int]], mode: str) -> np.ndarray | None:

@@ -70,9 +70,7 @@ def fit(
     tc = recipe.train
     early = early_stopping(recipe)
     keeper = BestModelCallback(run_dir / runs.CHECKPOINTS / "best", tc.keep_best) if tc.keep_best else None
-    augment = parts.encoded["train"].transform  # its random draws resume where they stopped
-    stateful = {name: obj for name, obj in (("early_stopping", early), ("keep_best", keeper),
-                                            ("augment", augment if hasattr(augment, "state_dict") else None)) if obj}
+    stateful = {name: obj for name, obj in (("early_stopping", early), ("keep_best", keeper)) if obj}
     own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else [])]
     if not lean:
         own.append(CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
@@ -100,8 +98,7 @@ def fit(
                                 loop.optimizer, loop.scheduler)
         loop.state.load_state_dict(saved["loop"])
         for name, obj in stateful.items():
-            if name in saved:  # a checkpoint of an older pretune may lack one
-                obj.load_state_dict(saved[name])
+            obj.load_state_dict(saved[name])
     state = loop.run()
 
     if main:

@@ -7,6 +7,7 @@ are callbacks (train/callbacks.py). It keeps its counters in `TrainState`, which
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -153,8 +154,9 @@ class TrainLoop:
         accum = cfg.gradient_accumulation_steps
         started = time.perf_counter()
         events = {e for e in ("on_batch_start", "on_outputs") if any(hasattr(cb, e) for cb in self.callbacks)}
-        for i in range(state.batch_in_epoch, len(batches)):
-            batch = {k: v.to(self.device) for k, v in collate(self.train, batches[i], self.pad_id).items()}
+        collated = training_batches(self.train, batches, state.batch_in_epoch, state.epoch, self.pad_id)
+        for i, batch in zip(range(state.batch_in_epoch, len(batches)), collated, strict=True):
+            batch = {k: v.to(self.device) for k, v in batch.items()}
             labels = batch.pop("labels")
             state.batch_indices = torch.as_tensor(batches[i])
             if "on_batch_start" in events:
@@ -241,6 +243,35 @@ class TrainLoop:
         """Metrics on `split`; with `shard`, every process must call it (they share the batches)."""
         return evaluate(self.runner(), split, self.task, self.cfg.eval_batch_size, self.pad_id, self.loss_fn,
                         shard=self.accelerator if shard else None)
+
+
+class _KeyedBatches(torch.utils.data.Dataset):
+    """Batch number -> the collated, transformed batch (what a DataLoader worker computes)."""
+
+    def __init__(self, split: EncodedSplit, batches: list, pad_id: int, epoch: int):
+        self.split, self.batches, self.pad_id, self.epoch = split, batches, pad_id, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        return collate(self.split, self.batches[i], self.pad_id, key=(self.epoch, i))
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # the training process keeps its threads; the worker takes one core's slack
+
+
+def training_batches(split: EncodedSplit, batches: list, start: int, epoch: int, pad_id: int):
+    """The epoch's collated training batches from batch `start` on. Augmented images are
+    collated and augmented in one DataLoader worker process, two batches ahead of the step that
+    uses them; text (padding a batch of ids costs little) stays in this process. Either way a
+    batch's augmentation is a function of (seed, epoch, batch number), so both give the same."""
+    dataset = _KeyedBatches(split, batches, pad_id, epoch)
+    if not getattr(split.transform, "augments", False) or (os.cpu_count() or 1) < 2:
+        return (dataset[i] for i in range(start, len(batches)))
+    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, sampler=range(start, len(batches)),
+                                            num_workers=1, prefetch_factor=2, worker_init_fn=_one_thread))
 
 
 def seed_everything(seed: int) -> None:
