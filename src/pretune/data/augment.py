@@ -34,20 +34,20 @@ class Augment:
     """The recipe's augmentations, then normalisation. `num_labels` is needed by mixup / cutmix,
     which turn labels into class-probability rows (cross-entropy takes those as targets)."""
 
+    augments = True  # the loop may run it in a DataLoader worker (see train/loop.py)
+
     def __init__(self, cfg: AugmentConfig, settings: ImageSettings, seed: int, num_labels: int):
         self.cfg, self.num_labels, self.seed = cfg, num_labels, seed
         self.normalize = Normalize(settings)
         self.generator = torch.Generator().manual_seed(seed)
-
-    augments = True  # the loop may run it in a DataLoader worker (see train/loop.py)
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(shape, generator=self.generator)
 
     def __call__(self, batch: dict, key: tuple[int, ...] | None = None) -> dict:
         """Augment and normalise a batch; `key` (epoch, batch number) reseeds the draws for it."""
-        if key is not None:
-            self.generator.manual_seed(hash((self.seed, *key)) & (2**63 - 1))  # ints hash to themselves
+        if key is not None:  # a tuple of ints hashes alike in every process (no hash randomisation)
+            self.generator.manual_seed(hash((self.seed, *key)) & (2**63 - 1))
         x = batch["pixel_values"].float()
         cfg = self.cfg
         if cfg.crop_scale:
