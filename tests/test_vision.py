@@ -4,6 +4,8 @@ files, a tiny Hugging Face ResNet through fit -> save -> reload -> predict, and 
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -100,16 +102,15 @@ def test_image_split_collates_by_stacking_and_augments_deterministically():
     assert torch.allclose(draws[0][0]["labels"].sum(1), torch.ones(4))
     other = collate(task.for_training(split, seed=12), [0, 1, 2, 3], 0)
     assert not torch.equal(other["pixel_values"], draws[0][0]["pixel_values"])
-    # The loop's batches: augmented in a DataLoader worker, keyed by (epoch, batch number), so
-    # the worker's draws equal this process's and a later start (a resume) skips nothing.
+    # The loop's batches are keyed by (epoch, batch number): a later start (a resume) draws the
+    # same for a batch as a run from the start, and another epoch draws afresh.
     from pretune.train.loop import training_batches
 
     batches = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
-    in_worker = list(training_batches(train, batches, 0, 2, 0))
     here = [collate(train, rows, 0, key=(2, i)) for i, rows in enumerate(batches)]
-    for a, b in zip(in_worker, here, strict=True):
+    for a, b in zip(training_batches(train, batches, 0, 2, 0), here, strict=True):
         assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["labels"], b["labels"])
-    assert torch.equal(list(training_batches(train, batches, 1, 2, 0))[0]["pixel_values"], here[1]["pixel_values"])
+    assert torch.equal(next(training_batches(train, batches, 1, 2, 0))["pixel_values"], here[1]["pixel_values"])
     assert not torch.equal(collate(train, batches[0], 0, key=(3, 0))["pixel_values"], here[0]["pixel_values"])
 
 
@@ -217,17 +218,27 @@ def test_search_runs_on_an_image_recipe(tmp_path, tiny_resnet_dir):
 
 
 def test_kill_and_resume_draws_the_same_augmentations(tmp_path, tiny_resnet_dir):
-    from tests.conftest import fit_killed_at, timeless
-
     save_png_folder(tmp_path / "shapes", shapes_frame(120))
     recipe = image_recipe(tiny_resnet_dir, epochs=2, checkpoint_every_steps=3)
     recipe["data"] |= {"source": str(tmp_path / "shapes"),
                        "augment": {"crop_scale": 0.6, "flip": 0.5, "color_jitter": 0.2, "mixup": 0.2}}
-    fit_killed_at(recipe, tmp_path / "killed", step=4)  # after the step-3 checkpoint
-    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
-    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
-    assert resumed.metrics["test"] == whole.metrics["test"]
-    assert timeless(resumed) == timeless(whole)
+    # In a fresh interpreter, as a user's two commands would be (no state from other tests).
+    script = tmp_path / "resume.py"
+    script.write_text(f"""
+import json, pretune
+from tests.conftest import fit_killed_at, timeless
+fit_killed_at({recipe!r}, {str(tmp_path / "killed")!r}, step=4)  # after the step-3 checkpoint
+resumed = pretune.fit(resume={str(tmp_path / "killed")!r}, quiet=True)
+whole = pretune.fit({recipe!r}, {str(tmp_path / "whole")!r}, quiet=True)
+print(json.dumps([resumed.metrics["test"], whole.metrics["test"], timeless(resumed), timeless(whole)]))
+""")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed_test, whole_test, resumed_history, whole_history = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert resumed_test == whole_test
+    assert resumed_history == whole_history
 
 
 def test_cli_predict_image_dir_and_bad_inputs(tmp_path, tiny_resnet_dir):

@@ -50,15 +50,19 @@ def export_image_onnx(model, settings, out_dir: str | Path, images: list[dict], 
 
 
 def check_images(model, onnx_path: Path, images: list[dict], tolerance: float) -> float:
-    """Largest |logit difference| between torch and ONNX Runtime on the batches `images`."""
+    """Largest |logit difference| between torch and ONNX Runtime on the batches `images`, relative
+    to the largest |logit| (when above 1)."""
     runner = OnnxRunner(onnx_path)
     worst = 0.0
     for batch in images:
         with torch.inference_mode():
             expected = logits_of(model(pixel_values=batch[INPUT])).float().numpy()
-        worst = max(worst, float(np.abs(runner(batch) - expected).max()))
+        # Relative to the logits' scale: a deep CNN's fp32 sums (BatchNorm folded into each
+        # convolution by the exporter) differ by ~1e-3 on logits of size ~10, harmlessly.
+        scale = max(1.0, float(np.abs(expected).max()))
+        worst = max(worst, float(np.abs(runner(batch) - expected).max()) / scale)
     if worst > tolerance:
-        raise PretuneError(f"ONNX export of {onnx_path.parent} differs from torch by {worst:.2e} "
+        raise PretuneError(f"ONNX export of {onnx_path.parent} differs from torch by {worst:.2e} of its logits' scale "
                            f"(> tolerance {tolerance:.0e})")
     return worst
 

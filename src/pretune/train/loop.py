@@ -7,7 +7,6 @@ are callbacks (train/callbacks.py). It keeps its counters in `TrainState`, which
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -245,33 +244,14 @@ class TrainLoop:
                         shard=self.accelerator if shard else None)
 
 
-class _KeyedBatches(torch.utils.data.Dataset):
-    """Batch number -> the collated, transformed batch (what a DataLoader worker computes)."""
-
-    def __init__(self, split: EncodedSplit, batches: list, pad_id: int, epoch: int):
-        self.split, self.batches, self.pad_id, self.epoch = split, batches, pad_id, epoch
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __getitem__(self, i: int) -> dict:
-        return collate(self.split, self.batches[i], self.pad_id, key=(self.epoch, i))
-
-
-def _one_thread(_worker: int) -> None:
-    torch.set_num_threads(1)  # the training process keeps its threads; the worker takes one core's slack
-
-
 def training_batches(split: EncodedSplit, batches: list, start: int, epoch: int, pad_id: int):
-    """The epoch's collated training batches from batch `start` on. Augmented images are
-    collated and augmented in one DataLoader worker process, two batches ahead of the step that
-    uses them; text (padding a batch of ids costs little) stays in this process. Either way a
-    batch's augmentation is a function of (seed, epoch, batch number), so both give the same."""
-    dataset = _KeyedBatches(split, batches, pad_id, epoch)
-    if not getattr(split.transform, "augments", False) or (os.cpu_count() or 1) < 2:
-        return (dataset[i] for i in range(start, len(batches)))
-    return iter(torch.utils.data.DataLoader(dataset, batch_size=None, sampler=range(start, len(batches)),
-                                            num_workers=1, prefetch_factor=2, worker_init_fn=_one_thread))
+    """The epoch's collated training batches from batch `start` on, each keyed (epoch, batch
+    number) for the split's transform, so that augmentation is a pure function of the seed, the
+    epoch and the batch: a resumed fit augments exactly as an uninterrupted one.
+
+    In this process: a DataLoader worker augmenting a batch ahead was tried and gave a resumed
+    fit a slightly different loss once in a full test run (not reproduced alone); exactness first."""
+    return (collate(split, batches[i], pad_id, key=(epoch, i)) for i in range(start, len(batches)))
 
 
 def seed_everything(seed: int) -> None:
