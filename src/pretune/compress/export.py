@@ -73,6 +73,18 @@ def _export_images(parent: Run, cfg: CompressConfig, out: Path) -> Run:
     return write_variant(out, parent, "export", ec.model_dump(), save, notes=notes)
 
 
+def prepare_export(model, out_dir: str | Path) -> tuple[torch.nn.Module, Path]:
+    """What every export starts with (text and image): the onnx extra present, the directory
+    made, the model in eval mode on the CPU."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("onnx", "compress") from None
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return model.eval().cpu(), out_dir
+
+
 def export_onnx(model, tokenizer, out_dir: str | Path, texts: list[str], *, opset: int = 17,
                 tolerance: float = 1e-3, max_length: int = 128) -> dict:
     """Write `model.onnx`, config.json and the tokenizer to `out_dir`; return the check's figures.
@@ -80,13 +92,7 @@ def export_onnx(model, tokenizer, out_dir: str | Path, texts: list[str], *, opse
     The export is run on `texts` (real ones: padding and lengths vary) in ONNX Runtime and
     compared with torch; a difference above `tolerance` is an error, never a silent variant.
     """
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("onnx", "compress") from None
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    model, out_dir = prepare_export(model, out_dir)
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
     sample = tokenizer(texts[:2] or ["a"], padding=True, truncation=True, max_length=max_length,

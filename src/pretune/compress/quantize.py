@@ -106,11 +106,8 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
                                     **common)
             return target
 
-        groups = node_groups(source)
-        validation = _validation_scorer(data, task, tokenizer, max_length)
-        kept, gate = _gated(list(groups), lambda names: validation(OnnxRunner(quantize(
-            [n for g in names for n in groups[g]], tmp / "trial.onnx"))), validation(OnnxRunner(source)), budget)
-        final = quantize([n for g in kept for n in groups[g]], tmp / "int8.onnx")
+        final, kept, gate = _gated_int8(source, node_groups(source), quantize,
+                                        _validation_scorer(data, task, tokenizer, max_length), budget, tmp)
         notes |= {"kept_fp32": kept, **gate}
 
         def save(model_dir: Path) -> None:
@@ -153,11 +150,8 @@ def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Pat
                                     quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, **common)
             return target
 
-        groups = conv_node_groups(source)
-        validation = _validation_scorer(data, task, settings, 0)
-        kept, gate = _gated(list(groups), lambda names: validation(OnnxRunner(quantize(
-            [n for g in names for n in groups[g]], tmp / "trial.onnx"))), validation(OnnxRunner(source)), budget)
-        final = quantize([n for g in kept for n in groups[g]], tmp / "int8.onnx")
+        final, kept, gate = _gated_int8(source, conv_node_groups(source), quantize,
+                                        _validation_scorer(data, task, settings, 0), budget, tmp)
         notes |= {"kept_fp32": kept, "calibration_images": len(calibration) if qc.mode == "static" else 0, **gate}
 
         def save(model_dir: Path) -> None:
@@ -167,6 +161,15 @@ def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Pat
                 shutil.copyfile(source_dir / name, model_dir / name)
 
         return write_variant(out, parent, "quantize", qc.model_dump() | {"max_drop": budget}, save, notes=notes)
+
+
+def _gated_int8(source: Path, groups: dict[str, list[str]], quantize: Callable[[list[str], Path], Path],
+                validation: Callable, budget: float | None, tmp: Path) -> tuple[Path, list[str], dict]:
+    """The int8 model of `source` with the groups the accuracy gate keeps fp32 left out (text and
+    images alike: only the node groups and the quantize call differ): (path, kept, gate notes)."""
+    kept, gate = _gated(list(groups), lambda names: validation(OnnxRunner(quantize(
+        [n for g in names for n in groups[g]], tmp / "trial.onnx"))), validation(OnnxRunner(source)), budget)
+    return quantize([n for g in kept for n in groups[g]], tmp / "int8.onnx"), kept, gate
 
 
 def _torch(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> Run:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pretune.data.encode import EncodedSplit
-from pretune.errors import MissingExtraError, PretuneError
+from pretune.errors import PretuneError
 from pretune.evaluate import logits_of
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
 
@@ -31,13 +31,9 @@ def export_image_onnx(model, settings, out_dir: str | Path, images: list[dict], 
     """Write `model.onnx`, config.json and preprocessor_config.json to `out_dir`; return the
     check's figures. `images`: collated batches of real images (normalised pixel_values); the
     export runs on them in ONNX Runtime and a logit difference above `tolerance` is an error."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise MissingExtraError("onnx", "compress") from None
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = model.eval().cpu()
+    from pretune.compress.export import prepare_export  # export.py reaches here for images
+
+    model, out_dir = prepare_export(model, out_dir)
     sample = images[0][INPUT][:2]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about Python conditionals on shapes
