@@ -112,6 +112,17 @@ def test_image_split_collates_by_stacking_and_augments_deterministically():
         assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["labels"], b["labels"])
     assert torch.equal(next(training_batches(train, batches, 1, 2, 0))["pixel_values"], here[1]["pixel_values"])
     assert not torch.equal(collate(train, batches[0], 0, key=(3, 0))["pixel_values"], here[0]["pixel_values"])
+    # Augmented batches come from a DataLoader worker (2+ cores), which leaves the global RNG
+    # (dropout's) as it was: a resume that restores it must not see an extra draw.
+    # `train.dataloader_workers: 2` splits the batches between two workers, in order.
+    rng = torch.get_rng_state()
+    for workers in (None, 2):
+        ahead = training_batches(train, batches, 1, 2, 0, workers)
+        assert isinstance(ahead, torch.utils.data.dataloader._BaseDataLoaderIter) or (os.cpu_count() or 1) < 2
+        for a, b in zip(ahead, here[1:], strict=True):
+            assert torch.allclose(a["pixel_values"], b["pixel_values"], atol=1e-5)
+            assert torch.equal(a["labels"], b["labels"])
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_readers_image_folder_idx_and_a_truncated_file(tmp_path, monkeypatch):

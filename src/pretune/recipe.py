@@ -176,6 +176,10 @@ class TrainConfig(_Section):
         200, gt=0, description="checkpoint interval (plus one at each epoch end)"
     )
     keep_checkpoints: int = Field(2, gt=0, description="newest checkpoints kept on disk")
+    dataloader_workers: int | None = Field(
+        None, ge=0, description="processes collating (and augmenting) training batches ahead of the step; "
+        "null: 1 for augmented images on 2+ cores, else 0 (in the training process)"
+    )
 
 
 class GroupOverride(_Section):

@@ -4,7 +4,8 @@ for training random resized crop, flip, colour jitter, mixup / cutmix.
 Plain tensor operations (torchvision and kornia do not import beside this CPU torch build).
 A training batch's random draws come from a torch.Generator seeded by (recipe seed, epoch, batch
 number): a pure function, like the batch order, so a fit from scratch augments identically each
-time and a resumed fit draws exactly what the uninterrupted one would have.
+time, a resumed fit draws exactly what the uninterrupted one would have, and a DataLoader worker
+process can augment a batch ahead of the step without sharing any state with the loop.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ class Normalize:
 class Augment:
     """The recipe's augmentations, then normalisation. `num_labels` is needed by mixup / cutmix,
     which turn labels into class-probability rows (cross-entropy takes those as targets)."""
+
+    augments = True  # the loop runs it in a DataLoader worker (see train/loop.py)
 
     def __init__(self, cfg: AugmentConfig, settings: ImageSettings, seed: int, num_labels: int):
         self.cfg, self.num_labels, self.seed = cfg, num_labels, seed

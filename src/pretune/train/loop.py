@@ -7,6 +7,7 @@ are callbacks (train/callbacks.py). It keeps its counters in `TrainState`, which
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -153,7 +154,8 @@ class TrainLoop:
         accum = cfg.gradient_accumulation_steps
         started = time.perf_counter()
         events = {e for e in ("on_batch_start", "on_outputs") if any(hasattr(cb, e) for cb in self.callbacks)}
-        collated = training_batches(self.train, batches, state.batch_in_epoch, state.epoch, self.pad_id)
+        collated = training_batches(self.train, batches, state.batch_in_epoch, state.epoch, self.pad_id,
+                                     cfg.dataloader_workers)
         for i, batch in zip(range(state.batch_in_epoch, len(batches)), collated, strict=True):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             labels = batch.pop("labels")
@@ -244,14 +246,42 @@ class TrainLoop:
                         shard=self.accelerator if shard else None)
 
 
-def training_batches(split: EncodedSplit, batches: list, start: int, epoch: int, pad_id: int):
-    """The epoch's collated training batches from batch `start` on, each keyed (epoch, batch
-    number) for the split's transform, so that augmentation is a pure function of the seed, the
-    epoch and the batch: a resumed fit augments exactly as an uninterrupted one.
+class _KeyedBatches(torch.utils.data.Dataset):
+    """Batch number -> the collated, transformed batch (what a DataLoader worker computes)."""
 
-    In this process: a DataLoader worker augmenting a batch ahead was tried and gave a resumed
-    fit a slightly different loss once in a full test run (not reproduced alone); exactness first."""
-    return (collate(split, batches[i], pad_id, key=(epoch, i)) for i in range(start, len(batches)))
+    def __init__(self, split: EncodedSplit, batches: list, pad_id: int, epoch: int):
+        self.split, self.batches, self.pad_id, self.epoch = split, batches, pad_id, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, i: int) -> dict:
+        return collate(self.split, self.batches[i], self.pad_id, key=(self.epoch, i))
+
+
+def _one_thread(_worker: int) -> None:
+    torch.set_num_threads(1)  # the training process keeps its threads; the worker takes one core's slack
+
+
+def training_batches(split: EncodedSplit, batches: list, start: int, epoch: int, pad_id: int,
+                     workers: int | None = None):
+    """The epoch's collated training batches from batch `start` on. By default augmented images
+    are collated and augmented in one DataLoader worker process, two batches ahead of the step
+    that uses them; text (padding a batch of ids costs little) stays in this process. Either way
+    a batch's augmentation is a function of (seed, epoch, batch number), so both give the same
+    batches, and a resumed fit the same as an uninterrupted one."""
+    dataset = _KeyedBatches(split, batches, pad_id, epoch)
+    if workers is None:
+        workers = int(getattr(split.transform, "augments", False) and (os.cpu_count() or 1) >= 2)
+    if workers == 0:
+        return (dataset[i] for i in range(start, len(batches)))
+    # A DataLoader iterator draws its workers' base seed from `generator`, by default the global
+    # torch RNG: that extra draw at a resume point (and not in the uninterrupted fit) shifted
+    # every later dropout mask. The keyed draws make the base seed irrelevant, so it comes from
+    # a private generator and the global RNG is left as the checkpoint restored it.
+    return iter(torch.utils.data.DataLoader(
+        dataset, batch_size=None, sampler=range(start, len(batches)), num_workers=workers, prefetch_factor=2,
+        worker_init_fn=_one_thread, generator=torch.Generator().manual_seed(epoch)))
 
 
 def seed_everything(seed: int) -> None:
