@@ -212,6 +212,32 @@ def test_hf_resnet_fit_save_reload_predict_and_strategies(tmp_path, tiny_resnet_
         assert r.metrics["status"] == "completed"
 
 
+def test_mlp_head_surgery_on_image_models_reloads_with_the_same_logits(tmp_path, tiny_resnet_dir):
+    """model.surgery.head replaces the classifier of an HF ResNet (classifier.1) and of
+    EfficientNet-Lite (classifier); each saved model reloads with its MLP and the same logits."""
+    from transformers import AutoModelForImageClassification
+
+    from pretune.evaluate import logits_of
+    from pretune.models.load import load_saved_model
+    from pretune.models.surgery import apply_surgery
+    from pretune.models.vision import build_efficientnet
+    from pretune.recipe import SurgeryConfig
+
+    task = create_task(DataConfig(task="image-classification"))
+    pixels = torch.randn(2, 3, 32, 32)
+    head = SurgeryConfig(head={"hidden_size": 12, "dropout": 0.2, "activation": "relu"})
+    for name, model in (("resnet", AutoModelForImageClassification.from_pretrained(tiny_resnet_dir)),
+                        ("lite", build_efficientnet("efficientnet-lite0", 5, 32, pretrained=False))):
+        apply_surgery(model, head)
+        mlp = model.classifier[1] if name == "resnet" else model.classifier
+        assert [type(m).__name__ for m in mlp] == ["Linear", "ReLU", "Dropout", "Linear"] and mlp[3].out_features == 5
+        (tmp_path / name).mkdir()
+        model.eval().save_pretrained(tmp_path / name)
+        again = load_saved_model(tmp_path / name, task)
+        with torch.no_grad():
+            torch.testing.assert_close(logits_of(again(pixel_values=pixels)), logits_of(model(pixel_values=pixels)))
+
+
 def test_search_runs_on_an_image_recipe(tmp_path, tiny_resnet_dir):
     """The same `search:` section on an image recipe: trials are image runs, best.yaml one too."""
     save_png_folder(tmp_path / "shapes", shapes_frame(120))
@@ -233,6 +259,9 @@ def test_kill_and_resume_draws_the_same_augmentations(tmp_path, tiny_resnet_dir)
     recipe = image_recipe(tiny_resnet_dir, epochs=2, checkpoint_every_steps=3)
     recipe["data"] |= {"source": str(tmp_path / "shapes"),
                        "augment": {"crop_scale": 0.6, "flip": 0.5, "color_jitter": 0.2, "mixup": 0.2}}
+    # A head with dropout draws from the global RNG, which the checkpoint restores: the augmenting
+    # worker started at the resume point must not draw from it.
+    recipe["model"]["surgery"] = {"head": {"hidden_size": 16, "dropout": 0.3}}
     # In a fresh interpreter, as a user's two commands would be (no state from other tests).
     script = tmp_path / "resume.py"
     script.write_text(f"""

@@ -34,7 +34,8 @@ ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh}
 # Config / module fields that hold the layer count (distilbert: n_layers); only the one whose
 # value equals the current count is changed, so an unrelated field is never touched.
 LAYER_COUNT_FIELDS = ("num_hidden_layers", "n_layers", "num_layers")
-HEAD_PATHS = ("classifier", "classifier.out_proj")  # BERT-like, then RoBERTa/ELECTRA/MPNet-like
+# BERT-like and most image models, RoBERTa/ELECTRA/MPNet-like, then HF ResNet / RegNet (Flatten, Linear)
+HEAD_PATHS = ("classifier", "classifier.out_proj", "classifier.1")
 
 
 def apply_surgery(model: nn.Module, cfg: SurgeryConfig, layer_prefixes: list[str] | None = None) -> list[dict]:

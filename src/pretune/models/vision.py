@@ -40,21 +40,23 @@ class VisionConfig:
     rebuild the architecture on reload."""
 
     def __init__(self, architecture: str, image_size: int, num_labels: int = 2, id2label: dict | None = None,
-                 pretune_channels: dict | None = None):
+                 pretune_channels: dict | None = None, pretune_head: dict | None = None):
         self.architecture, self.image_size, self.num_labels = architecture, image_size, num_labels
         self.id2label = id2label or {}
         self.label2id = {v: k for k, v in self.id2label.items()}
         self.pretune_channels = pretune_channels  # the layers channel pruning shrank (models/channels.py)
+        self.pretune_head = pretune_head  # an MLP head from model.surgery.head (models/surgery.py)
 
     def to_dict(self) -> dict:
         return {CONFIG_KEY: self.architecture, "image_size": self.image_size, "num_labels": self.num_labels,
                 "id2label": {str(k): v for k, v in self.id2label.items()},
-                **({CHANNELS_KEY: self.pretune_channels} if self.pretune_channels else {})}
+                **({CHANNELS_KEY: self.pretune_channels} if self.pretune_channels else {}),
+                **({"pretune_head": self.pretune_head} if self.pretune_head else {})}
 
     @classmethod
     def from_dict(cls, d: dict) -> VisionConfig:
         return cls(d[CONFIG_KEY], d["image_size"], d["num_labels"],
-                   {int(k): v for k, v in d.get("id2label", {}).items()}, d.get(CHANNELS_KEY))
+                   {int(k): v for k, v in d.get("id2label", {}).items()}, d.get(CHANNELS_KEY), d.get("pretune_head"))
 
     def save_pretrained(self, directory) -> None:
         (Path(directory) / "config.json").write_text(json.dumps(self.to_dict(), indent=2))
@@ -146,12 +148,14 @@ def load_saved_vision_model(model_dir: str | Path, task) -> EfficientNetClassifi
     from safetensors.torch import load_model
 
     from pretune.models.channels import restore_channel_shapes
+    from pretune.models.surgery import restore_head
 
     config = read_vision_config(model_dir)
     task.restore(config)
     model = build_efficientnet(config.architecture, config.num_labels, config.image_size, pretrained=False)
     model.config = config
-    restore_channel_shapes(model, config)  # a channel-pruned model: its smaller layers first
+    restore_head(model, config)  # an MLP head, then a channel-pruned model's smaller layers
+    restore_channel_shapes(model, config)
     load_model(model, str(Path(model_dir) / "model.safetensors"))
     return model.eval()
 
