@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, print_table, write_json  # noqa: E402
+from _common import best_of_rounds, machine, print_table, write_json  # noqa: E402
 
 TEACHER_RECIPE = {"seed": 42, "data": {"source": "rotten-tomatoes", "max_train_samples": 4000, "max_length": 64},
                   "train": {"epochs": 2, "batch_size": 32, "checkpoint_every_steps": None, "optimizer": {"lr": 1e-4}}}
@@ -31,6 +31,8 @@ VARIANTS = {
     "onnx-fp32-fused": ("teacher", "export", ["compress.export.optimize=true"]),
     "pretune-int8": ("teacher", "quantize", ["compress.quantize.max_drop=1.0"]),
     "pretune-int8-static": ("teacher", "quantize", ["compress.quantize.mode=static"]),
+    "pretune-int8-static-percentile": ("teacher", "quantize", ["compress.quantize.mode=static",
+                                                               "compress.quantize.calibration=percentile"]),
     "torch-int8": ("teacher", "quantize", ["compress.quantize.backend=torch"]),
     "prune-30": ("teacher", "prune", ["compress.prune.heads=0.3", "compress.prune.neurons=0.3",
                                       "compress.prune.recovery_epochs=0.5"]),
@@ -109,9 +111,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="no training (busy machine): see QUICK")
     parser.add_argument("--rounds", type=int, default=3, help="timing rounds; each variant keeps its best")
     parser.add_argument("--build-only", action="store_true", help="build the variants, measure nothing")
+    parser.add_argument("--results", default="compress_tradeoff", help="results/NAME.json (a partial --only run: "
+                                                                          "another name keeps the full table)")
     args = parser.parse_args()
     import pretune
-    from pretune.compress.measure import measure
     from pretune.compress.pipeline import resolve_config, steps, table
 
     args.work.mkdir(parents=True, exist_ok=True)  # variants already built there are reused
@@ -149,18 +152,7 @@ def main() -> None:
     cfg = resolve_config(teacher, ["export"], overrides=[f"compress.measure.threads={args.threads}"])
     print("measuring ...", file=sys.stderr, flush=True)
     rows = table(list(runs.values()), cfg)
-    # Other processes share this machine: more timing-only rounds, interleaved across variants,
-    # and each variant keeps its best round (the least disturbed one).
-    timing = cfg.measure.model_copy(update={"evaluate": False})
-    for _ in range(args.rounds - 1):
-        for row, run in zip(rows, runs.values(), strict=True):
-            again = measure(run, timing)
-            row["throughput"] = max(row["throughput"], again["throughput"])
-            for key in ("latency_ms_p50", "latency_ms_p95"):
-                row[key] = min(row[key], again[key])
-    for row in rows:
-        row["speedup_batch"] = row["throughput"] / rows[0]["throughput"]
-        row["speedup_latency"] = rows[0]["latency_ms_p50"] / row["latency_ms_p50"]
+    best_of_rounds(rows, list(runs.values()), cfg.measure, args.rounds)
     for row, name in zip(rows, runs, strict=True):
         row["name"], row["build_s"] = name, seconds.get(name)
         row["size_mb"] = round(row["size_mb"], 2)
@@ -179,7 +171,7 @@ def main() -> None:
     payload = {"args": {k: str(v) for k, v in vars(args).items()}, "machine": {**machine(), "cpu_flags": cpu_flags()},
                "variants": {k: list(map(str, v)) for k, v in variants.items()}, "rows": rows,
                "notes": {r["name"]: runs[r["name"]].metrics.get("compress", {}) for r in rows}}
-    print(f"\nwrote {write_json('compress_tradeoff', payload)}")
+    print(f"\nwrote {write_json(args.results, payload)}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ and distilled from a fine-tuned EfficientNet-Lite2; every variant measured the s
 ratios against the torch fp32 Lite0.
 
     python benchmarks/vision_compress.py [--samples 320] [--eval-samples 160] [--image-size 64]
-                                         [--epochs 3] [--threads 2] [--no-distill] [--work DIR]
+                                         [--epochs 3] [--threads 2] [--timed 400] [--repeats 10]
+                                         [--rounds 3] [--no-distill] [--work DIR (kept; reused)]
 
 Fine-tuning is feature extraction (freeze + feature cache: on so few images it beats full
 fine-tuning, see benchmarks/vision.py); pruning's recovery trains the whole pruned network for
@@ -25,15 +26,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
+from _common import best_of_rounds, cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
 # name: (parent name, step, --set overrides)
 VARIANTS = {
     "onnx-fp32": ("lite0", "export", []),
     "int8-static": ("lite0", "quantize", []),
+    "int8-static-percentile": ("lite0", "quantize", ["compress.quantize.calibration=percentile"]),
+    "int8-static-entropy": ("lite0", "quantize", ["compress.quantize.calibration=entropy"]),
     "int8-dynamic": ("lite0", "quantize", ["compress.quantize.mode=dynamic"]),
     "pruned-30": ("lite0", "prune", ["compress.prune.channels=0.3"]),
+    "pruned-30-onnx": ("pruned-30", "export", []),
     "pruned-30-int8": ("pruned-30", "quantize", []),
+    "pruned-30-int8-percentile": ("pruned-30", "quantize", ["compress.quantize.calibration=percentile"]),
     "distilled-lite2": ("lite2", "distill", ["compress.distill.student=efficientnet-lite0"]),
 }
 COLUMNS = ["name", "backend", "accuracy", "size_mb", "parameters", "latency_ms_p50", "latency_ms_p95", "throughput",
@@ -49,7 +54,7 @@ def recipe(args, model: str) -> dict:
                       "checkpoint_every_steps": None, "mixed_precision": "no"},
             "compress": {"prune": {"recovery_epochs": args.recovery_epochs, "lr": 1e-3},
                          "distill": {"epochs": args.epochs},
-                         "measure": {"threads": args.threads, "samples": args.timed, "repeats": 3}}}
+                         "measure": {"threads": args.threads, "samples": args.timed, "repeats": args.repeats}}}
 
 
 def main() -> None:
@@ -60,7 +65,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--recovery-epochs", type=float, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--timed", type=int, default=128, help="test images timed per variant")
+    # An ONNX Lite0 at 64 px runs ~2,500 images/s: 128 images is a 50 ms pass, too short to time.
+    parser.add_argument("--timed", type=int, default=400, help="test images timed per variant")
+    parser.add_argument("--repeats", type=int, default=10, help="timed passes per variant (the median is kept)")
+    parser.add_argument("--rounds", type=int, default=3, help="timing rounds interleaved across the variants; "
+                                                              "each keeps its best")
     parser.add_argument("--no-distill", action="store_true", help="skip the Lite2 teacher and its student")
     parser.add_argument("--work", type=Path, help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
@@ -75,7 +84,10 @@ def main() -> None:
             if name == "lite2" and args.no_distill:
                 continue
             start = time.perf_counter()
-            runs[name] = pretune.fit(recipe(args, model), work / name, quiet=True)
+            if (work / name / "metrics.json").is_file():  # built by an earlier run with the same --work
+                runs[name] = pretune.load_run(work / name)
+            else:
+                runs[name] = pretune.fit(recipe(args, model), work / name, quiet=True)
             seconds[name] = time.perf_counter() - start
             print(f"{name}: test accuracy {runs[name].metrics['test']['accuracy']:.3f} ({seconds[name]:.0f} s)",
                   flush=True)
@@ -84,12 +96,14 @@ def main() -> None:
                 continue
             start = time.perf_counter()
             cfg = resolve_config(runs[parent], [step], overrides=overrides)
-            runs[name] = run_step(runs[parent], step, work / name, cfg)
+            built = (work / name / "metrics.json").is_file()
+            runs[name] = pretune.load_run(work / name) if built else run_step(runs[parent], step, work / name, cfg)
             seconds[name] = time.perf_counter() - start
             print(f"{name}: test accuracy {runs[name].metrics['test']['accuracy']:.3f} ({seconds[name]:.0f} s)",
                   flush=True)
         cfg = resolve_config(runs["lite0"], ["export"])
         rows = table([runs[n] for n in runs], cfg)  # the first (torch fp32 Lite0) is the reference
+        best_of_rounds(rows, [runs[n] for n in runs], cfg.measure, args.rounds)
         for row in rows:
             row["seconds"] = seconds[row["name"]]
         print(f"# EfficientNet-Lite0 on {runs['lite0'].recipe.data.source}: {args.samples} train / "

@@ -203,6 +203,15 @@ def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # activations too, not only weights
     expected, batch = torch_logits(tiny_run.model_path, TEXTS)
     np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.1)
+    # Histogram calibrations stack every calibration batch's activations: texts of different
+    # lengths and a short last batch (13 is not a multiple of 8) must still calibrate.
+    for method in ("percentile", "entropy"):
+        cfg = pipeline.resolve_config(tiny_run, ["quantize"], overrides=[
+            "compress.quantize.mode=static", "compress.quantize.calibration_samples=13",
+            f"compress.quantize.calibration={method}"])
+        variant = pipeline.steps.get("quantize")(tiny_run, cfg, tmp_path / method)
+        assert variant.metrics["compress"]["settings"]["calibration"] == method
+        np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.1)
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path):

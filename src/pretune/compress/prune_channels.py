@@ -50,7 +50,7 @@ def prune_channels_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
                            f"not '{pc.method}'; magnitude pruning is for text encoders")
     task = task_of(parent)
     model, settings = load_torch_model(parent, "prune", task), load_preprocessor_of(parent)
-    notes = prune_channels(model, pc.channels, settings.size)
+    notes = prune_channels(model, pc.channels, settings.size, pc.channel_multiple)
     batches = input_batches(encode_rows(load_data(parent, task), task, settings, 0, "train", 32 * pc.score_batches),
                             32, 0)
     notes["batchnorm_recalibrated"] = recalibrate_batchnorm(model, batches)
@@ -106,9 +106,9 @@ def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def prune_channels(model: nn.Module, fraction: float, image_size: int) -> dict:
-    """Remove `fraction` of the channels of every prunable group, in place; record the new sizes
-    in `model.config` and return what changed."""
+def prune_channels(model: nn.Module, fraction: float, image_size: int, multiple: int = 8) -> dict:
+    """Remove about `fraction` of the channels of every prunable group, in place, leaving a
+    multiple of `multiple` in each; record the new sizes in `model.config` and return what changed."""
     try:
         import torch_pruning as tp
     except ImportError:
@@ -123,7 +123,8 @@ def prune_channels(model: nn.Module, fraction: float, image_size: int) -> dict:
     model.eval()  # trace without touching BatchNorm's running statistics
     example = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
     pruner = tp.pruner.BasePruner(model, example, importance=tp.importance.GroupMagnitudeImportance(p=2),
-                                  pruning_ratio=fraction, ignored_layers=head, output_transform=logits_of)
+                                  pruning_ratio=fraction, ignored_layers=head, output_transform=logits_of,
+                                  round_to=multiple)
     pruner.step()
     changed = record_channels(model, before)
     convs = [name for name, sizes in before.items() if "out_channels" in sizes]

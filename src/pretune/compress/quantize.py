@@ -22,12 +22,13 @@ The gate ranks stages ('_blocks.3', 'stages.1'), not encoder layers.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from pretune.compress.export import export_onnx, optimize_onnx
@@ -94,16 +95,18 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
             # Shape inference cannot type the outputs of ONNX Runtime's fused (contrib) ops.
             common = {"per_channel": qc.per_channel, "weight_type": QuantType.QInt8, "nodes_to_exclude": exclude,
                       "extra_options": {"DefaultTensorType": 1}}  # onnx.TensorProto.FLOAT
-            with _quiet_root_logger():  # "consider pre-processing": a notice per call
+            with _quiet_root_logger():
                 if qc.mode == "dynamic":
                     quantize_dynamic(str(source), str(target), **common)
                 else:
                     names = [i.name for i in OnnxRunner(source).session.get_inputs()]
-                    calibration = _CalibrationReader(tokenizer, data.splits["train"].texts[:qc.calibration_samples],
-                                                     max_length, names)
+                    texts = data.splits["train"].texts[:qc.calibration_samples]
+                    calibration = (_CalibrationReader(tokenizer, texts, max_length, names, 1, "max_length")
+                                   if histogram_calibration(qc) else
+                                   _CalibrationReader(tokenizer, texts, max_length, names))
                     quantize_static(str(source), str(target), calibration, activation_type=QuantType.QUInt8,
                                     quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gather"],
-                                    **common)
+                                    calibrate_method=calibration_method(qc), **common)
             return target
 
         final, kept, gate = _gated_int8(source, node_groups(source), quantize,
@@ -146,8 +149,10 @@ def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Pat
                 if qc.mode == "dynamic":
                     quantize_dynamic(str(source), str(target), **common)
                 else:
-                    quantize_static(str(source), str(target), ImageCalibrationReader(calibration),
-                                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, **common)
+                    reader = ImageCalibrationReader(calibration, 1 if histogram_calibration(qc) else 8)
+                    quantize_static(str(source), str(target), reader,
+                                    quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                                    calibrate_method=calibration_method(qc), **common)
             return target
 
         final, kept, gate = _gated_int8(source, conv_node_groups(source), quantize,
@@ -161,6 +166,20 @@ def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Pat
                 shutil.copyfile(source_dir / name, model_dir / name)
 
         return write_variant(out, parent, "quantize", qc.model_dump() | {"max_drop": budget}, save, notes=notes)
+
+
+def histogram_calibration(qc: QuantizeConfig) -> bool:
+    """Percentile and entropy stack every calibration batch's activations into one array, so the
+    batches must share a shape: one sample each, texts padded to max_length."""
+    return qc.calibration != "minmax"
+
+
+def calibration_method(qc: QuantizeConfig):
+    """ONNX Runtime's CalibrationMethod for `compress.quantize.calibration`."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[qc.calibration]
 
 
 def _gated_int8(source: Path, groups: dict[str, list[str]], quantize: Callable[[list[str], Path], Path],
@@ -254,11 +273,14 @@ def _gated(groups: list[str], score: Callable[[list[str]], float], base: float,
 
 @contextmanager
 def _quiet_root_logger():
+    # ONNX Runtime logs "consider pre-processing" per call and its histogram calibrators print
+    # their progress to stdout, which is the CLI's (`--json`) output.
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
@@ -266,11 +288,12 @@ def _quiet_root_logger():
 class _CalibrationReader:
     """Training texts, 8 at a time, as ONNX Runtime feeds for static-quantization calibration."""
 
-    def __init__(self, tokenizer, texts: list[str], max_length: int, names: list[str]):
+    def __init__(self, tokenizer, texts: list[str], max_length: int, names: list[str], batch_size: int = 8,
+                 padding: str | bool = True):
         self._batches = iter([
-            {k: v for k, v in tokenizer(texts[i:i + 8], padding=True, truncation=True, max_length=max_length,
-                                        return_tensors="np").items() if k in names}
-            for i in range(0, len(texts), 8)])
+            {k: v for k, v in tokenizer(texts[i:i + batch_size], padding=padding, truncation=True,
+                                        max_length=max_length, return_tensors="np").items() if k in names}
+            for i in range(0, len(texts), batch_size)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
