@@ -31,13 +31,13 @@ from _common import best_of_rounds, cpu_flags_line, machine, print_table, write_
 # name: (parent name, step, --set overrides)
 VARIANTS = {
     "onnx-fp32": ("lite0", "export", []),
-    "int8-static": ("lite0", "quantize", []),
+    "int8-static": ("lite0", "quantize", ["compress.quantize.calibration=minmax"]),
     "int8-static-percentile": ("lite0", "quantize", ["compress.quantize.calibration=percentile"]),
     "int8-static-entropy": ("lite0", "quantize", ["compress.quantize.calibration=entropy"]),
     "int8-dynamic": ("lite0", "quantize", ["compress.quantize.mode=dynamic"]),
     "pruned-30": ("lite0", "prune", ["compress.prune.channels=0.3"]),
     "pruned-30-onnx": ("pruned-30", "export", []),
-    "pruned-30-int8": ("pruned-30", "quantize", []),
+    "pruned-30-int8": ("pruned-30", "quantize", ["compress.quantize.calibration=minmax"]),
     "pruned-30-int8-percentile": ("pruned-30", "quantize", ["compress.quantize.calibration=percentile"]),
     "distilled-lite2": ("lite2", "distill", ["compress.distill.student=efficientnet-lite0"]),
 }
