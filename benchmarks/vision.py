@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=2)
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
+    parser.add_argument("--results", default="vision", help="results/NAME.json (a partial --contenders run: "
+                                                              "another name keeps the full table)")
     parser.add_argument("--only", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
@@ -123,7 +125,7 @@ def main() -> None:
           f"{args.image_size} px, {args.epochs} epochs, fp32; {cpu_flags_line()}")
     print_table(rows, ["contender", "test_accuracy", "test_f1_macro", "train_seconds", "train_images_per_s",
                        "infer_images_per_s_b32", "latency_ms_b1", "peak_mb"])
-    print(f"results: {write_json('vision', {'machine': machine(), 'args': vars(args), 'rows': rows})}")
+    print(f"results: {write_json(args.results, {'machine': machine(), 'args': vars(args), 'rows': rows})}")
 
 
 if __name__ == "__main__":

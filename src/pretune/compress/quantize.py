@@ -95,15 +95,13 @@ def _onnx(parent: Run, qc: QuantizeConfig, budget: float | None, out: Path) -> R
             # Shape inference cannot type the outputs of ONNX Runtime's fused (contrib) ops.
             common = {"per_channel": qc.per_channel, "weight_type": QuantType.QInt8, "nodes_to_exclude": exclude,
                       "extra_options": {"DefaultTensorType": 1}}  # onnx.TensorProto.FLOAT
-            with _quiet_root_logger():
+            with _quiet_onnxruntime():
                 if qc.mode == "dynamic":
                     quantize_dynamic(str(source), str(target), **common)
                 else:
                     names = [i.name for i in OnnxRunner(source).session.get_inputs()]
-                    texts = data.splits["train"].texts[:qc.calibration_samples]
-                    calibration = (_CalibrationReader(tokenizer, texts, max_length, names, 1, "max_length")
-                                   if histogram_calibration(qc) else
-                                   _CalibrationReader(tokenizer, texts, max_length, names))
+                    calibration = _CalibrationReader(tokenizer, data.splits["train"].texts[:qc.calibration_samples],
+                                                     max_length, names, equal_shapes=histogram_calibration(qc))
                     quantize_static(str(source), str(target), calibration, activation_type=QuantType.QUInt8,
                                     quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Gather"],
                                     calibrate_method=calibration_method(qc), **common)
@@ -145,11 +143,11 @@ def _onnx_images(parent: Run, qc: QuantizeConfig, budget: float | None, out: Pat
 
         def quantize(exclude: list[str], target: Path) -> Path:
             common = {"per_channel": qc.per_channel, "weight_type": QuantType.QInt8, "nodes_to_exclude": exclude}
-            with _quiet_root_logger():
+            with _quiet_onnxruntime():
                 if qc.mode == "dynamic":
                     quantize_dynamic(str(source), str(target), **common)
                 else:
-                    reader = ImageCalibrationReader(calibration, 1 if histogram_calibration(qc) else 8)
+                    reader = ImageCalibrationReader(calibration, batch_size=1 if histogram_calibration(qc) else 8)
                     quantize_static(str(source), str(target), reader,
                                     quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
                                     calibrate_method=calibration_method(qc), **common)
@@ -272,7 +270,7 @@ def _gated(groups: list[str], score: Callable[[list[str]], float], base: float,
 
 
 @contextmanager
-def _quiet_root_logger():
+def _quiet_onnxruntime():
     # ONNX Runtime logs "consider pre-processing" per call and its histogram calibrators print
     # their progress to stdout, which is the CLI's (`--json`) output.
     root = logging.getLogger()
@@ -286,14 +284,15 @@ def _quiet_root_logger():
 
 
 class _CalibrationReader:
-    """Training texts, 8 at a time, as ONNX Runtime feeds for static-quantization calibration."""
+    """Training texts, 8 at a time, as ONNX Runtime feeds for static-quantization calibration;
+    with `equal_shapes` (histogram calibration), one text at a time padded to `max_length`."""
 
-    def __init__(self, tokenizer, texts: list[str], max_length: int, names: list[str], batch_size: int = 8,
-                 padding: str | bool = True):
+    def __init__(self, tokenizer, texts: list[str], max_length: int, names: list[str], equal_shapes: bool = False):
+        size, padding = (1, "max_length") if equal_shapes else (8, True)
         self._batches = iter([
-            {k: v for k, v in tokenizer(texts[i:i + batch_size], padding=padding, truncation=True,
+            {k: v for k, v in tokenizer(texts[i:i + size], padding=padding, truncation=True,
                                         max_length=max_length, return_tensors="np").items() if k in names}
-            for i in range(0, len(texts), batch_size)])
+            for i in range(0, len(texts), size)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
