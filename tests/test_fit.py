@@ -20,7 +20,8 @@ def tiny_run(tmp_path_factory, tiny_model_dir, sentiment_csv):
 
 def test_run_directory_has_every_promised_file(tiny_run):
     names = {p.name for p in tiny_run.path.iterdir()}
-    assert {"recipe.yaml", "metrics.jsonl", "metrics.json", "model", "checkpoints", "plots"} <= names
+    assert {"recipe.yaml", "metrics.jsonl", "metrics.json", "model", "plots"} <= names
+    assert "checkpoints" not in names  # train.keep_checkpoints_after_fit: 0 by default
     assert {p.name for p in (tiny_run.path / "plots").iterdir()} == {"learning_curves.png", "lr_schedule.png"}
     assert (tiny_run.path / "plots" / "lr_schedule.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(tiny_run.path.rglob("*.tmp"))  # no leftovers of atomic writes
@@ -86,7 +87,8 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_model_dir
 
 def test_resume_needs_a_checkpoint(tmp_path):
     (tmp_path / "recipe.yaml").write_text("seed: 1\n")
-    with pytest.raises(PretuneError, match="no checkpoint to resume"):
+    (tmp_path / "metrics.json").write_text('{"status": "completed"}')
+    with pytest.raises(PretuneError, match="has finished .* nothing to resume"):
         pretune.fit(resume=tmp_path, quiet=True)
     with pytest.raises(PretuneError, match="not a pretune run directory"):
         pretune.fit(resume=tmp_path / "nothing", quiet=True)

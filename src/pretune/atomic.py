@@ -1,35 +1,49 @@
 """Atomic file writes: write a temporary sibling, fsync, then rename over the target.
 
-A process killed at any moment leaves either the old file or the new one, never half of one.
+A process killed at any moment leaves either the old file or the new one, never half of one;
+what it leaves of its temporary work (`.NAME.*.tmp` beside the target) `clean_leftovers` removes
+on the next start. Temporary files and directories are created with the modes any tool gets
+(0666 / 0777 less the umask), not mkstemp's private 0600 / 0700: a model pretune writes is
+readable by whoever may read the directory. A write that fails (permission, full disk) is one
+PretuneError naming the file; the target keeps its old content.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pretune.errors import PretuneError
+
+TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success it is renamed onto `target`."""
+    """Yield a temporary path beside `target`; on success it is renamed onto `target`.
+
+    A symbolic link at `target` is replaced, never written through (rename replaces the link)."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = None
     try:
-        yield tmp_path
-        with open(tmp_path, "rb") as f:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(target)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp_path, target)
+        os.replace(tmp, target)
+    except OSError as e:
+        raise _write_error(target, e) from None
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(target: str | Path, text: str) -> None:
@@ -49,18 +63,78 @@ def write_jsonl(target: str | Path, records: list[dict]) -> None:
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; on success it replaces `target` whole."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temp_name(target)
+        tmp.mkdir(0o777)
         yield tmp
-        if target.exists():
-            # Move the old copy aside first so that there is never a moment with neither.
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+        if target.exists() or target.is_symlink():
+            # Move the old copy aside first so that there is never a moment with neither
+            # (clean_leftovers moves it back if the process dies between the two renames).
+            old = target.with_name(f".{target.name}{OLD_SUFFIX}")
+            _remove(old)
             os.replace(target, old)
             os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             os.replace(tmp, target)
+    except OSError as e:
+        raise _write_error(target, e) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def refuse_links(root: str | Path) -> None:
+    """Refuse an output directory holding a symbolic link: pretune never writes through one
+    (`run/plots -> elsewhere` would put files outside the directory the user chose)."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for where, dirs, files in os.walk(root):  # os.walk does not follow links: they stay in the lists
+        for name in (*dirs, *files):
+            path = Path(where) / name
+            if path.is_symlink():
+                raise PretuneError(
+                    f"{path} is a symbolic link (to {os.readlink(path)}); pretune does not write "
+                    f"through links inside an output directory: remove it")
+
+
+def clean_leftovers(root: str | Path) -> None:
+    """Remove what killed atomic writes left under `root`, and put back a directory a killed
+    `atomic_dir` had moved aside (`.NAME.old` without `NAME`)."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for where, dirs, files in os.walk(root, topdown=False):
+        for name in (*dirs, *files):
+            path = Path(where) / name
+            if not name.startswith(".") or path.is_symlink():
+                continue
+            try:
+                if name.endswith(TMP_SUFFIX):
+                    _remove(path)
+                elif name.endswith(OLD_SUFFIX):
+                    original = path.with_name(name[1:-len(OLD_SUFFIX)])
+                    if original.exists():
+                        _remove(path)
+                    else:
+                        os.replace(path, original)
+            except OSError:
+                pass  # a leftover that cannot go (a read-only directory) harms nothing; the next write says why
+
+
+def _temp_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_error(target: Path, e: OSError) -> PretuneError:
+    return PretuneError(f"cannot write {target}: {e.strerror or e}")

@@ -5,12 +5,15 @@
     checkpoints/    for --resume               plots/         learning curves, lr schedule
 
 `RunDir` reads and writes these files and knows nothing of models; `pretune.Run` (predictor.py)
-adds predict and evaluate on top.
+adds predict and evaluate on top. Every start (a new run, a restart, a resume) first refuses a
+directory holding a symbolic link, so nothing lands outside the directory the user chose, and
+removes the temporary work a killed process left there.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,8 +42,33 @@ class RunDir:
         path = Path(path)
         if (path / RECIPE).exists():
             raise PretuneError(f"{path} already holds a run; use --resume {path} or another --out")
+        prepare_output(path)
         atomic.write_text(path / RECIPE, recipe.to_yaml())
         return cls(path)
+
+    @classmethod
+    def restart(cls, path: str | Path, recipe: Recipe):
+        """Start afresh in a run directory that holds nothing worth keeping (killed before its
+        first checkpoint: see `restartable`)."""
+        path = Path(path)
+        prepare_output(path)
+        for name in (HISTORY, CHECKPOINTS, PLOTS, MODEL):
+            target = path / name
+            try:
+                if target.is_dir():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink(missing_ok=True)
+            except OSError as e:
+                raise PretuneError(f"cannot remove {target} to start afresh: {e.strerror or e}") from None
+        atomic.write_text(path / RECIPE, recipe.to_yaml())
+        return cls(path)
+
+    @property
+    def restartable(self) -> bool:
+        """Killed before its first checkpoint: not finished, no checkpoint to continue from."""
+        checkpoints = self.path / CHECKPOINTS
+        return not self.finished and not (checkpoints.is_dir() and any(checkpoints.glob("step-*")))
 
     @property
     def recipe(self) -> Recipe:
@@ -74,6 +102,10 @@ class RunDir:
             raise PretuneError(f"run {self.path} has no saved model (did it finish?)")
         return path
 
+    def prepare(self) -> None:
+        """Before a resume writes again: no links, no leftovers (see prepare_output)."""
+        prepare_output(self.path)
+
     def write_metrics(self, metrics: dict) -> None:
         atomic.write_json(self.path / METRICS, metrics)
 
@@ -82,3 +114,10 @@ class RunDir:
         """A temporary directory that becomes `model/` whole, or not at all."""
         with atomic.atomic_dir(self.path / MODEL) as tmp:
             yield tmp
+
+
+def prepare_output(path: str | Path) -> None:
+    """Make `path` ready for pretune's writes: refuse symbolic links inside it (never written
+    through) and remove what killed atomic writes left behind."""
+    atomic.refuse_links(path)
+    atomic.clean_leftovers(path)

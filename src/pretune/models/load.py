@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,10 @@ aliases: Registry[Callable[[], Path]] = Registry("model alias")
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
+SAFE_WEIGHT_FILES = WEIGHT_FILES[:2]
+# Weights in a pickle: loading one can run code, so a directory holding only these is refused
+# unless model.allow_pickle says otherwise (and then torch.load runs with weights_only=True).
+PICKLED_WEIGHT_PATTERNS = ("pytorch_model*.bin", "*.bin.index.json", "*.pt", "*.pth", "*.ckpt")
 DROPOUT_FIELDS = ("hidden_dropout_prob", "dropout", "hidden_dropout", "classifier_dropout")
 ATTENTION_DROPOUT_FIELDS = ("attention_probs_dropout_prob", "attention_dropout")
 
@@ -30,8 +35,9 @@ def minilm_l6() -> Path:
     return Path(module.get_model_path())
 
 
-def resolve_source(source: str) -> str:
-    """An alias becomes its directory; a local directory must hold weights; else a hub id."""
+def resolve_source(source: str, allow_pickle: bool = False) -> str:
+    """An alias becomes its directory; a local directory must hold weights (safetensors unless
+    `allow_pickle`); else a hub id."""
     if source in aliases:
         return str(aliases.get(source)())
     path = Path(source).expanduser()
@@ -40,6 +46,12 @@ def resolve_source(source: str) -> str:
             raise PretuneError(f"model source {source} is a file; give a model directory")
         if not (path / "config.json").is_file():
             raise PretuneError(f"model directory {source} has no config.json")
+        pickled = sorted({p.name for pattern in PICKLED_WEIGHT_PATTERNS for p in path.glob(pattern)})
+        if pickled and not allow_pickle and not any((path / name).is_file() for name in SAFE_WEIGHT_FILES):
+            raise PretuneError(
+                f"model directory {source} holds only pickled weights ({', '.join(pickled)}), which can run "
+                f"code when loaded; convert them to safetensors (model.safetensors), or set "
+                f"model.allow_pickle: true if you trust the file")
         if not any((path / name).is_file() for name in WEIGHT_FILES):
             raise PretuneError(
                 f"model directory {source} has no weights ({' / '.join(WEIGHT_FILES[::2])})"
@@ -76,7 +88,7 @@ def load_model(cfg: ModelConfig, task):
 
         if cfg.source in image_models:
             return load_efficientnet(cfg.source, task, cfg.dropout)
-    where = resolve_source(cfg.source)
+    where = resolve_source(cfg.source, cfg.allow_pickle)
     config = _from_hub_or_dir(AutoConfig.from_pretrained, where)
     task.configure(config)
     _override(config, DROPOUT_FIELDS, cfg.dropout)
@@ -84,6 +96,8 @@ def load_model(cfg: ModelConfig, task):
     auto = getattr(transformers, task.auto_class)
     # An image checkpoint usually carries ImageNet's 1,000-class head: replace it, do not fail.
     extra = {"ignore_mismatched_sizes": True} if task.inputs == "image" else {}
+    # Never a pickle unless the recipe allows one, and then one that can only hold tensors.
+    extra.update(use_safetensors=None if cfg.allow_pickle else True, weights_only=True)
     return _from_hub_or_dir(auto.from_pretrained, where, config=config, **extra)
 
 
@@ -112,6 +126,9 @@ def _from_hub_or_dir(load, where: str, **kwargs):
     _quiet_transformers()
     try:
         return load(where, **kwargs)
+    except pickle.UnpicklingError:
+        # weights_only refused something that is not a tensor: what a crafted file would run.
+        raise PretuneError(f"cannot load {where}: its pickled weights hold more than tensors (not loaded)") from None
     except OSError as e:
         if Path(where).is_dir():
             raise PretuneError(f"cannot load {where}: {str(e).splitlines()[0]}") from None
@@ -161,7 +178,7 @@ def load_saved_model(model_dir: str | Path, task):
     adapter = model_dir / "adapter_config.json"
     if not adapter.is_file():
         if not any(getattr(config, key, None) for key in ("pretune_head", "pretune_pruning", "pretune_channels")):
-            return auto.from_pretrained(model_dir)
+            return auto.from_pretrained(model_dir, use_safetensors=True)  # a run saves safetensors
         # An MLP head (model.surgery.head), pruned heads or pruned channels (compress prune) that
         # no Hugging Face config can describe: rebuild those shapes before the weights load.
         from safetensors.torch import load_model as load_weights

@@ -12,13 +12,13 @@ from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
 
-from pretune import runs
+from pretune import atomic, runs
 from pretune.errors import PretuneError
 from pretune.evaluate import run_split
 from pretune.predictor import Run
 from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.runs import RunDir
-from pretune.train.checkpoints import latest_checkpoint, load_checkpoint
+from pretune.train.checkpoints import latest_checkpoint, prune_checkpoints, resume_checkpoint
 from pretune.train.loop import TrainLoop, create_accelerator
 from pretune.train.run_callbacks import (
     BestModelCallback,
@@ -46,21 +46,29 @@ def fit(
     """
     save_model = not lean if save_model is None else save_model
     test = not lean if test is None else test
+    # A run killed before its first checkpoint holds nothing worth keeping: the same command,
+    # or --resume, starts it afresh rather than refusing both ways.
+    restart = False
     if resume is not None:
         if recipe is not None or overrides:
             raise PretuneError("--resume takes the recipe saved in the run; give no other recipe")
         run_dir = Path(resume)
-        recipe = RunDir(run_dir).recipe
-        checkpoint = latest_checkpoint(run_dir / runs.CHECKPOINTS)
-        if checkpoint is None:
-            raise PretuneError(f"no checkpoint to resume from in {run_dir / runs.CHECKPOINTS}")
+        existing = RunDir(run_dir)
+        recipe = existing.recipe
+        if existing.finished and latest_checkpoint(run_dir / runs.CHECKPOINTS) is None:
+            raise PretuneError(f"{run_dir} has finished ({existing.status}) and keeps no checkpoint: "
+                               f"nothing to resume")
+        restart = existing.restartable
     else:
         recipe = as_recipe(recipe if recipe is not None else Recipe(), overrides)
         run_dir = Path(out) if out else None
         if run_dir is not None and (run_dir / runs.RECIPE).exists():
-            raise PretuneError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
-        checkpoint = None
+            if not RunDir(run_dir).restartable:
+                raise PretuneError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+            restart = True
 
+    if run_dir is not None:
+        atomic.refuse_links(run_dir)  # before the slow part: a planted link fails at once
     parts = prepare_fit(recipe, model, tokenizer, data)
     accelerator = create_accelerator(recipe.train)
     if run_dir is None:
@@ -90,12 +98,19 @@ def fit(
         accelerator=accelerator, sample_weights=parts.sample_weights,
     )
     parts.model_report.append({"change": f"strategy {recipe.strategy.name}", **count_parameters(parts.model)})
-    if resume is None and main:
-        RunDir.create(run_dir, recipe)
+    if main:
+        if restart:
+            if not quiet:
+                print(f"pretune: notice: {run_dir} was stopped before its first checkpoint: starting it afresh")
+            RunDir.restart(run_dir, recipe)
+        elif resume is None:
+            RunDir.create(run_dir, recipe)
+        else:
+            RunDir(run_dir).prepare()
     accelerator.wait_for_everyone()
-    if checkpoint is not None:
-        saved = load_checkpoint(checkpoint, loop.accelerator.unwrap_model(loop.model),
-                                loop.optimizer, loop.scheduler)
+    if resume is not None and not restart:
+        _, saved = resume_checkpoint(run_dir / runs.CHECKPOINTS, loop.accelerator.unwrap_model(loop.model),
+                                     loop.optimizer, loop.scheduler)
         loop.state.load_state_dict(saved["loop"])
         for name, obj in stateful.items():
             obj.load_state_dict(saved[name])
@@ -103,6 +118,9 @@ def fit(
 
     if main:
         _finish(Run(run_dir), parts, loop, keeper, state, save_model, test)
+        if state.status == "completed":
+            # A finished run needs no optimizer state: checkpoints are 3x the model on disk.
+            prune_checkpoints(run_dir / runs.CHECKPOINTS, tc.keep_checkpoints_after_fit)
     accelerator.wait_for_everyone()  # the other processes may read metrics.json once it is whole
     return Run(run_dir)
 
