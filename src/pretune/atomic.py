@@ -36,6 +36,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         tmp = _temp_name(target)
         os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         yield tmp
+        _honour_umask(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
@@ -69,6 +70,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         tmp = _temp_name(target)
         tmp.mkdir(0o777)
         yield tmp
+        _honour_umask(tmp)
         if target.exists() or target.is_symlink():
             # Move the old copy aside first so that there is never a moment with neither
             # (clean_leftovers moves it back if the process dies between the two renames).
@@ -123,6 +125,31 @@ def clean_leftovers(root: str | Path) -> None:
                         os.replace(path, original)
             except OSError:
                 pass  # a leftover that cannot go (a read-only directory) harms nothing; the next write says why
+
+
+def _honour_umask(path: Path) -> None:
+    """Give what a writer made under `path` the modes the umask allows: some writers (safetensors)
+    create their files 0600 whatever the umask says."""
+    mask = _umask()
+    for where, _dirs, files in os.walk(path) if path.is_dir() else [(path.parent, [], [path.name])]:
+        if path.is_dir():
+            os.chmod(where, 0o777 & ~mask)
+        for name in files:
+            file = Path(where) / name
+            if not file.is_symlink():
+                os.chmod(file, 0o666 & ~mask)
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it (os.umask would, for a moment, in every thread)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _temp_name(target: Path) -> Path:
