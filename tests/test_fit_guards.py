@@ -64,3 +64,39 @@ def test_recorded_test_figures_are_what_the_reloaded_model_gives(tmp_path, tiny_
     recorded = run.metrics["test"]
     again = pretune.load_run(tmp_path / "run").evaluate()
     assert {k: again[k] for k in ("mse", "mae")} == {k: recorded[k] for k in ("mse", "mae")}
+
+
+def test_pad_batch_rounds_lengths_up_and_masks_what_it_adds():
+    import numpy as np
+    import torch
+
+    from pretune.data.encode import IGNORE_INDEX, EncodedSplit, collate
+    from pretune.train.speed import pad_batch
+
+    ids = [[5, 6, 7], [8, 9, 10, 11, 12]]
+    split = EncodedSplit({"input_ids": ids, "attention_mask": [[1] * len(r) for r in ids]},
+                         [np.array([1, 0, 1]), np.array([0, 1, 1, 0, 1])], np.array([3, 5]))
+    batch = pad_batch(collate(split, [0, 1], pad_id=3), split, 8, pad_id=3)
+    assert {k: tuple(v.shape) for k, v in batch.items()} == {"input_ids": (2, 8), "attention_mask": (2, 8),
+                                                             "labels": (2, 8)}
+    assert batch["input_ids"][1].tolist() == [8, 9, 10, 11, 12, 3, 3, 3]
+    assert batch["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0, 0, 0]
+    assert batch["labels"][0].tolist()[3:] == [IGNORE_INDEX] * 5
+    # One label per text stays as it is; a multiple already met changes nothing.
+    flat = EncodedSplit(split.features, np.array([1, 0]), split.lengths)
+    assert pad_batch(collate(flat, [0, 1], 3), flat, 8, 3)["labels"].shape == (2,)
+    assert pad_batch(collate(flat, [1], 3), flat, 5, 3)["input_ids"].shape == (1, 5)
+    images = EncodedSplit({"pixel_values": torch.zeros(2, 3, 4, 4)}, np.array([0, 1]), np.ones(2, dtype=int))
+    assert pad_batch(collate(images, [0, 1], 0), images, 8, 0)["pixel_values"].shape == (2, 3, 4, 4)
+
+
+def test_kill_and_resume_is_exact_with_rounded_lengths(tmp_path, tiny_model_dir, sentiment_csv):
+    from tests.conftest import fit_killed_at, timeless
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1, checkpoint_every_steps=4,
+                         pad_to_multiple_of=16)
+    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    fit_killed_at(recipe, tmp_path / "killed", step=6)
+    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
+    assert resumed.metrics["test"] == whole.metrics["test"]
+    assert timeless(resumed) == timeless(whole)

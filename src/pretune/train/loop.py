@@ -26,6 +26,7 @@ from pretune.recipe import TrainConfig
 from pretune.train.callbacks import CancelTraining, StopTraining, call
 from pretune.train.losses import LossFn
 from pretune.train.precision import resolve_precision
+from pretune.train.speed import length_multiple, pad_batch, resolve_compile
 
 
 class NonFiniteLossError(PretuneError):
@@ -121,6 +122,11 @@ class TrainLoop:
         # accelerate also wraps the model's own forward in autocast; the training step enters
         # autocast itself, so take that wrapper off: evaluation (`runner`) then runs in fp32.
         accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
+        # The train step alone runs compiled; evaluation keeps the eager model, so what a fit
+        # records is computed as `eval` computes it on reload.
+        compiled = resolve_compile(cfg.compile, accelerator.device)
+        self.step_model = torch.compile(self.model) if compiled else self.model
+        self.length_multiple = length_multiple(cfg.pad_to_multiple_of, compiled)
         self.scheduler = scheduler
         self.state.model, self.state.optimizer = self.model, self.optimizer
         self.state.scheduler, self.state.accelerator = scheduler, accelerator
@@ -172,6 +178,7 @@ class TrainLoop:
         collated = training_batches(self.train, batches, state.batch_in_epoch, state.epoch, self.pad_id,
                                      cfg.dataloader_workers)
         for i, batch in zip(range(state.batch_in_epoch, len(batches)), collated, strict=True):
+            batch = pad_batch(batch, self.train, self.length_multiple, self.pad_id)
             batch = {k: v.to(self.device) for k, v in batch.items()}
             labels = batch.pop("labels")
             state.batch_indices = torch.as_tensor(batches[i])
@@ -182,7 +189,7 @@ class TrainLoop:
             # Skip the gradient all-reduce on micro-batches that do not end an optimizer step.
             sync = nullcontext() if closes_step else acc.no_sync(self.model)
             with sync, acc.autocast():
-                logits = logits_of(self.model(**batch))
+                logits = logits_of(self.step_model(**batch))
                 loss = self.loss_fn(logits, labels)
                 if "on_outputs" in events:
                     state.batch, state.logits, state.loss = {**batch, "labels": labels}, logits, loss
