@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,33 @@ def best_of_rounds(rows: list[dict], runs: list, measure_cfg, rounds: int) -> No
     for row in rows:
         row["speedup_batch"] = row["throughput"] / rows[0]["throughput"]
         row["speedup_latency"] = rows[0]["latency_ms_p50"] / row["latency_ms_p50"]
+
+
+def interleaved_rounds(script: Path, names: list[str], extra: list[str], rounds: int, key: str
+                       ) -> dict[str, list[dict]]:
+    """Every contender once per round, each in a fresh process, the rounds one after the other:
+    a slow spell on a shared machine hits every contender (timed once each, one after the other,
+    the drift between them was as large as the margin measured)."""
+    results: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names:
+            print(f"round {r + 1}/{rounds}: {name} ...", file=sys.stderr, flush=True)
+            results[name].append(run_child(script, name, extra))
+            print(f"  {key} {results[name][-1][key]:.2f}", file=sys.stderr, flush=True)
+    return results
+
+
+def summarize_rounds(results: dict[str, list[dict]], key: str) -> list[dict]:
+    """One row per contender: best and median of `key` over its rounds, the spread ((best -
+    worst) / median), and the other figures of its best round (accuracy, memory)."""
+    rows = []
+    for name, runs in results.items():
+        values = sorted(run[key] for run in runs)
+        median = float(statistics.median(values))
+        rows.append({**max(runs, key=lambda run: run[key]), "contender": name, f"best_{key}": values[-1],
+                     f"median_{key}": median, "spread": (values[-1] - values[0]) / median,
+                     "rounds": len(values)})
+    return rows
 
 
 def write_json(name: str, payload: dict) -> Path:

@@ -185,6 +185,12 @@ class TrainConfig(_Section):
         None, ge=0, description="processes collating (and augmenting) training batches ahead of the step; "
         "null: 1 for augmented images on 2+ cores, else 0 (in the training process)"
     )
+    compile: bool | Literal["auto"] = Field(
+        "auto", description="torch.compile the model (inductor); auto: only where measured to pay "
+        "(train/speed.py)")
+    pad_to_multiple_of: int | None = Field(
+        None, gt=0, description="round each training batch's length up to a multiple of this; "
+        "null: 16 when compiled (a few shapes to compile), else none")
 
 
 class GroupOverride(_Section):

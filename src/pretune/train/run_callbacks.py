@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from safetensors.torch import load_model, save_model
 
-from pretune import atomic
+from pretune import atomic, runs
 from pretune.evaluate import is_better
 from pretune.train.callbacks import Callback
 from pretune.train.checkpoints import save_checkpoint
 
 
 class MetricsFileCallback(Callback):
-    """Keeps `metrics.jsonl` equal to the loop's history, rewritten atomically when it grows."""
+    """Keeps `metrics.jsonl` equal to the loop's history, rewritten atomically when it grows;
+    a fit that fails (a non-finite loss, any error) leaves a `metrics.json` saying so, so the
+    run reads `failed`, never `running` or `completed`."""
 
     def __init__(self, path: Path):
         self.path, self.written = path, -1
@@ -23,7 +26,15 @@ class MetricsFileCallback(Callback):
             atomic.write_jsonl(self.path, state.history)
             self.written = len(state.history)
 
-    on_batch_end = on_evaluate = on_epoch_end = on_fit_end = _flush
+    on_batch_end = on_evaluate = on_epoch_end = _flush
+
+    def on_fit_end(self, state) -> None:
+        self._flush(state)
+        if state.status == "failed" and state.accelerator.is_main_process:
+            loss = state.last_loss if state.last_loss is not None and math.isfinite(state.last_loss) else None
+            atomic.write_json(self.path.with_name(runs.METRICS), {  # null, never a bare NaN, in JSON
+                "status": "failed", "stop_reason": state.stop_reason,
+                "train": {"loss": loss, "steps": state.step, "total_steps": state.total_steps}})
 
 
 class CheckpointCallback(Callback):
