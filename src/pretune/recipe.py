@@ -17,7 +17,9 @@ from pretune.errors import PretuneError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `lr: .inf` or `epochs: .nan` is a typo, never a setting (it trained to
+    # NaN and was marked completed).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class HeadConfig(_Section):
@@ -49,6 +51,10 @@ class ModelConfig(_Section):
 TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels"),
                 "image-classification": ("image", "label")}
 DEFAULT_COLUMNS = ("text", "label")
+# Settings a task serves better than the text defaults, used where the recipe sets none. Image
+# classification: EfficientNet-Lite0 on 1,500 MNIST images, 2 epochs, reached 0.50 test accuracy
+# at the text default AdamW 1e-4 and 0.96 at 1e-3 (issue 16).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {"image-classification": {"train.optimizer.lr": 1e-3}}
 
 
 class AugmentConfig(_Section):
@@ -83,6 +89,9 @@ class DataConfig(_Section):
     label_separator: str | None = Field(
         None, description="multi-label: labels joined by this in one string (else a JSON list per cell)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1,
+        description="delimited text files (.csv, .tsv): the column separator (null: sniffed among , ; tab |)")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     split_seed: int = Field(0, description="seed of the stratified split of a single table")
@@ -350,6 +359,28 @@ class Recipe(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
 
+    @model_validator(mode="after")
+    def _task_defaults(self) -> Recipe:
+        for dotted, value in self.task_defaults().items():
+            *sections, key = dotted.split(".")
+            node = self
+            for name in sections:
+                node = getattr(node, name)
+            object.__setattr__(node, key, value)  # unset stays unset: a later dump leaves it out
+        return self
+
+    def task_defaults(self) -> dict[str, Any]:
+        """The settings taken from the task's defaults because the recipe set none (dotted keys)."""
+        applied = {}
+        for dotted, value in TASK_DEFAULTS.get(self.data.task, {}).items():
+            node: BaseModel = self
+            for name in dotted.split("."):
+                if name not in node.model_fields_set:
+                    applied[dotted] = value
+                    break
+                node = getattr(node, name)
+        return applied
+
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
         raw: dict[str, Any] = {}
@@ -417,6 +448,14 @@ def _check_path(keys: list[str]) -> None:
             raise PretuneError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
 
 
+def validated(section: type[BaseModel], where: str, **values) -> BaseModel:
+    """A config section built from a verb's options (`measure(threads=0)`), its problem one line."""
+    try:
+        return section(**values)
+    except ValidationError as e:
+        raise PretuneError(f"{where}: {_first_error(e)}") from None
+
+
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
@@ -434,7 +473,9 @@ def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
         return Recipe.load(recipe, overrides)
     if isinstance(recipe, Recipe) and not overrides:
         return recipe
-    raw = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
+    # exclude_unset: what the recipe left to defaults stays a default, so that `--set data.task=...`
+    # on a bare Recipe() still gets that task's columns and settings.
+    raw = recipe.model_dump(mode="json", exclude_unset=True) if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
     for item in overrides or []:
         apply_override(raw, item)
     return Recipe.from_dict(raw)
