@@ -232,3 +232,9 @@ def test_corpus_covers_every_command():
     assert sum(counts.values()) >= 60, counts
     for verb in ("fit", "eval", "predict", "search", "compress", "measure", "export"):
         assert counts.get(verb, 0) >= 3, (verb, counts)
+
+
+def test_image_fit_records_the_task_defaults_it_used(image_run):
+    metrics = json.loads((image_run / "metrics.json").read_text())
+    assert metrics["task_defaults"] == {"train.optimizer.lr": 1e-3}
+    assert "lr: 0.001" in (image_run / "recipe.yaml").read_text()

@@ -94,7 +94,7 @@ class DataConfig(_Section):
         description="delimited text files (.csv, .tsv): the column separator (null: sniffed among , ; tab |)")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
-    split_seed: int = Field(0, description="seed of the stratified split of a single table")
+    split_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stratified split of a single table")
     max_train_samples: int | None = Field(None, gt=0, description="use a seeded slice of train")
     max_eval_samples: int | None = Field(None, gt=0, description="cap validation and test size")
     max_length: int = Field(128, gt=1, description="tokens per text (truncation); capped at the model's limit")
@@ -334,7 +334,7 @@ class SearchConfig(_Section):
     evaluations: int = Field(4, gt=0, description="validation passes per trial, the steps pruners compare "
                              "(sets train.eval_every_steps)")
     startup_trials: int = Field(5, ge=0, description="trials before tpe / gp / median pruning use the history")
-    seed: int | None = Field(None, description="sampler seed (null: the recipe's seed)")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="sampler seed (null: the recipe's seed)")
     space: dict[str, SpaceEntry] = Field(default_factory=dict, description="dotted recipe key -> its range")
     keep: Literal["none", "best", "all"] = Field(
         "best", description="trials that keep model weights (all: also checkpoints, plots and test metrics)")
@@ -351,7 +351,8 @@ class SearchConfig(_Section):
 class Recipe(_Section):
     """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
 
-    seed: int = Field(42, description="seeds model init, data order and dropout")
+    # numpy takes seeds in [0, 2**32): a negative one was a traceback from deep in a fit.
+    seed: int = Field(42, ge=0, lt=2**32, description="seeds model init, data order and dropout")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -417,7 +418,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML (1e-4, true, [1,2])."""
     if "=" not in item:
-        raise PretuneError(f"--set expects section.key=value, got '{item}'")
+        raise PretuneError(f"--set expects section.key=value, got {item!r}")
     dotted, value = item.split("=", 1)
     keys = dotted.strip().split(".")
     _check_path(keys)
@@ -425,7 +426,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     for key in keys[:-1]:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise PretuneError(f"--set {dotted}: '{key}' is not a section")
+            raise PretuneError(f"--set {dotted!r}: {key!r} is not a section")
     try:
         node[keys[-1]] = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
@@ -439,13 +440,13 @@ def _check_path(keys: list[str]) -> None:
         if key not in fields:
             where = ".".join(keys[:i]) or "recipe"
             raise PretuneError(
-                f"unknown key '{'.'.join(keys[: i + 1])}'; {where} has: {', '.join(fields)}"
+                f"unknown key {'.'.join(keys[: i + 1])!r}; {where} has: {', '.join(fields)}"
             )
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         elif i < len(keys) - 1:
-            raise PretuneError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
+            raise PretuneError(f"{'.'.join(keys[: i + 1])!r} is a value, not a section")
 
 
 def validated(section: type[BaseModel], where: str, **values) -> BaseModel:
@@ -460,8 +461,8 @@ def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{loc}'"
-    return f"{loc}: {err['msg']} (got {err.get('input')!r})"
+        return f"unknown key {loc!r}"
+    return f"{loc}: {err['msg']} (got {err.get('input')!r})".replace("\n", " ")
 
 
 RecipeLike = Recipe | dict | str | Path
