@@ -47,7 +47,7 @@ def test_whitespace_separated_and_a_byte_order_mark(tmp_path):
         ("a\tO\nb\tO\n\nlonely\nc\tO\n", 4, "one field"),
         ("EU NNP B-ORG\nNew York NNP B-LOC\n", 2, "4 columns where line 1 has 3"),  # a space inside a token
         ("a\tO\nb\tO\tX\n", 2, "columns"),
-        ("a\tO\nb\tPERSON\n", 2, "not O or B-"),
+        ("a\tO\nb\tPERSON\n", 2, "is not a tag"),
         ("a\tO\n\tB-X\n", 2, "empty token"),
     ],
 )

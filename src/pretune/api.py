@@ -50,9 +50,9 @@ def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 2
     """Size, parameters, latency p50/p95, throughput, peak memory and test metrics of each run
     (a dict for one run, a list for several)."""
     from pretune.compress.measure import measure as measure_one
-    from pretune.recipe import MeasureConfig
+    from pretune.recipe import MeasureConfig, validated
 
-    cfg = MeasureConfig(threads=threads, samples=samples, isolate=isolate)
+    cfg = validated(MeasureConfig, "measure", threads=threads, samples=samples, isolate=isolate)
     if isinstance(runs, (list, tuple)):
         return [measure_one(r, cfg) for r in runs]
     return measure_one(runs, cfg)

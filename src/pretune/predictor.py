@@ -27,10 +27,12 @@ class Predictor:
         from pretune.models.load import position_limit
         from pretune.models.runners import load_runner
         from pretune.models.vision import load_image_settings
+        from pretune.models.weights_check import loading_weights
 
         self.data_cfg, self.batch_size = data_cfg, batch_size
         self.task = create_task(data_cfg)
-        self.runner = load_runner(model_dir, self.task)
+        with loading_weights(model_dir):
+            self.runner = load_runner(model_dir, self.task)
         if self.task.inputs == "image":  # the saved size and normalisation: they are the model's
             self.tokenizer = load_image_settings(str(model_dir))
         else:

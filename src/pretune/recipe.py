@@ -17,7 +17,9 @@ from pretune.errors import PretuneError
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `lr: .inf` or `epochs: .nan` is a typo, never a setting (it trained to
+    # NaN and was marked completed).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class HeadConfig(_Section):
@@ -52,6 +54,10 @@ class ModelConfig(_Section):
 TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels"),
                 "image-classification": ("image", "label")}
 DEFAULT_COLUMNS = ("text", "label")
+# Settings a task serves better than the text defaults, used where the recipe sets none. Image
+# classification: EfficientNet-Lite0 on 1,500 MNIST images, 2 epochs, reached 0.50 test accuracy
+# at the text default AdamW 1e-4 and 0.96 at 1e-3 (issue 16).
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {"image-classification": {"train.optimizer.lr": 1e-3}}
 
 
 class AugmentConfig(_Section):
@@ -86,9 +92,12 @@ class DataConfig(_Section):
     label_separator: str | None = Field(
         None, description="multi-label: labels joined by this in one string (else a JSON list per cell)")
     encoding: str = Field("utf-8", description="text encoding of the data files")
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1,
+        description="delimited text files (.csv, .tsv): the column separator (null: sniffed among , ; tab |)")
     validation_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="carved from train when no file")
-    split_seed: int = Field(0, description="seed of the stratified split of a single table")
+    split_seed: int = Field(0, ge=0, lt=2**32, description="seed of the stratified split of a single table")
     max_train_samples: int | None = Field(None, gt=0, description="use a seeded slice of train")
     max_eval_samples: int | None = Field(None, gt=0, description="cap validation and test size")
     max_length: int = Field(128, gt=1, description="tokens per text (truncation); capped at the model's limit")
@@ -336,7 +345,7 @@ class SearchConfig(_Section):
     evaluations: int = Field(4, gt=0, description="validation passes per trial, the steps pruners compare "
                              "(sets train.eval_every_steps)")
     startup_trials: int = Field(5, ge=0, description="trials before tpe / gp / median pruning use the history")
-    seed: int | None = Field(None, description="sampler seed (null: the recipe's seed)")
+    seed: int | None = Field(None, ge=0, lt=2**32, description="sampler seed (null: the recipe's seed)")
     space: dict[str, SpaceEntry] = Field(default_factory=dict, description="dotted recipe key -> its range")
     keep: Literal["none", "best", "all"] = Field(
         "best", description="trials that keep model weights (all: also checkpoints, plots and test metrics)")
@@ -353,13 +362,36 @@ class SearchConfig(_Section):
 class Recipe(_Section):
     """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
 
-    seed: int = Field(42, description="seeds model init, data order and dropout")
+    # numpy takes seeds in [0, 2**32): a negative one was a traceback from deep in a fit.
+    seed: int = Field(42, ge=0, lt=2**32, description="seeds model init, data order and dropout")
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> Recipe:
+        for dotted, value in self.task_defaults().items():
+            *sections, key = dotted.split(".")
+            node = self
+            for name in sections:
+                node = getattr(node, name)
+            object.__setattr__(node, key, value)  # unset stays unset: a later dump leaves it out
+        return self
+
+    def task_defaults(self) -> dict[str, Any]:
+        """The settings taken from the task's defaults because the recipe set none (dotted keys)."""
+        applied = {}
+        for dotted, value in TASK_DEFAULTS.get(self.data.task, {}).items():
+            node: BaseModel = self
+            for name in dotted.split("."):
+                if name not in node.model_fields_set:
+                    applied[dotted] = value
+                    break
+                node = getattr(node, name)
+        return applied
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -454,7 +486,7 @@ def _expanded_size(node, sizes: dict, open_: set) -> int | None:
 def apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply one `a.b.c=value` override in place; the value is parsed as YAML (1e-4, true, [1,2])."""
     if "=" not in item:
-        raise PretuneError(f"--set expects section.key=value, got '{item}'")
+        raise PretuneError(f"--set expects section.key=value, got {item!r}")
     dotted, value = item.split("=", 1)
     keys = dotted.strip().split(".")
     _check_path(keys)
@@ -462,7 +494,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     for key in keys[:-1]:
         node = node.setdefault(key, {})
         if not isinstance(node, dict):
-            raise PretuneError(f"--set {dotted}: '{key}' is not a section")
+            raise PretuneError(f"--set {dotted!r}: {key!r} is not a section")
     try:
         node[keys[-1]] = load_yaml(value, f"--set {dotted}") if value.strip() else None
     except yaml.YAMLError:
@@ -476,21 +508,29 @@ def _check_path(keys: list[str]) -> None:
         if key not in fields:
             where = ".".join(keys[:i]) or "recipe"
             raise PretuneError(
-                f"unknown key '{'.'.join(keys[: i + 1])}'; {where} has: {', '.join(fields)}"
+                f"unknown key {'.'.join(keys[: i + 1])!r}; {where} has: {', '.join(fields)}"
             )
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         elif i < len(keys) - 1:
-            raise PretuneError(f"'{'.'.join(keys[: i + 1])}' is a value, not a section")
+            raise PretuneError(f"{'.'.join(keys[: i + 1])!r} is a value, not a section")
+
+
+def validated(section: type[BaseModel], where: str, **values) -> BaseModel:
+    """A config section built from a verb's options (`measure(threads=0)`), its problem one line."""
+    try:
+        return section(**values)
+    except ValidationError as e:
+        raise PretuneError(f"{where}: {_first_error(e)}") from None
 
 
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{loc}'"
-    return f"{loc}: {err['msg']} (got {err.get('input')!r})"
+        return f"unknown key {loc!r}"
+    return f"{loc}: {err['msg']} (got {err.get('input')!r})".replace("\n", " ")
 
 
 RecipeLike = Recipe | dict | str | Path
@@ -502,7 +542,9 @@ def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
         return Recipe.load(recipe, overrides)
     if isinstance(recipe, Recipe) and not overrides:
         return recipe
-    raw = recipe.model_dump(mode="json") if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
+    # exclude_unset: what the recipe left to defaults stays a default, so that `--set data.task=...`
+    # on a bare Recipe() still gets that task's columns and settings.
+    raw = recipe.model_dump(mode="json", exclude_unset=True) if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
     for item in overrides or []:
         apply_override(raw, item)
     return Recipe.from_dict(raw)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console, metrics_table
+from pretune.cli.output import console, metrics_table, to_json
 
 
 def eval_(
@@ -23,6 +22,6 @@ def eval_(
 
     metrics = Run(run_dir).evaluate(data, text_column=text_column, label_column=label_column)
     if as_json:
-        print(json.dumps(metrics, indent=2))
+        print(to_json(metrics, indent=2))
     else:
         console.print(metrics_table({data.name if data else "test": metrics}, f"{run_dir}"))

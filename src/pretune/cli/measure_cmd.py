@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from pretune.cli.output import compression_table, console
+from pretune.cli.output import compression_table, console, to_json
 
 
 def measure(
     run_dirs: list[Path] = typer.Argument(..., help="run directories (fit or compress variants)"),
-    threads: int = typer.Option(2, "--threads", help="intra-op threads for every backend"),
-    samples: int = typer.Option(256, "--samples", help="test texts timed"),
+    threads: int = typer.Option(2, "--threads", min=1, help="intra-op threads for every backend"),
+    samples: int = typer.Option(256, "--samples", min=1, help="test texts timed"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
     """Size, parameters, latency, throughput, peak memory and test accuracy, the same for any run."""
@@ -21,6 +20,6 @@ def measure(
 
     rows = measure_api(run_dirs, threads=threads, samples=samples)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
     else:
         console.print(compression_table(rows, "measured"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
+from pretune.cli.output import to_json
 from pretune.errors import PretuneError
 
 
@@ -24,14 +24,20 @@ def predict(
     if (bool(text) + bool(data) + bool(image)) != 1:
         raise PretuneError("give --text (one or more), --data FILE or --image FILE|DIR: exactly one of them")
     predictor = Run(run_dir).predictor()
+    inputs = predictor.task.inputs
+    if (image and inputs != "image") or (text and inputs == "image"):
+        given = "--image" if image else "--text"
+        wanted = "--image FILE|DIR or --data TABLE" if inputs == "image" else "--text or --data FILE"
+        raise PretuneError(f"{given} does not fit {run_dir}: its model is a {predictor.task.name} model of "
+                           f"{'images' if inputs == 'image' else 'text'}; give {wanted}")
     if image:
         from pretune.data.images import list_images
 
         files = [str(f) for item in image for f in list_images(item)]
         for path, result in zip(files, predictor.predict(files), strict=True):
-            print(json.dumps({"image": path, **result}))
+            print(to_json({"image": path, **result}))
         return
     table = predictor.task.unlabelled(text) if data is None else predictor.read(
         data, with_labels=False, text_column=text_column)
     for row, result in zip(table.texts, predictor.predict_table(table), strict=True):
-        print(json.dumps({"text": row, **result}))
+        print(to_json({"text": row, **result}))

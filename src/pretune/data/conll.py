@@ -44,16 +44,17 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
 def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     """Sentences of a `token<TAB>tag` file (blank line between sentences) as `tokens` / `tags`.
 
-    Also reads whitespace-separated `token tag` lines and CoNLL-2003 lines with more columns
-    (`EU NNP B-NP B-ORG`): the token is the first column, the tag the last. Every line must have
-    as many columns as the file's first one, which is how a token with a missing tag (or a
-    token holding a space in a whitespace-separated file) is caught. `-DOCSTART-` lines are skipped.
+    Also reads whitespace-separated `token tag` lines and lines with feature columns between
+    the two (CoNLL-2003's `EU NNP B-NP B-ORG`): the token is the first column, the tag the last.
+    `-DOCSTART-` lines are skipped. Tab-separated lines may carry a varying number of features
+    (a morphological analyser's output). Space-separated lines must keep the first line's
+    column count: there a token holding a space shifts its line's columns, and the error says so.
     """
     path = Path(path)
     sentences: list[tuple[list[str], list[str]]] = []
     tokens: list[str] = []
     tags: list[str] = []
-    columns: tuple[int, int] | None = None  # (count, line where it was first seen)
+    first: tuple[int, int] | None = None  # (columns, line) of the file's first token line
     # split("\n"), not splitlines(): tweets hold U+2028 and friends inside tokens.
     for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
         if not line.strip() or line.lstrip().startswith(DOCSTART):
@@ -63,21 +64,25 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
             continue
         # With tabs, only tabs separate: a token may be (or hold) other Unicode whitespace.
         line = line.rstrip("\r\n\t ")
-        fields = [f.strip(" ") for f in line.split("\t")] if "\t" in line else line.split()
+        tabbed = "\t" in line
+        fields = [f.strip(" ") for f in line.split("\t")] if tabbed else line.split()
         where = f"{path}, line {number}"
         if len(fields) < 2:
-            raise PretuneError(f"{where}: expected 'token<TAB>tag', found one field: {line[:60]!r}")
-        if columns is None:
-            columns = (len(fields), number)
-        elif len(fields) != columns[0]:
-            raise PretuneError(
-                f"{where}: {len(fields)} columns where line {columns[1]} has {columns[0]} "
-                f"(a token without its tag, or a token with a space in it?): {line[:60]!r}"
-            )
+            raise PretuneError(f"{where}: expected 'token<TAB>tag', found one field (a token without "
+                               f"its tag?): {line[:60]!r}")
+        first = first or (len(fields), number)
         if not fields[0]:
             raise PretuneError(f"{where}: empty token before the tag {fields[-1]!r}")
+        if not tabbed and len(fields) != first[0]:
+            cause = ("a token with a space in it? separate columns with tabs" if len(fields) > first[0]
+                     else "a token without its tag?")
+            raise PretuneError(f"{where}: {len(fields)} columns where line {first[1]} has {first[0]} "
+                               f"({cause}): {line[:60]!r}")
+        if not TAG_PATTERN.fullmatch(fields[-1]):
+            raise PretuneError(f"{where}: the last of its {len(fields)} columns, {fields[-1]!r}, is not a tag "
+                               f"(O, or B-/I-/E-/S- followed by a type): {line[:60]!r}")
         tokens.append(fields[0])
-        tags.append(checked_tag(fields[-1], where))
+        tags.append(fields[-1])
     if tokens:
         sentences.append((tokens, tags))
     if not sentences:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSOR_FILE = "preprocessor_config.json"
+# Pillow's own decompression-bomb threshold (it only warns up to twice this): an image past it
+# would take gigabytes to decode only to be shrunk to a few hundred pixels a side.
+MAX_IMAGE_PIXELS = 89_478_485
 
 
 @dataclass
@@ -72,14 +76,21 @@ def to_rgb(image, where: str) -> np.ndarray:
 
     if isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as opened:
-                opened.load()  # decode now: a truncated file fails here, named
-                return np.asarray(opened.convert("RGB"))
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(image) as opened:
+                    check_image_size(opened.size, image, where)
+                    opened.load()  # decode now: a truncated file fails here, named
+                    return np.asarray(opened.convert("RGB"))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise PretuneError(f"{where}: image {image} has more than {MAX_IMAGE_PIXELS:,} pixels, the limit "
+                               "against decompression bombs; resize it first") from None
         except FileNotFoundError:
             raise PretuneError(f"{where}: image file not found: {image}") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise PretuneError(f"{where}: cannot read image {image} ({str(e).splitlines()[0]})") from None
     if isinstance(image, Image.Image):
+        check_image_size(image.size, "the given image", where)
         return np.asarray(image.convert("RGB"))
     array = np.asarray(image)
     if array.dtype.kind == "f":  # floats are taken as [0, 1] when they fit, else [0, 255]
@@ -96,6 +107,13 @@ def to_rgb(image, where: str) -> np.ndarray:
         return array[:, :, :3]  # RGBA: the alpha channel carries no class
     raise PretuneError(f"{where}: an image of shape {array.shape} cannot be turned into RGB "
                        f"(need HxW, HxWx1, HxWx3 or HxWx4)")
+
+
+def check_image_size(size: tuple[int, int], image, where: str) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise PretuneError(f"{where}: image {image} is {width:,} x {height:,}: more than {MAX_IMAGE_PIXELS:,} "
+                           "pixels, the limit against decompression bombs; resize it first")
 
 
 WORKER_THRESHOLD = 512  # image files below this decode in place: starting workers costs more

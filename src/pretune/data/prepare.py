@@ -112,11 +112,25 @@ def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
     return PreparedData(tables, task.label_names)
 
 
+def resolve_data_paths(cfg: DataConfig) -> DataConfig:
+    """The config with its file paths made absolute, so a saved run reads the same files from
+    any working directory (`load_run(RUN).evaluate()` elsewhere)."""
+    update = {}
+    for key in ("train", "validation", "test", "source"):
+        value = getattr(cfg, key)
+        if value is None or (key == "source" and (value in bundled.datasets or value.startswith("hf:"))):
+            continue
+        path = Path(value).expanduser()
+        if path.exists() and not path.is_absolute():
+            update[key] = str(path.resolve())
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def read_source(path, cfg: DataConfig) -> pd.DataFrame:
     """A table file; for images also a folder per label or an IDX images file (labels beside
     it), and a table's relative image paths are taken from the table's own folder."""
     if cfg.task != "image-classification":
-        return read_table(path, cfg.encoding)
+        return read_table(path, cfg.encoding, cfg.delimiter)
     from pretune.data import images
 
     path = Path(path)
@@ -124,7 +138,7 @@ def read_source(path, cfg: DataConfig) -> pd.DataFrame:
         return images.read_image_folder(path, cfg.text_column, cfg.label_column)
     if images.is_idx(path):
         return images.read_idx_pair(path, cfg.text_column, cfg.label_column)
-    return images.resolve_paths(read_table(path, cfg.encoding), cfg.text_column, path.parent)
+    return images.resolve_paths(read_table(path, cfg.encoding, cfg.delimiter), cfg.text_column, path.parent)
 
 
 def read_rows(path, cfg: DataConfig, task, with_labels: bool) -> TextTable:

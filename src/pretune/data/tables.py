@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 from pathlib import Path
 
 import pandas as pd
@@ -9,14 +12,36 @@ import pandas as pd
 from pretune.errors import MissingExtraError, PretuneError
 
 READERS = {
-    ".csv": lambda p, enc: pd.read_csv(p, encoding=enc),
-    ".tsv": lambda p, enc: pd.read_csv(p, sep="\t", encoding=enc),
-    ".jsonl": lambda p, enc: pd.read_json(p, lines=True, encoding=enc),
-    ".json": lambda p, enc: pd.read_json(p, lines=True, encoding=enc),
-    ".parquet": lambda p, enc: pd.read_parquet(p),
-    ".conll": lambda p, enc: _conll(p, enc),
-    ".bio": lambda p, enc: _conll(p, enc),
+    ".csv": lambda p, enc, sep: pd.read_csv(p, sep=sep or sniff_delimiter(p, enc, ","), encoding=enc),
+    ".tsv": lambda p, enc, sep: pd.read_csv(p, sep=sep or "\t", encoding=enc),
+    ".jsonl": lambda p, enc, sep: pd.read_json(p, lines=True, encoding=enc),
+    ".json": lambda p, enc, sep: pd.read_json(p, lines=True, encoding=enc),
+    ".parquet": lambda p, enc, sep: pd.read_parquet(p),
+    ".conll": lambda p, enc, sep: _conll(p, enc),
+    ".bio": lambda p, enc, sep: _conll(p, enc),
+    ".txt": lambda p, enc, sep: _conll(p, enc),  # CoNLL files as shared, e.g. eng.train.txt
 }
+DELIMITERS = ",;\t|"
+SNIFF_BYTES = 64 * 1024
+
+
+def sniff_delimiter(path: Path, encoding: str, fallback: str) -> str:
+    """The separator of a delimited file, read from its header line: the one of , ; tab | that
+    occurs most there (European spreadsheets write `;`). The header, not the rows: texts hold
+    commas and semicolons, column names rarely do."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix, open)
+    try:
+        with opener(path, "rb") as f:
+            header = f.readline(SNIFF_BYTES).decode(encoding, errors="replace")
+    except (OSError, EOFError, lzma.LZMAError):
+        return fallback  # pandas reads the file (or names its problem) itself
+    counts = {sep: header.count(sep) for sep in DELIMITERS}
+    best = max(counts, key=lambda sep: (counts[sep], sep == fallback))
+    return best if counts[best] else fallback
+
+
+def _named(sep: str) -> str:
+    return {"\t": "tab", ",": "','", ";": "';'", "|": "'|'"}.get(sep, repr(sep))
 
 
 def _conll(path, encoding):
@@ -25,9 +50,10 @@ def _conll(path, encoding):
     return read_conll(path, encoding)
 
 
-def read_table(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
+def read_table(path: str | Path, encoding: str = "utf-8", delimiter: str | None = None) -> pd.DataFrame:
     """Read one table file; the format follows the suffix (.csv .tsv .jsonl .parquet, .conll / .bio
-    token-per-line files; .bz2/.gz ok)."""
+    / .txt token-per-line files; .bz2/.gz ok). `delimiter`: a .csv / .tsv file's separator (None:
+    sniffed for .csv, tab for .tsv)."""
     path = Path(path)
     if not path.is_file():
         raise PretuneError(f"data file not found: {path}")
@@ -37,15 +63,20 @@ def read_table(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
         raise PretuneError(
             f"cannot read {path.name}: use one of {', '.join(sorted(READERS))}"
         )
+    suffix = suffixes[-1].lower()
     try:
-        frame = reader(path, encoding)
+        frame = reader(path, encoding, delimiter)
     except UnicodeDecodeError as e:
         raise PretuneError(f"cannot read {path} as {encoding} ({e.reason} at byte {e.start}); "
                            "set data.encoding, e.g. latin-1") from None
     except LookupError:
         raise PretuneError(f"data.encoding '{encoding}' is not a known text encoding") from None
-    except (ValueError, pd.errors.ParserError, OSError) as e:
-        raise PretuneError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+    except pd.errors.ParserError as e:
+        used = delimiter or ("\t" if suffix == ".tsv" else sniff_delimiter(path, encoding, ","))
+        raise PretuneError(f"cannot read {path} as columns separated by {_named(used)}: "
+                           f"{str(e).splitlines()[0]}; set data.delimiter if the file uses another") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise PretuneError(f"cannot read {path}: {(str(e) or type(e).__name__).splitlines()[0]}") from None
     if len(frame) == 0:
         raise PretuneError(f"{path} holds no rows")
     return frame

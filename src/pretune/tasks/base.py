@@ -69,6 +69,11 @@ class Task:
         """The training split as the loop draws it (image augmentation); default: as it is."""
         return split
 
+    def notices(self) -> list[str]:
+        """What the data made the fit do differently from what the recipe reads (tags fixed up,
+        sentences cut), told to the user even under --quiet and kept in metrics.json."""
+        return []
+
     def check_model(self, model, preprocessor) -> None:
         """Fail in one line, before training, when the model cannot take the encoded input."""
 

@@ -9,6 +9,7 @@ scoring and when decoding predictions, so a predicted span is exactly what the m
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -65,7 +66,8 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
     Flat keys for the overall figures (micro `precision`, `recall`, `f1`; `f1_macro` over entity
     types; `token_accuracy` over all tags, O included) so they log like any other metric, and
     `per_type: {TYPE: {precision, recall, f1, support}}`. An undefined ratio (no predicted or no
-    true entity) is 0, as seqeval reports it, without its warning.
+    true entity) is 0, as seqeval reports it, without its warning; `f1_macro` with no entity type
+    at all (neither gold nor predicted) is None, not the NaN of a mean of nothing.
     """
     true_tags, pred_tags = [list(t) for t in true_tags], [list(p) for p in pred_tags]
     if len(true_tags) != len(pred_tags):
@@ -73,7 +75,9 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
     for i, (t, p) in enumerate(zip(true_tags, pred_tags, strict=True)):
         if len(t) != len(p):
             raise ValueError(f"sequence {i}: {len(t)} true tags but {len(p)} predicted")
-    report = classification_report(true_tags, pred_tags, output_dict=True, zero_division=0)
+    with warnings.catch_warnings():  # the mean of no entity type: numpy's warning, not the user's
+        warnings.simplefilter("ignore", RuntimeWarning)
+        report = classification_report(true_tags, pred_tags, output_dict=True, zero_division=0)
     micro = report["micro avg"]
     per_type = {
         name: {"precision": float(row["precision"]), "recall": float(row["recall"]),
@@ -84,7 +88,7 @@ def entity_metrics(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Seque
         "precision": float(micro["precision"]),
         "recall": float(micro["recall"]),
         "f1": float(micro["f1-score"]),
-        "f1_macro": float(f1_score(true_tags, pred_tags, average="macro", zero_division=0)),
+        "f1_macro": float(f1_score(true_tags, pred_tags, average="macro", zero_division=0)) if per_type else None,
         "token_accuracy": float(accuracy_score(true_tags, pred_tags)),
         "per_type": per_type,
     }

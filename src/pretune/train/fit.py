@@ -7,12 +7,14 @@ Sits below search and compress, which call it many times: `lean=True` is a searc
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
 
 from pretune import atomic, runs
+from pretune.data.prepare import resolve_data_paths
 from pretune.errors import PretuneError
 from pretune.evaluate import run_split
 from pretune.predictor import Run
@@ -61,6 +63,7 @@ def fit(
         restart = existing.restartable
     else:
         recipe = as_recipe(recipe if recipe is not None else Recipe(), overrides)
+        recipe = recipe.model_copy(update={"data": resolve_data_paths(recipe.data)})
         run_dir = Path(out) if out else None
         if run_dir is not None and (run_dir / runs.RECIPE).exists():
             if not RunDir(run_dir).restartable:
@@ -83,9 +86,9 @@ def fit(
     if not lean:
         own.append(CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
                                       tc.keep_checkpoints, recipe.to_yaml(), stateful))
-    for notice in parts.notices:
-        if main and not quiet:
-            print(f"pretune: notice: {notice}")
+    for notice in parts.notices:  # they change what is trained: told even under --quiet
+        if main:
+            print(f"pretune: notice: {notice}", file=sys.stderr)
     loop = TrainLoop(
         parts.model, tc, parts.encoded["train"], parts.encoded["validation"], parts.loss_fn,
         parts.task, optimizer_factory=parts.optimizer_factory(),
@@ -154,6 +157,7 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
                   **parts.model_report[-1], "changes": parts.model_report},
         **({"calibration": calibration} if calibration else {}),
         **({"notices": parts.notices} if parts.notices else {}),
+        **({"task_defaults": defaults} if (defaults := parts.recipe.task_defaults()) else {}),
     }
     if test and not cancelled:
         # The main process alone (the others wait at the barrier): unsharded.

@@ -15,8 +15,9 @@ from torch import nn
 from pretune.data import PreparedData, prepare
 from pretune.data.encode import EncodedSplit, sampling_weights
 from pretune.errors import PretuneError
-from pretune.models import load_model, load_preprocessor, position_limit
+from pretune.models import load_model, load_preprocessor, position_limit, resolve_source
 from pretune.models.surgery import apply_surgery
+from pretune.models.weights_check import check_weights_match, loading_weights
 from pretune.recipe import Recipe
 from pretune.strategies import Strategy, create_strategy, strategies
 from pretune.tasks import Task, create_task, tasks
@@ -91,13 +92,15 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     if tokenizer is None:
         tokenizer = default_preprocessor(recipe, task) if model is not None else None
         tokenizer = tokenizer or load_preprocessor(recipe.model.source, task)
+    notices: list[str] = []
     if model is None:
-        model = load_model(recipe.model, task)
+        with loading_weights(recipe.model.source):
+            model = load_model(recipe.model, task)
+        notices += check_weights_match(model, resolve_source(recipe.model.source))
     else:
         _check_given_model(model, task)
         if hasattr(getattr(model, "config", None), "to_dict"):
             task.configure(model.config)  # a Hugging Face model saves with the data's labels
-    notices: list[str] = []
     max_length = recipe.data.max_length
     limit = position_limit(getattr(model, "config", None))
     if limit and max_length > limit:
@@ -110,6 +113,7 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     task.check_model(model, tokenizer)
     encoded = {name: task.encode(t, tokenizer, max_length) for name, t in prepared.splits.items()}
     encoded["train"] = task.for_training(encoded["train"], recipe.seed)
+    notices += task.notices()
     weights = None
     if recipe.data.sampling != "natural":
         classes = task.sampling_classes(encoded["train"])
