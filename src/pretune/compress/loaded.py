@@ -155,15 +155,23 @@ class LoadedRun:
         if self.backend != "torch-fp32":
             raise PretuneError(f"step '{step}' needs a torch fp32 model but {self.path} holds {self.backend}; "
                                f"put quantize and export last")
+        return copy.deepcopy(self._torch_model())
+
+    def _torch_model(self):
         if self._model is None:
             from pretune.models.load import load_saved_model
 
             self._model = load_saved_model(self.model_path, self.task).eval()
-        return copy.deepcopy(self._model)
+        return self._model
 
     def runner(self, threads: int | None = None):
-        if self.backend == "torch-fp32" and self._model is not None:
-            return TorchRunner(self._model)
+        """The saved model's runner, on CPU (an fp32 torch model loaded once, shared with `model`)."""
+        if self.backend == "torch-fp32":
+            if threads:
+                import torch
+
+                torch.set_num_threads(threads)
+            return TorchRunner(self._torch_model())
         return load_runner(self.model_path, self.task, threads)
 
     def score(self, split: str, runner=None) -> dict:
