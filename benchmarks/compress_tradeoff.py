@@ -70,18 +70,20 @@ QUICK = {
 
 def untrained_student(teacher, out: Path):
     """Layer surgery of the teacher (layers 0, 2, 4) saved as a run, without any training."""
-    from pretune.compress.variant import load_preprocessor_of, load_torch_model, write_variant
+    from pretune.compress.loaded import LoadedRun
+    from pretune.compress.variant import write_variant
     from pretune.models.surgery import apply_surgery
     from pretune.recipe import SurgeryConfig
 
-    model, tokenizer = load_torch_model(teacher, "surgery"), load_preprocessor_of(teacher)
+    parent = LoadedRun(teacher)
+    model = parent.model("surgery")
     apply_surgery(model, SurgeryConfig(num_layers=3))
 
     def save(model_dir: Path) -> None:
         model.save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        parent.preprocessor.save_pretrained(model_dir)
 
-    return write_variant(out, teacher, "surgery (untrained: speed only)", {"num_layers": 3}, save)
+    return write_variant(out, parent, "surgery (untrained: speed only)", {"num_layers": 3}, save).run
 
 
 def cpu_flags() -> str:
@@ -97,12 +99,13 @@ def peer(teacher, export_run, out: Path):
     """The peer: plain quantize_dynamic (default settings, no graph fusion) of the exported model."""
     from onnxruntime.quantization import quantize_dynamic
 
+    from pretune.compress.loaded import LoadedRun
     from pretune.compress.variant import finish_variant
 
     shutil.copytree(export_run.path, out)
     (out / "metrics.json").unlink()
     quantize_dynamic(str(export_run.model_path / "model.onnx"), str(out / "model" / "model.onnx"))
-    return finish_variant(out, teacher, "peer: onnxruntime.quantization.quantize_dynamic", {})
+    return finish_variant(out, LoadedRun(teacher), "peer: onnxruntime.quantization.quantize_dynamic", {}).run
 
 
 def main() -> None:
@@ -118,7 +121,7 @@ def main() -> None:
                                                                           "another name keeps the full table)")
     args = parser.parse_args()
     import pretune
-    from pretune.compress.pipeline import resolve_config, steps, table
+    from pretune.compress.tree import measure_table, resolve_config, run_step
 
     args.work.mkdir(parents=True, exist_ok=True)  # variants already built there are reused
     if args.teacher is None and (args.work / "teacher" / "metrics.json").is_file():
@@ -145,7 +148,7 @@ def main() -> None:
             runs[name] = untrained_student(runs[parent], args.work / name)
         else:
             cfg = resolve_config(runs[parent], [step], overrides=overrides)
-            runs[name] = steps.get(step)(runs[parent], cfg, args.work / name)
+            runs[name] = run_step(runs[parent], step, args.work / name, cfg)
         seconds[name] = time.perf_counter() - start
     if "onnx-fp32" in runs:
         shutil.rmtree(args.work / "peer-ort-int8", ignore_errors=True)
@@ -154,7 +157,7 @@ def main() -> None:
         return
     cfg = resolve_config(teacher, ["export"], overrides=[f"compress.measure.threads={args.threads}"])
     print("measuring ...", file=sys.stderr, flush=True)
-    rows = table(list(runs.values()), cfg)
+    rows = measure_table(runs, cfg, args.work / ".measure-work")
     best_of_rounds(rows, list(runs.values()), cfg.measure, args.rounds)
     for row, name in zip(rows, runs, strict=True):
         row["name"], row["build_s"] = name, seconds.get(name)

@@ -75,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import pretune
-    from pretune.compress.pipeline import resolve_config, run_step, table
+    from pretune.compress.tree import measure_table, resolve_config, run_step
 
     work = args.work or Path(tempfile.mkdtemp(prefix="vision-compress-"))
     runs, seconds = {}, {}
@@ -102,7 +102,7 @@ def main() -> None:
             print(f"{name}: test accuracy {runs[name].metrics['test']['accuracy']:.3f} ({seconds[name]:.0f} s)",
                   flush=True)
         cfg = resolve_config(runs["lite0"], ["export"])
-        rows = table([runs[n] for n in runs], cfg)  # the first (torch fp32 Lite0) is the reference
+        rows = measure_table(runs, cfg, work / ".measure-work")  # the first (torch fp32 Lite0) is the reference
         best_of_rounds(rows, [runs[n] for n in runs], cfg.measure, args.rounds)
         for row in rows:
             row["seconds"] = seconds[row["name"]]

@@ -9,10 +9,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import pretune
 from pretune import PretuneError
-from pretune.compress import pipeline
+from pretune.compress import choice, steps, tree
+from pretune.compress.loaded import load_runner
 from pretune.compress.measure import count_parameters
-from pretune.compress.quantize import _gated, node_groups
-from pretune.compress.variant import load_runner
+from pretune.compress.quantize.gate import gated
+from pretune.compress.quantize.text import node_groups
 from pretune.models.onnx_runner import OnnxRunner
 from pretune.models.quantized import load_quantized
 from pretune.recipe import DataConfig
@@ -54,7 +55,9 @@ def test_export_matches_torch_in_onnx_runtime(tiny_run, tmp_path):
 
 
 def test_onnx_dynamic_int8_after_fusions(tiny_run, tmp_path):
-    assert "fusions" not in pretune.export(tiny_run, tmp_path / "plain", int8=True).metrics["compress"]  # opt-in
+    plain = pretune.compress(tiny_run, "quantize", out=tmp_path / "plain",
+                             overrides=[*FAST, "compress.quantize.optimize=false"]).variants[0]
+    assert "fusions" not in plain.metrics["compress"] and "fusion_choice" not in plain.metrics["compress"]
     variant = pretune.compress(tiny_run, "quantize", out=tmp_path / "c",
                                overrides=[*FAST, "compress.quantize.optimize=true"]).variants[0]
     info = variant.metrics["compress"]
@@ -87,7 +90,8 @@ def test_torch_dynamic_int8_saves_marker_and_reloads_quantized(tiny_run, tmp_pat
 
 
 def test_trim_vocab_keeps_logits_on_in_vocabulary_text(tiny_run, tmp_path):
-    result = pretune.compress(tiny_run, "trim-vocab", out=tmp_path / "c", overrides=FAST)
+    result = pretune.compress(tiny_run, "trim-vocab", out=tmp_path / "c",
+                              overrides=[*FAST, "compress.trim_vocab.keep_characters=false"])
     variant = result.variants[0]
     vocab = variant.metrics["compress"]["vocabulary"]
     assert vocab["before"] == 30522 and vocab["after"] < 100
@@ -106,34 +110,37 @@ def test_trim_vocab_keeps_logits_on_in_vocabulary_text(tiny_run, tmp_path):
 def test_pipeline_chains_and_writes_table_plot_and_choice(tiny_run, tmp_path):
     result = pretune.compress(tiny_run, ["trim-vocab", "quantize"], out=tmp_path / "c", max_drop=5.0,
                               overrides=FAST)
-    assert [v.path.name for v in result.variants] == ["1-trim-vocab", "2-quantize"]
+    c = tmp_path / "c"
+    assert [v.path for v in result.variants] == [c / "trim-vocab", c / "trim-vocab" / "quantize"]
     assert result.variants[1].metrics["compress"]["parent"] == str(result.variants[0].path)
     saved = json.loads((tmp_path / "c" / "compression.json").read_text())
-    assert [r["name"] for r in saved["rows"]] == ["run", "1-trim-vocab", "2-quantize"]
+    assert [r["name"] for r in saved["rows"]] == ["run", "trim-vocab", "trim-vocab/quantize"]
+    assert saved["steps"] == ["trim-vocab", "quantize"] and saved["variants"] == [["trim-vocab", "quantize"]]
     for key in ("size_mb", "parameters", "nonzero_parameters", "latency_ms_p50", "latency_ms_p95", "throughput",
                 "accuracy", "f1_macro", "speedup_batch", "size_ratio", "drop_points"):
         assert key in saved["rows"][2], key
-    assert saved["chosen"] in ("1-trim-vocab", "2-quantize") and saved["chosen"] == result.chosen["name"]
+    assert saved["chosen"] in ("trim-vocab", "trim-vocab/quantize") and saved["chosen"] == result.chosen["name"]
     assert (tmp_path / "c" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "c").rglob("*.tmp"))
 
 
 def test_budget_nobody_meets_is_said_and_table_still_written():
-    rows = [{"name": n, "throughput": t, "drop_points": d, "speedup_batch": t / 10, "size_ratio": 1.0}
+    rows = [{"name": n, "throughput": t, "validation_drop_points": d, "speedup_batch": t / 10, "size_ratio": 1.0}
             for n, t, d in (("run", 10, 0.0), ("a", 30, 3.0), ("b", 20, 2.0))]
-    chosen, message = pipeline.choose(rows, 1.0)
-    assert chosen is None and "no variant stays within 1.0" in message and "b" in message
-    assert pipeline.choose(rows, 2.5)[0]["name"] == "b" and pipeline.choose(rows, 3)[0]["name"] == "a"
+    chosen, message = choice.choose(rows, 1.0)
+    assert chosen is rows[0] and "no variant stays within 1.0" in message and "closest: b" in message
+    assert "the original is the choice" in message
+    assert choice.choose(rows, 2.5)[0]["name"] == "b" and choice.choose(rows, 3)[0]["name"] == "a"
 
 
 def test_gate_keeps_the_most_sensitive_layers_fp32():
     sensitivity = {"layer.0": 0.01, "layer.1": 0.05, "head": 0.002}
     def score(kept_fp32):  # accuracy when every group but `kept_fp32` is int8
         return 0.9 - sum(v for g, v in sensitivity.items() if g not in kept_fp32)
-    kept, figures = _gated(list(sensitivity), score, 0.9, budget=2.0)
+    kept, figures = gated(list(sensitivity), score, 0.9, budget=2.0)
     assert kept == ["layer.1"] and figures["validation_accuracy_int8"] == pytest.approx(0.888)
-    assert _gated(list(sensitivity), score, 0.9, budget=10.0)[0] == []
-    assert _gated(list(sensitivity), score, 0.9, budget=None)[0] == []
+    assert gated(list(sensitivity), score, 0.9, budget=10.0)[0] == []
+    assert gated(list(sensitivity), score, 0.9, budget=None)[0] == []
 
 
 def test_onnx_node_groups_follow_layers(tiny_run, tmp_path):
@@ -152,7 +159,7 @@ def test_measure_in_a_fresh_process(tiny_run):
 
 
 def test_pretune_compress_keeps_its_name_after_submodule_imports():
-    import pretune.compress.pipeline  # noqa: F401
+    import pretune.compress.tree  # noqa: F401
 
     assert callable(pretune.compress) and callable(pretune.measure)
 
@@ -174,16 +181,11 @@ def test_not_a_run_directory(tmp_path):
         pretune.compress(tmp_path, "quantize")
 
 
-def _steps():
-    pipeline._register_builtin()
-    return pipeline.steps.available()
-
-
-@pytest.mark.parametrize("step", _steps())
-def test_every_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
-    cfg = pipeline.resolve_config(tiny_run, [step], overrides=[
+@pytest.mark.parametrize("step", steps.available("text"))
+def test_every_text_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
+    cfg = tree.resolve_config(tiny_run, [step], overrides=[
         *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1"])
-    variant = pipeline.steps.get(step)(tiny_run, cfg, tmp_path / step)
+    variant = tree.run_step(tiny_run, step, tmp_path / step, cfg)
     assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
     assert variant.metrics["compress"]["step"] == step and 0 <= variant.metrics["test"]["accuracy"] <= 1
     assert (variant.model_path / "config.json").is_file() and (variant.model_path / "tokenizer.json").is_file()
@@ -194,9 +196,9 @@ def test_every_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
 
 
 def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
-    cfg = pipeline.resolve_config(tiny_run, ["quantize"], overrides=[
+    cfg = tree.resolve_config(tiny_run, ["quantize"], overrides=[
         "compress.quantize.mode=static", "compress.quantize.calibration_samples=16"])
-    variant = pipeline.steps.get("quantize")(tiny_run, cfg, tmp_path / "static")
+    variant = tree.run_step(tiny_run, "quantize", tmp_path / "static", cfg)
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(variant.model_path / "model.onnx")).graph.node}
@@ -206,10 +208,10 @@ def test_static_int8_is_calibrated_on_training_texts(tiny_run, tmp_path):
     # Histogram calibrations stack every calibration batch's activations: texts of different
     # lengths and a short last batch (13 is not a multiple of 8) must still calibrate.
     for method in ("percentile", "entropy"):
-        cfg = pipeline.resolve_config(tiny_run, ["quantize"], overrides=[
+        cfg = tree.resolve_config(tiny_run, ["quantize"], overrides=[
             "compress.quantize.mode=static", "compress.quantize.calibration_samples=13",
             f"compress.quantize.calibration={method}"])
-        variant = pipeline.steps.get("quantize")(tiny_run, cfg, tmp_path / method)
+        variant = tree.run_step(tiny_run, "quantize", tmp_path / method, cfg)
         assert variant.metrics["compress"]["settings"]["calibration"] == method
         np.testing.assert_allclose(served(variant.model_path, batch), expected, atol=0.1)
 

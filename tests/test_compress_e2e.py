@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import pretune
-from pretune.compress.variant import load_data
+from pretune.compress.loaded import LoadedRun
 
 
 @pytest.mark.e2e
@@ -22,7 +22,7 @@ def test_distill_then_quantize_learns_and_serves_int8(tmp_path):
         "compress.measure.repeats=1"])
     student, int8 = result.variants
     info = student.metrics["compress"]
-    labels = load_data(teacher).splits["test"].labels
+    labels = LoadedRun(teacher).data.splits["test"].labels
     majority = max(labels.mean(), 1 - labels.mean())  # chance: always the larger class
     accuracy = student.metrics["test"]["accuracy"]
     assert accuracy > majority + 0.02, (accuracy, majority, teacher.metrics["test"]["accuracy"])

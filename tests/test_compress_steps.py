@@ -10,8 +10,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Bert
 
 import pretune
 from pretune import PretuneError
-from pretune.compress.distill import DistillationCallback, distillation_loss
-from pretune.compress.prune import prunable, sparsity
+from pretune.compress.distill.loss import DistillationCallback, distillation_loss
+from pretune.compress.prune.magnitude import prunable, sparsity
 from pretune.models.load import load_saved_model
 from pretune.recipe import DataConfig
 from pretune.tasks import create_task

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import pretune
-from pretune.compress.pipeline import resolve_config, run_step
-from pretune.compress.variant import encode_rows, input_batches, load_data, load_preprocessor_of, task_of
+from pretune.compress import steps
+from pretune.compress.loaded import LoadedRun, task_of
+from pretune.compress.tree import resolve_config, run_step
 from pretune.models.load import load_saved_model
 from pretune.models.onnx_runner import OnnxRunner
 
@@ -47,8 +48,7 @@ def digits_run(tmp_path_factory):
 
 
 def validation_images(run, n=32):
-    task = task_of(run)
-    return input_batches(encode_rows(load_data(run, task), task, load_preprocessor_of(run), 0, "validation", n), 16, 0)
+    return LoadedRun(run).batches("validation", n, 16)
 
 
 def test_export_matches_torch_on_real_images(digits_run, tmp_path):
@@ -93,7 +93,7 @@ def test_static_int8_quantizes_convolutions_and_runs_through_eval_and_predict(di
     import onnx
     import onnxruntime as ort
 
-    from pretune.compress.vision import conv_node_groups
+    from pretune.compress.quantize.image import conv_node_groups
 
     variant = run_step(digits_run, "quantize", tmp_path / "int8")
     settings = variant.metrics["compress"]["settings"]
@@ -122,7 +122,7 @@ def test_static_int8_quantizes_convolutions_and_runs_through_eval_and_predict(di
     from PIL import Image
 
     (tmp_path / "imgs").mkdir()
-    for i, image in enumerate(load_data(digits_run).splits["test"].texts[:3]):
+    for i, image in enumerate(LoadedRun(digits_run).data.splits["test"].texts[:3]):
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
     done = cli("predict", variant.path, "--image", tmp_path / "imgs")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -163,7 +163,7 @@ def test_channel_pruning_shrinks_convolutions_and_reloads(digits_run, tmp_path):
 
 @pytest.mark.parametrize("kind", ["efficientnet", "resnet"])
 def test_pruned_model_saves_and_reloads_to_identical_logits(kind, tmp_path):
-    from pretune.compress.prune_channels import count, prune_channels
+    from pretune.compress.prune.channels import count, prune_channels
     from pretune.data.images import ImageSettings
     from pretune.recipe import DataConfig
     from pretune.tasks import create_task
@@ -251,3 +251,30 @@ def test_efficientnet_lite0_pruned_and_int8_on_real_digits(tmp_path):
     # keeps the sensitive stages fp32 when that matters.
     assert int8["accuracy"] >= 0.25, done.rows
     assert (done.path / "compression.json").is_file() and (done.path / "pareto.png").is_file()
+
+
+@pytest.mark.parametrize("step", steps.available("image"))
+def test_every_image_step_gives_a_run_with_fits_layout(digits_run, tmp_path, step):
+    """The step contract of test_compress.py, on an image run: each registered image step gives a
+    Run directory that eval reads, with the image preprocessor saved beside the model."""
+    student = tiny_resnet(tmp_path / "student", widths=(8, 8), seed=1)
+    cfg = resolve_config(digits_run, [step], overrides=[
+        "compress.prune.recovery_epochs=0", "compress.distill.epochs=1", f"compress.distill.student={student}",
+        "compress.quantize.calibration_samples=16"])
+    variant = run_step(digits_run, step, tmp_path / step, cfg)
+    assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
+    info = variant.metrics
+    assert info["compress"]["step"] == step and 0 <= info["test"]["accuracy"] <= 1
+    assert 0 <= info["validation"]["accuracy"] <= 1
+    assert (variant.model_path / "preprocessor_config.json").is_file()
+    assert pretune.load_run(variant.path).evaluate()["accuracy"] == pytest.approx(info["test"]["accuracy"])
+    assert not (tmp_path / f".{step}.work").exists()
+
+
+def test_image_default_tree_and_order_refused(digits_run, tmp_path):
+    from pretune.compress.tree import chains_of
+
+    assert chains_of(resolve_config(digits_run), "image") == [["quantize"], ["prune"], ["prune", "quantize"]]
+    with pytest.raises(pretune.PretuneError, match="step order quantize,prune cannot work"):
+        pretune.compress(digits_run, "quantize,prune", out=tmp_path / "c")
+    assert not (tmp_path / "c").exists()

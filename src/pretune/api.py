@@ -38,12 +38,16 @@ def predict(run: Run | str | Path, texts: list, pairs: list[str] | None = None) 
 
 
 def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
-             max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True):
-    """Variants of a run, one per step in order (each a Run), measured beside the original;
-    writes compression.json and pareto.png. See pretune.compress.pipeline."""
-    from pretune.compress.pipeline import compress as run_pipeline
+             max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True,
+             variants: list[list[str]] | str | None = None):
+    """Variants of a run, a tree of step chains (`steps`: one chain; `variants`: several, shared
+    prefixes run once), each node a Run measured beside the original, the fastest within
+    `max_drop` chosen on validation; writes compression.json and pareto.png. See
+    pretune.compress.tree."""
+    from pretune.compress.tree import compress as compress_tree
 
-    return run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet)
+    return compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet,
+                         variants=variants)
 
 
 def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 256, isolate: bool = True):
@@ -61,7 +65,7 @@ def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 2
 def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool = False) -> Run:
     """The run's model as ONNX (checked against torch) in a new run directory; `int8`: ONNX Runtime
     int8 (dynamic for text, static with calibration for images)."""
-    from pretune.compress.pipeline import run_step
+    from pretune.compress.tree import run_step
 
     run = run if isinstance(run, Run) else Run(run)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-onnx{'-int8' if int8 else ''}")

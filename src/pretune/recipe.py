@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from pretune.errors import PretuneError
 
@@ -238,6 +238,8 @@ class DistillConfig(_Section):
     hidden_weight: float = Field(0.0, ge=0, description="weight of hidden-state MSE (same-width students only)")
     epochs: float | None = Field(None, gt=0, description="student epochs (null: the teacher recipe's)")
     lr: float | None = Field(None, gt=0, description="student peak lr (null: the teacher recipe's)")
+    full_train: bool = Field(False, description="train the student on every training row, not the teacher "
+                             "recipe's max_train_samples slice")
 
 
 class PruneConfig(_Section):
@@ -257,16 +259,19 @@ class PruneConfig(_Section):
     rounds: int = Field(1, gt=0, description="magnitude: gradual rounds, fine-tuning after each")
     recovery_epochs: float = Field(1.0, ge=0, description="fine-tuning epochs after pruning (0: none)")
     lr: float | None = Field(None, gt=0, description="recovery lr (null: half the run recipe's)")
+    recovery_distill: float = Field(0.5, ge=0, le=1, description="recovery: weight of distillation from the "
+                                    "unpruned parent's logits (0: labels alone; off for augmented images)")
 
 
 class QuantizeConfig(_Section):
     backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
     mode: Literal["dynamic", "static"] | None = Field(
         None, description="onnx: dynamic or static (calibrated) int8 (null: static for images, dynamic for text)")
-    # Off by default: on MiniLM (benchmarks/compress_tradeoff.py) the fused int8 model was ~5% faster
-    # at batch 1 but ~13% slower at batch 32 than the unfused one.
-    optimize: bool = Field(False, description="onnx dynamic: ONNX Runtime transformer fusions before quantizing "
-                                              "(lower batch-1 latency, lower batch-32 throughput)")
+    # Measured, not fixed: on MiniLM (benchmarks/compress_tradeoff.py) the fused int8 model was ~5%
+    # faster at batch 1 but ~13% slower at batch 32 than the unfused one on one CPU.
+    optimize: bool | Literal["auto"] = Field(
+        "auto", description="onnx dynamic: ONNX Runtime transformer fusions before quantizing (auto: with and "
+        "without, the one faster at batch 32 on this CPU kept)")
     calibration_samples: int = Field(128, gt=0, description="static: training texts or images used for calibration")
     # Percentile by default: benchmarks/compress_tradeoff.py measured MiniLM static int8 at 0.78
     # points' loss with it against 2.12 with min/max; Lite0 0.0 against 0.75 (vision_compress.py).
@@ -275,11 +280,14 @@ class QuantizeConfig(_Section):
         "(clips rare outliers), min/max, or the KL-closest histogram (entropy)")
     per_channel: bool | None = Field(None, description="onnx: per-channel weight scales (null: on for images only)")
     max_drop: float | None = Field(
-        None, ge=0, description="accuracy points (validation) int8 may lose; past it, sensitive layers stay fp32")
+        None, ge=0, allow_inf_nan=False,
+        description="accuracy points (validation) int8 may lose; past it, sensitive layers stay fp32")
 
 
 class TrimVocabConfig(_Section):
     min_count: int = Field(1, gt=0, description="keep tokens seen at least this often in the training texts")
+    keep_characters: bool = Field(True, description="also keep every single-character piece (and its ## form), "
+                                  "so an unseen word is spelled in pieces instead of becoming [UNK]")
 
 
 class ExportConfig(_Section):
@@ -298,16 +306,28 @@ class MeasureConfig(_Section):
 
 
 class CompressConfig(_Section):
-    steps: list[str] = Field(
-        default_factory=lambda: ["distill", "quantize"],
-        description="ordered: distill, prune, trim-vocab, quantize, export; each runs on the one before")
-    max_drop: float | None = Field(None, ge=0, description="accuracy points a variant may lose; names the fastest")
+    steps: list[str] | None = Field(
+        None, description="one chain, in order: distill, prune, trim-vocab, quantize, export; each runs on the one "
+        "before (null: `variants`)")
+    variants: list[list[str]] | None = Field(
+        None, description="a tree of chains, e.g. [[quantize], [distill, quantize]]; shared prefixes run once "
+        "(null: `steps` when given, else the input kind's default tree)")
+    max_drop: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                   description="validation accuracy points a variant may lose; names the fastest")
     distill: DistillConfig = Field(default_factory=DistillConfig)
     prune: PruneConfig = Field(default_factory=PruneConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     trim_vocab: TrimVocabConfig = Field(default_factory=TrimVocabConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _chains(cls, value):
+        if value is not None and (not isinstance(value, list)
+                                  or not all(isinstance(chain, list) for chain in value)):
+            raise ValueError("a list of chains, each a list of step names, e.g. [[quantize], [distill, quantize]]")
+        return value
 
 
 class SpaceEntry(_Section):
@@ -411,6 +431,20 @@ class Recipe(_Section):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def updated(self, changes: dict[str, Any]) -> Recipe:
+        """A new, validated recipe with each dotted key set (`{"train.epochs": 1}`); a key naming
+        a section replaces it whole (`{"model.surgery": {}}`). What a task fills in by default
+        (data columns) is filled again for the new values, as when the recipe was read."""
+        raw = self.model_dump(mode="json", exclude_unset=True)
+        for dotted, value in changes.items():
+            keys = dotted.split(".")
+            _check_path(keys)
+            node = raw
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value.model_dump(mode="json") if isinstance(value, BaseModel) else copy.deepcopy(value)
+        return Recipe.from_dict(raw)
 
 
 # A recipe is data of bounded size. YAML aliases let 451 bytes name a billion-node tree (the

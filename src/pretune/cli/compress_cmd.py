@@ -1,4 +1,4 @@
-"""pretune compress RUN_DIR --steps distill,prune,quantize [--max-drop 1.0] [--out DIR] [--set k=v]"""
+"""pretune compress RUN_DIR [--steps a,b | --variants 'a;b,c'] [--max-drop 1.0] [--out DIR] [--set k=v]"""
 
 from __future__ import annotations
 
@@ -11,16 +11,22 @@ from pretune.cli.output import compression_table, console
 
 def compress(
     run_dir: Path = typer.Argument(..., help="a run directory written by pretune fit"),
-    steps: str | None = typer.Option(None, "--steps", help="comma-separated, in order: distill, prune, "
-                                     "trim-vocab, quantize, export (default: the recipe's compress.steps)"),
-    max_drop: float | None = typer.Option(None, "--max-drop", help="accuracy points a variant may lose; "
-                                          "names the fastest variant inside it"),
-    out: Path | None = typer.Option(None, "--out", help="directory of the variants (default RUN_DIR-compressed)"),
+    steps: str | None = typer.Option(None, "--steps", help="one chain, comma-separated, in order: distill, prune, "
+                                     "trim-vocab, quantize, export"),
+    variants: str | None = typer.Option(None, "--variants", help="a tree of chains: 'quantize;distill,quantize' "
+                                        "(default: the recipe's compress.variants / steps, else the input kind's "
+                                        "default tree)"),
+    max_drop: float | None = typer.Option(None, "--max-drop", help="validation accuracy points a variant may lose; "
+                                          "chooses the fastest variant inside it"),
+    out: Path | None = typer.Option(None, "--out", help="directory of the variants (default RUN_DIR-compressed); "
+                                    "rerun into it to reuse finished variants"),
     set_: list[str] = typer.Option([], "--set", help="step setting, e.g. compress.prune.heads=0.25"),
 ) -> None:
-    """Turn a run into smaller / faster variants; measure each beside the original."""
+    """Turn a run into smaller / faster variants; measure each beside the original, choose on validation."""
     from pretune.api import compress as compress_api
 
-    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False)
-    console.print(compression_table(result.rows, f"{result.path / 'compression.json'}"))
+    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False, variants=variants)
+    shown = [{**row, "name": ("* " if row.get("chosen") else "") + row["name"],
+              "val_drop": row.get("validation_drop_points")} for row in result.rows]
+    console.print(compression_table(shown, f"{result.path / 'compression.json'} (* chosen on validation)"))
     console.print(result.message)

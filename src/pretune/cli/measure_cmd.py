@@ -17,7 +17,11 @@ def measure(
 ) -> None:
     """Size, parameters, latency, throughput, peak memory and test accuracy, the same for any run."""
     from pretune.api import measure as measure_api
+    from pretune.errors import PretuneError
 
+    for flag, value in (("--threads", threads), ("--samples", samples)):
+        if value < 1:
+            raise PretuneError(f"{flag} must be at least 1, got {value}")
     rows = measure_api(run_dirs, threads=threads, samples=samples)
     if as_json:
         print(to_json(rows, indent=2))

@@ -39,7 +39,8 @@ def _fmt(value) -> str:
 MEASURED = {"backend": "backend", "size_mb": "MB", "parameters": "params", "nonzero_parameters": "non-zero",
             "latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms", "throughput": "texts/s",
             "peak_memory_mb": "peak MB", "accuracy": "acc", "f1_macro": "F1 mac", "speedup_batch": "x thr",
-            "speedup_latency": "x lat", "size_ratio": "x size", "drop_points": "drop"}
+            "speedup_latency": "x lat", "size_ratio": "x size", "drop_points": "drop",
+            "validation_accuracy": "val acc", "val_drop": "val drop"}
 
 
 def compression_table(rows: list[dict], title: str) -> Table:

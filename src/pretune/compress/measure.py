@@ -15,61 +15,101 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
+from pretune.compress.loaded import SHOWN, LoadedRun, backend_of, input_batches, load_runner
 from pretune.errors import PretuneError
 from pretune.predictor import Run
 from pretune.recipe import MeasureConfig
 
-SHOWN = ("accuracy", "f1_macro", "mse")
+SINGLES = 100  # batch-1 inputs timed per pass
 
 
-def measure(run: Run | str | Path, cfg: MeasureConfig | None = None) -> dict:
-    """The figures of one run's model; see the module docstring."""
+def measure(run: Run | str | Path, cfg: MeasureConfig | None = None, loaded: LoadedRun | None = None) -> dict:
+    """The figures of one run's model; see the module docstring. With `loaded` (the run loaded
+    by a compress command) the timed inputs are encoded from it and handed to the measuring
+    process in a safetensors file, and the test figures are its own: no second read of the data."""
     run = run if isinstance(run, Run) else Run(run)
     cfg = cfg or MeasureConfig()
     run.model_path  # noqa: B018  a run without a model is an error here, not in the child
+    inputs = None
+    if loaded is not None:
+        timed = loaded.encoded("test", cfg.samples)
+        inputs = {"single": input_batches(timed, 1, loaded.pad_id)[:SINGLES],
+                  "batch": input_batches(timed, cfg.batch_size, loaded.pad_id), "rows": len(timed)}
     if not cfg.isolate:
-        return _measure_here(run, cfg, isolated=False)
-    code = ("import json, sys; from pretune.compress.measure import _child; "
-            "print('\\n' + json.dumps(_child(json.loads(sys.argv[1]))))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps({"run": str(run.path), **cfg.model_dump()})],
-                          capture_output=True, text=True)
+        row = _measure_here(run, cfg, isolated=False, inputs=inputs)
+    else:
+        row = _measure_isolated(run, cfg, inputs, loaded.work if loaded is not None else None)
+    if loaded is not None and cfg.evaluate:
+        test = loaded.score("test")
+        row |= {"test_samples": test["samples"], **{k: test[k] for k in SHOWN if k in test}}
+    return row
+
+
+def _measure_isolated(run: Run, cfg: MeasureConfig, inputs: dict | None, work: Path | None) -> dict:
+    args = {"run": str(run.path), **cfg.model_dump()}
+    with tempfile.TemporaryDirectory(dir=_made(work)) if inputs is not None else nullcontext() as tmp:
+        if inputs is not None:
+            from safetensors.torch import save_file
+
+            args["inputs"] = str(Path(tmp) / "inputs.safetensors")
+            save_file({f"{kind}.{i}.{name}": tensor.contiguous() for kind in ("single", "batch")
+                       for i, batch in enumerate(inputs[kind]) for name, tensor in batch.items()}, args["inputs"],
+                      metadata={"rows": str(inputs["rows"])})
+            args["evaluate"] = False  # the caller's figures
+        code = ("import json, sys; from pretune.compress.measure import _child; "
+                "print('\\n' + json.dumps(_child(json.loads(sys.argv[1]))))")
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise PretuneError(f"measuring {run.path} failed: {tail[0]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _made(work: Path | None) -> Path | None:
+    if work is not None:
+        work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def _child(args: dict) -> dict:
     run = Run(args.pop("run"))
-    return _measure_here(run, MeasureConfig(**args), isolated=True)
+    path = args.pop("inputs", None)
+    return _measure_here(run, MeasureConfig(**args), isolated=True, inputs=_read_inputs(path) if path else None)
 
 
-def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
+def _read_inputs(path: str) -> dict:
+    from safetensors import safe_open
+
+    inputs: dict = {"single": {}, "batch": {}}
+    with safe_open(path, framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118  safe_open is no mapping
+            kind, i, name = key.split(".", 2)
+            inputs[kind].setdefault(int(i), {})[name] = f.get_tensor(key)
+        rows = int(f.metadata()["rows"])
+    return {kind: [batches[i] for i in sorted(batches)] for kind, batches in inputs.items()} | {"rows": rows}
+
+
+def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool, inputs: dict | None = None) -> dict:
     import torch
 
-    from pretune.compress.variant import (
-        encode_rows,
-        evaluate_runner,
-        input_batches,
-        load_data,
-        load_preprocessor_of,
-        load_runner,
-        task_of,
-    )
+    from pretune.compress.loaded import task_of
 
     torch.set_num_threads(cfg.threads)
     task = task_of(run)
-    data = load_data(run, task)
-    preprocessor = load_preprocessor_of(run)
-    max_length = run.recipe.data.max_length
-    timed = encode_rows(data, task, preprocessor, max_length, "test", cfg.samples)
-    pad_id = preprocessor.pad_token_id or 0
-    singles, batches = input_batches(timed, 1, pad_id), input_batches(timed, cfg.batch_size, pad_id)
+    loaded = None
+    if inputs is None:  # `pretune measure RUN`: the run's own data, read here
+        loaded = LoadedRun(run)
+        timed = loaded.encoded("test", cfg.samples)
+        inputs = {"single": input_batches(timed, 1, loaded.pad_id)[:SINGLES],
+                  "batch": input_batches(timed, cfg.batch_size, loaded.pad_id), "rows": len(timed)}
+    singles, batches = inputs["single"], inputs["batch"]
     _reset_peak()
     before = _rss_mb()
     runner = load_runner(run.model_path, task, cfg.threads)
@@ -77,7 +117,7 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
         runner(batch)
     latencies = []
     for _ in range(cfg.repeats):
-        for batch in singles[: min(len(singles), 100)]:
+        for batch in singles:
             start = time.perf_counter()
             runner(batch)
             latencies.append((time.perf_counter() - start) * 1000)
@@ -86,36 +126,21 @@ def _measure_here(run: Run, cfg: MeasureConfig, isolated: bool) -> dict:
         start = time.perf_counter()
         for batch in batches:
             runner(batch)
-        passes.append(len(timed) / (time.perf_counter() - start))
+        passes.append(inputs["rows"] / (time.perf_counter() - start))
     peak = _peak_mb() - before if isolated else None  # before the evaluation's batches of 64
-    test = evaluate_runner(runner, data, task, preprocessor, max_length) if cfg.evaluate else {"samples": 0}
+    test = loaded.score("test", runner) if cfg.evaluate and loaded is not None else {"samples": 0}
     return {
         "run": str(run.path), "backend": backend_of(run.model_path),
         "size_mb": round(size_on_disk(run.model_path) / 1e6, 3), **count_parameters(run.model_path),
         "latency_ms_p50": float(np.percentile(latencies, 50)), "latency_ms_p95": float(np.percentile(latencies, 95)),
         "throughput": float(np.median(passes)), "batch_size": cfg.batch_size, "threads": cfg.threads,
-        "peak_memory_mb": None if peak is None else round(peak, 1), "timed_texts": len(timed),
+        "peak_memory_mb": None if peak is None else round(peak, 1), "timed_texts": inputs["rows"],
         "test_samples": test["samples"], **{k: test[k] for k in SHOWN if k in test},
     }
 
 
 def size_on_disk(model_dir: Path) -> int:
     return sum(f.stat().st_size for f in Path(model_dir).rglob("*") if f.is_file())
-
-
-def backend_of(model_dir: Path) -> str:
-    from pretune.models.onnx_runner import ONNX_FILE
-
-    model_dir = Path(model_dir)
-    if (model_dir / ONNX_FILE).is_file():
-        import onnx
-
-        graph = onnx.load(str(model_dir / ONNX_FILE), load_external_data=False).graph
-        int8 = any(init.data_type in (2, 3) and len(init.dims) >= 1 for init in graph.initializer)
-        return "onnx-int8" if int8 else "onnx-fp32"
-    from pretune.models.quantized import quantization_of
-
-    return "torch-int8" if quantization_of(model_dir) else "torch-fp32"
 
 
 def count_parameters(model_dir: Path) -> dict:

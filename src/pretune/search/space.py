@@ -6,7 +6,6 @@ naming a key outside the space, a value the recipe refuses, or a grid larger tha
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,15 +124,9 @@ class Space:
 
 
 def apply(raw: dict, params: dict[str, Any]) -> dict:
-    """A copy of a recipe dict with each dotted key set to its value."""
-    raw = copy.deepcopy(raw)
-    for path, value in params.items():
-        node = raw
-        *sections, key = path.split(".")
-        for section in sections:
-            node = node.setdefault(section, {})
-        node[key] = value
-    return raw
+    """A recipe dict with each dotted key set to its value, through `Recipe.updated` (the one
+    dotted-key editor); checked, and whole (defaults filled in)."""
+    return Recipe.from_dict(raw).updated(params).model_dump(mode="json")
 
 
 def parse_space(recipe: Recipe) -> Space:
@@ -219,7 +212,7 @@ def _check_values(base: dict, p: Param) -> None:
         values = tuple(int(v) for v in values)
     for value in values:
         try:
-            Recipe.from_dict(apply(base, {p.path: value}))
+            Recipe.from_dict(base).updated({p.path: value})
         except PretuneError as e:
             raise PretuneError(f"search.space.{p.path}: value {value!r} is refused: {e}") from None
 

@@ -1,4 +1,4 @@
-"""`prune` on an image run: whole convolution channels removed with torch-pruning, so every
+"""`prune` of an image run: whole convolution channels removed with torch-pruning, so every
 convolution after it really shrinks (fewer multiply-adds, fewer parameters, a smaller file).
 
 torch-pruning's DependencyGraph traces the model once and groups the layers whose channels must
@@ -12,9 +12,8 @@ BatchNorm's running statistics are stale after pruning (measured: a pretrained L
 30 % scores chance in eval mode until they are re-estimated; EfficientNet's BatchNorm momentum
 of 0.01 would take hundreds of steps to catch up). They are re-estimated on `score_batches`
 training batches right after pruning and again at the end of recovery (Li et al. 2020,
-EagleEye's adaptive BatchNorm). Recovery fine-tuning goes through the public `fit`, as for
-text, with the whole model trained (a frozen body, as in the parent's freeze strategy, could
-not adapt to its missing channels).
+EagleEye's adaptive BatchNorm). Recovery fine-tuning (recover.py) trains the whole model (a
+frozen body, as in the parent's freeze strategy, could not adapt to its missing channels).
 The pruned layers' sizes are recorded in the config (models/channels.py), so the saved run
 reloads without torch-pruning.
 """
@@ -26,36 +25,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress.variant import (
-    encode_rows,
-    input_batches,
-    load_data,
-    load_preprocessor_of,
-    load_torch_model,
-    task_of,
-)
+from pretune.compress import steps
+from pretune.compress.loaded import LoadedRun
+from pretune.compress.prune.recover import recover
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.evaluate import logits_of
 from pretune.models.channels import channel_sizes, record_channels
-from pretune.predictor import Run
 from pretune.recipe import CompressConfig
 
 
-def prune_channels_step(parent: Run, cfg: CompressConfig, out: Path) -> Run:
-    from pretune.compress.prune import recover
-
+@steps.register("prune", "image")
+def prune_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     pc = cfg.prune
     if pc.method != "structured":
         raise PretuneError(f"image runs prune whole channels (compress.prune.method structured), "
                            f"not '{pc.method}'; magnitude pruning is for text encoders")
-    task = task_of(parent)
-    model, settings = load_torch_model(parent, "prune", task), load_preprocessor_of(parent)
-    notes = prune_channels(model, pc.channels, settings.size, pc.channel_multiple)
-    batches = input_batches(encode_rows(load_data(parent, task), task, settings, 0, "train", 32 * pc.score_batches),
-                            32, 0)
+    model = parent.model("prune")
+    notes = prune_channels(model, pc.channels, parent.preprocessor.size, pc.channel_multiple)
+    batches = parent.batches("train", 32 * pc.score_batches, 32)
     notes["batchnorm_recalibrated"] = recalibrate_batchnorm(model, batches)
-    return recover(parent, model, settings, pc, out, pc.model_dump(), notes, pc.recovery_epochs,
-                   callbacks=[BatchNormCallback(batches)], train_all=True)
+    return recover(parent, model, pc, out, notes, pc.recovery_epochs, callbacks=[BatchNormCallback(batches)],
+                   train_all=True)
 
 
 @torch.no_grad()
