@@ -11,10 +11,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-import yaml
 
 import pretune
 from pretune import PretuneError
@@ -226,24 +224,3 @@ def test_recipe_updated_is_the_one_dotted_key_editor():
         recipe.updated({"train.epoch": 1})
     with pytest.raises(PretuneError, match="train.epochs"):
         recipe.updated({"train.epochs": -1})
-
-
-CORPUS = Path(__file__).parent / "bad_inputs" / "compress.yaml"
-
-
-@pytest.mark.parametrize("case", yaml.safe_load(CORPUS.read_text()), ids=lambda case: case["name"])
-def test_bad_input_corpus_one_line_exit_2_nothing_written(case, tmp_path, monkeypatch, capsys):
-    """In-process (fast): `pretune.cli.main.run` as `python -m pretune` calls it."""
-    from pretune.cli.main import run
-
-    for relative, content in case["files"].items():
-        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / relative).write_text(content)
-    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["pretune", *case["args"]])
-    with pytest.raises(SystemExit) as exit_:
-        run()
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert exit_.value.code == 2 and len(lines) == 1 and case["expect"] in lines[0], lines
-    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
