@@ -11,8 +11,8 @@ from pretune.cli.output import compression_table, console, to_json
 
 def measure(
     run_dirs: list[Path] = typer.Argument(..., help="run directories (fit or compress variants)"),
-    threads: int = typer.Option(2, "--threads", min=1, help="intra-op threads for every backend"),
-    samples: int = typer.Option(256, "--samples", min=1, help="test texts timed"),
+    threads: int = typer.Option(2, "--threads", help="intra-op threads for every backend"),
+    samples: int = typer.Option(256, "--samples", help="test texts timed"),
     as_json: bool = typer.Option(False, "--json", help="print the rows as JSON"),
 ) -> None:
     """Size, parameters, latency, throughput, peak memory and test accuracy, the same for any run."""
