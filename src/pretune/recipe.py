@@ -349,6 +349,7 @@ class Recipe(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+    report: bool = Field(True, description="fit, search and compress write report.html into their directory")
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

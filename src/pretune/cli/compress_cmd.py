@@ -17,10 +17,12 @@ def compress(
                                           "names the fastest variant inside it"),
     out: Path | None = typer.Option(None, "--out", help="directory of the variants (default RUN_DIR-compressed)"),
     set_: list[str] = typer.Option([], "--set", help="step setting, e.g. compress.prune.heads=0.25"),
+    no_report: bool = typer.Option(False, "--no-report", help="write no report.html"),
 ) -> None:
     """Turn a run into smaller / faster variants; measure each beside the original."""
     from pretune.api import compress as compress_api
 
-    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False)
+    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False,
+                          report=False if no_report else None)
     console.print(compression_table(result.rows, f"{result.path / 'compression.json'}"))
     console.print(result.message)
