@@ -41,6 +41,7 @@ def svg_bytes(fig) -> bytes:
     """The figure as SVG, closed afterwards (a report draws dozens: open figures hold memory)."""
     plt = pyplot()
     buf = io.BytesIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.tight_layout()  # not bbox_inches="tight": that draws every figure twice
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     return buf.getvalue()

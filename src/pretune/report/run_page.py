@@ -62,7 +62,7 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
     facts.append(("started", when.strftime("%Y-%m-%d %H:%M UTC")))
     if train:
         facts += [("trained", f"{fmt(train['train_seconds'], 3)} s, {train['steps']:,} steps, "
-                              f"{fmt(train['epochs'], 3)} epochs on {train['samples']:,} samples"),
+                              f"{train['epochs']:g} epochs on {train['samples']:,} samples"),
                   ("parameters", f"{metrics['model']['parameters']:,} ({metrics['model']['trainable']:,} trainable)")]
         if "best_step" in train:
             facts.append(("kept", f"the weights of step {train['best_step']} (best validation {train['best_metric']})"))
