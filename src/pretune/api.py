@@ -32,28 +32,35 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: boo
     write_environment(run.path)
     if run.status == "completed":
         plot_run(run)
-        write_test_predictions(run, options.get("data"))
+        _for_the_report("predictions/test.jsonl", write_test_predictions, run, options.get("data"))
     if run.recipe.report if report is None else report:
-        _write_report(run.path)
+        _for_the_report("report.html", _page, run.path)
     return run
 
 
 def report(paths, out: str | Path | None = None) -> Path:
     """One self-contained HTML page of a run, a study, a compression directory, or (several runs)
     their comparison; returns its path (default PATH/report.html). See pretune.report.build."""
+    return _page(paths, out)
+
+
+def _page(paths, out: str | Path | None = None) -> Path:
     from pretune.report.build import report as write
 
     return write(paths, out)
 
 
-def _write_report(path: Path) -> None:
-    """The page at the end of a verb: its failure is told, never the loss of what the verb made."""
+def _for_the_report(what: str, write, target, *args) -> None:
+    """What a verb writes at its end for the page (test predictions, the page itself): a failure is
+    told in one line, never the loss of what the verb made (a model `pretune.Run` cannot reload,
+    given to fit as a plain nn.Module, has no test predictions)."""
     import sys
 
     try:
-        report(path)
+        write(target, *args)
     except Exception as e:  # noqa: BLE001 - the run, study or compression on disk stays whole and usable
-        print(f"pretune: warning: report.html not written for {path}: {e}", file=sys.stderr)
+        where = getattr(target, "path", target)
+        print(f"pretune: warning: {what} not written for {where}: {e}", file=sys.stderr)
 
 
 def evaluate(run: Run | str | Path, data: str | Path | None = None, **columns) -> dict:
@@ -78,7 +85,7 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
     result = run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet)
     write_environment(result.path)  # the machine the variants were measured on
     if (run if isinstance(run, Run) else Run(run)).recipe.report if report is None else report:
-        _write_report(result.path)
+        _for_the_report("report.html", _page, result.path)
     return result
 
 
@@ -120,5 +127,5 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: 
 
     study = run_search(recipe, out, **options)
     if Recipe.load(study.path / "recipe.yaml").report if report is None else report:
-        _write_report(study.path)
+        _for_the_report("report.html", _page, study.path)
     return study
