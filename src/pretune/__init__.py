@@ -10,12 +10,13 @@
 # from the verb to the package.
 import pretune.compress as _compress_package  # noqa: F401, I001
 import pretune.search as _search_package  # noqa: F401, I001
-from pretune.api import compress, evaluate, export, fit, measure, predict, search
+import pretune.report as _report_package  # noqa: F401, I001
+from pretune.api import compress, evaluate, export, fit, measure, predict, report, search
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
 from pretune.predictor import Run, load_run
 from pretune.recipe import Recipe
 
 __all__ = ["PretuneError", "Recipe", "Run", "compress", "evaluate", "export", "find_batch_size", "find_lr", "fit",
-           "load_run", "measure", "predict", "search"]
+           "load_run", "measure", "predict", "report", "search"]
 __version__ = "0.1.0"

@@ -1,30 +1,66 @@
 """The public verbs, thin: each forwards to where it lives and adds only what belongs on top
-(plots of a finished fit come from report/, which sits above train/)."""
+(a finished fit's plots, test predictions and report.html; a study's and a compression's report)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pretune.errors import MissingExtraError
+from pretune.plots import plot_run
 from pretune.predictor import Run, load_run
 from pretune.recipe import RecipeLike, as_recipe
-from pretune.report.plots import plot_run
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "report", "search"]
 
 
-def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> Run:
-    """Fine-tune as the recipe says and plot the run (learning curves, lr schedule).
+def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
+    """Fine-tune as the recipe says; plot the run (learning curves, lr schedule), keep its test
+    predictions and the machine it ran on, and write report.html (`report=False` or the recipe's
+    `report: false`: no page).
 
     Takes `pretune.train.fit.fit`'s options: resume, overrides, callbacks, quiet, lean,
     save_model, test, model, tokenizer, data."""
     from accelerate import PartialState
 
     run = _fit(recipe, out, **options)
-    if not options.get("lean") and PartialState().is_main_process and run.status == "completed":
+    if options.get("lean") or not PartialState().is_main_process:
+        return run
+    from pretune.report.environment import write_environment
+    from pretune.report.predictions import write_test_predictions
+
+    write_environment(run.path)
+    if run.status == "completed":
         plot_run(run)
+        _for_the_report("predictions/test.jsonl", write_test_predictions, run, options.get("data"))
+    if run.recipe.report if report is None else report:
+        _for_the_report("report.html", _page, run.path)
     return run
+
+
+def report(paths, out: str | Path | None = None) -> Path:
+    """One self-contained HTML page of a run, a study, a compression directory, or (several runs)
+    their comparison; returns its path (default PATH/report.html). See pretune.report.build."""
+    return _page(paths, out)
+
+
+def _page(paths, out: str | Path | None = None) -> Path:
+    from pretune.report.build import report as write
+
+    return write(paths, out)
+
+
+def _for_the_report(what: str, write, target, *args) -> None:
+    """What a verb writes at its end for the page (test predictions, the page itself): a failure is
+    told in one line, never the loss of what the verb made (a model `pretune.Run` cannot reload,
+    given to fit as a plain nn.Module, has no test predictions)."""
+    import sys
+
+    try:
+        write(target, *args)
+    except Exception as e:  # noqa: BLE001 - the run, study or compression on disk stays whole and usable
+        where = getattr(target, "path", target)
+        print(f"pretune: warning: {what} not written for {where}: {e}", file=sys.stderr)
 
 
 def evaluate(run: Run | str | Path, data: str | Path | None = None, **columns) -> dict:
@@ -39,15 +75,20 @@ def predict(run: Run | str | Path, texts: list, pairs: list[str] | None = None) 
 
 def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True,
-             variants: list[list[str]] | str | None = None):
+             variants: list[list[str]] | str | None = None, report: bool | None = None):
     """Variants of a run, a tree of step chains (`steps`: one chain; `variants`: several, shared
     prefixes run once), each node a Run measured beside the original, the fastest within
-    `max_drop` chosen on validation; writes compression.json and pareto.png. See
-    pretune.compress.tree."""
+    `max_drop` chosen on validation; writes compression.json, pareto.png and report.html
+    (`report=False` or the run recipe's `report: false`: no page). See pretune.compress.tree."""
     from pretune.compress.tree import compress as compress_tree
+    from pretune.report.environment import write_environment
 
-    return compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet,
-                         variants=variants)
+    result = compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet,
+                           variants=variants)
+    write_environment(result.path)  # the machine the variants were measured on
+    if (run if isinstance(run, Run) else Run(run)).recipe.report if report is None else report:
+        _for_the_report("report.html", _page, result.path)
+    return result
 
 
 def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 256, isolate: bool = True):
@@ -72,8 +113,10 @@ def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool =
     return run_step(run, "quantize" if int8 else "export", out)
 
 
-def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
-    """Hyperparameter search over the recipe's `search.space`; returns a `pretune.search.Study`.
+def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options):
+    """Hyperparameter search over the recipe's `search.space`; returns a `pretune.search.Study`
+    and writes the study's report.html (`report=False` or `report: false`: no page; a trial never
+    writes one).
 
     Options: resume, overrides, trials, timeout, sampler, pruner, storage, study, workers, keep,
     callbacks (see `pretune.search.study.search`)."""
@@ -81,6 +124,10 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
         import optuna  # noqa: F401
     except ImportError:
         raise MissingExtraError("optuna", "search") from None
+    from pretune.recipe import Recipe
     from pretune.search.study import search as run_search
 
-    return run_search(recipe, out, **options)
+    study = run_search(recipe, out, **options)
+    if Recipe.load(study.path / "recipe.yaml").report if report is None else report:
+        _for_the_report("report.html", _page, study.path)
+    return study

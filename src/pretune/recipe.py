@@ -390,6 +390,7 @@ class Recipe(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+    report: bool = Field(True, description="fit, search and compress write report.html into their directory")
 
     @model_validator(mode="after")
     def _task_defaults(self) -> Recipe:

@@ -21,11 +21,13 @@ def compress(
     out: Path | None = typer.Option(None, "--out", help="directory of the variants (default RUN_DIR-compressed); "
                                     "rerun into it to reuse finished variants"),
     set_: list[str] = typer.Option([], "--set", help="step setting, e.g. compress.prune.heads=0.25"),
+    no_report: bool = typer.Option(False, "--no-report", help="write no report.html"),
 ) -> None:
     """Turn a run into smaller / faster variants; measure each beside the original, choose on validation."""
     from pretune.api import compress as compress_api
 
-    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False, variants=variants)
+    result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False, variants=variants,
+                          report=False if no_report else None)
     shown = [{**row, "name": ("* " if row.get("chosen") else "") + row["name"],
               "val_drop": row.get("validation_drop_points")} for row in result.rows]
     console.print(compression_table(shown, f"{result.path / 'compression.json'} (* chosen on validation)"))

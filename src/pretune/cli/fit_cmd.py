@@ -15,13 +15,14 @@ def fit(
     out: Path | None = typer.Option(None, "--out", help="run directory (default runs/<time>-<data>)"),
     resume: Path | None = typer.Option(None, "--resume", help="continue this run from its last checkpoint"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or table"),
+    no_report: bool = typer.Option(False, "--no-report", help="write no report.html"),
 ) -> None:
     """Fine-tune a pretrained model as the recipe says; write a run directory."""
     from accelerate import PartialState
 
     from pretune.api import fit as fit_api
 
-    run = fit_api(recipe, out, resume=resume, overrides=set_, quiet=quiet)
+    run = fit_api(recipe, out, resume=resume, overrides=set_, quiet=quiet, report=False if no_report else None)
     if not PartialState().is_main_process:
         return  # under torchrun / accelerate launch only the main process reports
     metrics = run.metrics
@@ -41,3 +42,5 @@ def fit(
     if "best_step" in train:
         console.print(f"kept the weights of step {train['best_step']}, the best validation {train['best_metric']}")
     console.print(f"run directory: [bold]{run.path}[/]\nmodel:         [bold]{run.model_path}[/]")
+    if (run.path / "report.html").is_file():
+        console.print(f"report:        [bold]{run.path / 'report.html'}[/]")

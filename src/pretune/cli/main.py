@@ -11,6 +11,7 @@ import typer
 
 from pretune.cli import (
     batch_find_cmd,
+    compare_cmd,
     compress_cmd,
     eval_cmd,
     export_cmd,
@@ -18,6 +19,8 @@ from pretune.cli import (
     lr_find_cmd,
     measure_cmd,
     predict_cmd,
+    report_cmd,
+    runs_cmd,
     search_cmd,
 )
 from pretune.errors import PretuneError
@@ -35,6 +38,9 @@ app.command("search")(search_cmd.search)
 app.command("compress")(compress_cmd.compress)
 app.command("measure")(measure_cmd.measure)
 app.command("export")(export_cmd.export)
+app.command("report")(report_cmd.report)
+app.command("runs")(runs_cmd.runs)
+app.command("compare")(compare_cmd.compare)
 
 
 def run() -> None:

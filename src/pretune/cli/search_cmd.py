@@ -24,12 +24,14 @@ def search(
     out: Path | None = typer.Option(None, "--out", help="study directory (default runs/search-<recipe>)"),
     resume: Path | None = typer.Option(None, "--resume", help="join the study in this directory again"),
     top: int = typer.Option(5, "--top", help="trials shown in the closing table"),
+    no_report: bool = typer.Option(False, "--no-report", help="write no report.html"),
 ) -> None:
     """Search hyperparameters: every trial a run under the study directory; the best recipe in best.yaml."""
     from pretune.api import search as search_api
 
     result = search_api(recipe, out, resume=resume, overrides=set_, trials=trials, timeout=timeout,
-                        sampler=sampler, pruner=pruner, storage=storage, study=study, workers=workers, keep=keep)
+                        sampler=sampler, pruner=pruner, storage=storage, study=study, workers=workers, keep=keep,
+                        report=False if no_report else None)
     summary = result.summary
     # Piped output has no terminal width to fit (rich assumes 80 columns): print the table whole.
     from rich.console import Console

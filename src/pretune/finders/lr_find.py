@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pretune import atomic
+from pretune import atomic, plots
 from pretune.data.encode import collate, train_batches
 from pretune.errors import PretuneError
 from pretune.evaluate import logits_of
 from pretune.recipe import Recipe, as_recipe
-from pretune.report import plots
 from pretune.train.loop import create_accelerator
 from pretune.train.setup import FitParts, prepare_fit
 

@@ -103,7 +103,7 @@ class Objective:
                       save_model=self.keep != "none")
             metrics = run.metrics
             if self.keep == "all" and metrics["status"] == "completed":
-                from pretune.report.plots import plot_run
+                from pretune.plots import plot_run
 
                 plot_run(run)
         except Exception as e:  # noqa: BLE001 - any error fails this trial only, with its reason
