@@ -8,6 +8,7 @@ from pathlib import Path
 from pretune.errors import MissingExtraError
 from pretune.predictor import Run, load_run
 from pretune.recipe import RecipeLike, as_recipe
+from pretune.report.cards import write_card, write_compression_cards
 from pretune.report.plots import plot_run
 from pretune.train.fit import fit as _fit
 
@@ -24,6 +25,7 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> 
     run = _fit(recipe, out, **options)
     if not options.get("lean") and PartialState().is_main_process and run.status == "completed":
         plot_run(run)
+        write_card(run)
     return run
 
 
@@ -43,7 +45,10 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
     writes compression.json and pareto.png. See pretune.compress.pipeline."""
     from pretune.compress.pipeline import compress as run_pipeline
 
-    return run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet)
+    compression = run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
+                               quiet=quiet)
+    write_compression_cards(compression.path)
+    return compression
 
 
 def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 256, isolate: bool = True):
@@ -79,4 +84,7 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
         raise MissingExtraError("optuna", "search") from None
     from pretune.search.study import search as run_search
 
-    return run_search(recipe, out, **options)
+    study = run_search(recipe, out, **options)
+    if study.best_trial and study.best_trial.get("run"):
+        write_card(study.best_trial["run"])  # None where the best trial kept no weights
+    return study
