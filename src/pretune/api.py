@@ -10,6 +10,8 @@ from pretune.predictor import Run, load_run
 from pretune.recipe import RecipeLike, as_recipe
 from pretune.report.cards import write_card, write_compression_cards
 from pretune.report.plots import plot_run
+from pretune.tracking import end_group, finish_tracking, start_group
+from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
 __all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search"]
@@ -26,6 +28,8 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> 
     if not options.get("lean") and PartialState().is_main_process and run.status == "completed":
         plot_run(run)
         write_card(run)
+    if not options.get("lean") and PartialState().is_main_process and run.finished:
+        finish_tracking(run)  # last: the card and the report go along as artefacts
     return run
 
 
@@ -45,9 +49,22 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
     writes compression.json and pareto.png. See pretune.compress.pipeline."""
     from pretune.compress.pipeline import compress as run_pipeline
 
-    compression = run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
-                               quiet=quiet)
+    run = run if isinstance(run, Run) else Run(run)
+    tracking = run.recipe.tracking
+    if tracking.mlflow:  # the variants' runs nest under one parent run in the output directory
+        out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
+        start_group(out, tracking, "compress", {"original": str(run.path), "steps": str(steps)})
+    try:
+        compression = run_pipeline(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
+                                   quiet=quiet)
+    except BaseException:
+        if out is not None:
+            end_group(out, tracking, [], failed=True)
+        raise
     write_compression_cards(compression.path)
+    for variant, row in zip(compression.variants, compression.rows[1:], strict=False):
+        finish_tracking(variant, row)
+    end_group(compression.path, tracking, ["compression.json", "pareto.png"])
     return compression
 
 
@@ -84,7 +101,33 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
         raise MissingExtraError("optuna", "search") from None
     from pretune.search.study import search as run_search
 
-    study = run_search(recipe, out, **options)
+    base, where = _study_plan(recipe, out, options)
+    tracking = base.tracking
+    if tracking.mlflow:  # the trials' runs nest under one parent run in the study directory
+        start_group(where, tracking, "search", flatten(base.model_dump(mode="json")))
+    try:
+        study = run_search(recipe, out, **options)
+    except BaseException:
+        end_group(where, tracking, [], failed=True)
+        raise
     if study.best_trial and study.best_trial.get("run"):
         write_card(study.best_trial["run"])  # None where the best trial kept no weights
+    if tracking.tensorboard or tracking.mlflow:
+        for trial in sorted(study.path.glob("trial-*")):
+            if (trial / "metrics.json").is_file():
+                finish_tracking(Run(trial))
+    best = study.best_trial or {}
+    end_group(study.path, tracking, ["study.json", "trials.csv", "best.yaml"],
+              {f"best/{k}": v for k, v in (best.get("values") or {}).items()})
     return study
+
+
+def _study_plan(recipe: RecipeLike, out, options: dict):
+    """The recipe and directory of the study `search` is about to run (or join)."""
+    from pretune.recipe import Recipe
+    from pretune.search.study import default_study_dir
+
+    if options.get("resume"):
+        return Recipe.load(Path(options["resume"]) / "recipe.yaml"), Path(options["resume"])
+    base = as_recipe(recipe if recipe is not None else Recipe(), options.get("overrides"))
+    return base, Path(out) if out else default_study_dir(recipe, base)
