@@ -9,6 +9,9 @@ from pretune.errors import MissingExtraError
 from pretune.plots import plot_run
 from pretune.predictor import Run, load_run
 from pretune.recipe import RecipeLike, as_recipe
+from pretune.report.cards import write_card, write_compression_cards
+from pretune.tracking import end_group, finish_tracking, start_group
+from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
 __all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "report", "search"]
@@ -33,8 +36,11 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: boo
     if run.status == "completed":
         plot_run(run)
         _for_the_report("predictions/test.jsonl", write_test_predictions, run, options.get("data"))
+        write_card(run)
     if run.recipe.report if report is None else report:
         _for_the_report("report.html", _page, run.path)
+    if run.finished:
+        finish_tracking(run)  # last: the card and the report go along as artefacts
     return run
 
 
@@ -83,12 +89,26 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
     from pretune.compress.tree import compress as compress_tree
     from pretune.report.environment import write_environment
 
-    result = compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config, quiet=quiet,
-                           variants=variants)
-    write_environment(result.path)  # the machine the variants were measured on
-    if (run if isinstance(run, Run) else Run(run)).recipe.report if report is None else report:
-        _for_the_report("report.html", _page, result.path)
-    return result
+    run = run if isinstance(run, Run) else Run(run)
+    tracking = run.recipe.tracking
+    if tracking.mlflow:  # the variants' runs nest under one parent run in the output directory
+        out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
+        start_group(out, tracking, "compress", {"original": str(run.path), "steps": str(steps)})
+    try:
+        compression = compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
+                                    quiet=quiet, variants=variants)
+    except BaseException:
+        if out is not None:
+            end_group(out, tracking, [], failed=True)
+        raise
+    write_environment(compression.path)  # the machine the variants were measured on
+    write_compression_cards(compression.path)
+    for variant, row in zip(compression.variants, compression.rows[1:], strict=False):
+        finish_tracking(variant, row)
+    if run.recipe.report if report is None else report:
+        _for_the_report("report.html", _page, compression.path)
+    end_group(compression.path, tracking, ["compression.json", "pareto.png"])
+    return compression
 
 
 def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 256, isolate: bool = True):
@@ -127,7 +147,35 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: 
     from pretune.recipe import Recipe
     from pretune.search.study import search as run_search
 
-    study = run_search(recipe, out, **options)
+    base, where = _study_plan(recipe, out, options)
+    tracking = base.tracking
+    if tracking.mlflow:  # the trials' runs nest under one parent run in the study directory
+        start_group(where, tracking, "search", flatten(base.model_dump(mode="json")))
+    try:
+        study = run_search(recipe, out, **options)
+    except BaseException:
+        end_group(where, tracking, [], failed=True)
+        raise
+    if study.best_trial and study.best_trial.get("run"):
+        write_card(study.best_trial["run"])  # None where the best trial kept no weights
+    if tracking.tensorboard or tracking.mlflow:
+        for trial in sorted(study.path.glob("trial-*")):
+            if (trial / "metrics.json").is_file():
+                finish_tracking(Run(trial))
     if Recipe.load(study.path / "recipe.yaml").report if report is None else report:
         _for_the_report("report.html", _page, study.path)
+    best = study.best_trial or {}
+    end_group(study.path, tracking, ["study.json", "trials.csv", "best.yaml", "report.html"],
+              {f"best/{k}": v for k, v in (best.get("values") or {}).items()})
     return study
+
+
+def _study_plan(recipe: RecipeLike, out, options: dict):
+    """The recipe and directory of the study `search` is about to run (or join)."""
+    from pretune.recipe import Recipe
+    from pretune.search.study import default_study_dir
+
+    if options.get("resume"):
+        return Recipe.load(Path(options["resume"]) / "recipe.yaml"), Path(options["resume"])
+    base = as_recipe(recipe if recipe is not None else Recipe(), options.get("overrides"))
+    return base, Path(out) if out else default_study_dir(recipe, base)

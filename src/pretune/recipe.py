@@ -379,6 +379,26 @@ class SearchConfig(_Section):
     retries: int = Field(2, ge=0, description="times a trial whose worker died is retried")
 
 
+class MlflowConfig(_Section):
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (null: sqlite:///mlflow.db beside the runs)")
+    experiment: str = Field("pretune", description="MLflow experiment the runs go into")
+
+
+class TrackingConfig(_Section):
+    """Experiment tracking, off by default; each backend is imported only when it is on."""
+
+    tensorboard: bool = Field(False, description="TensorBoard event files under the run (tb/)")
+    mlflow: MlflowConfig | bool = Field(
+        False, description="one MLflow run per fit (true, or {tracking_uri, experiment}); false: off")
+
+    @model_validator(mode="after")
+    def _mlflow_settings(self) -> TrackingConfig:
+        if self.mlflow is True:  # `mlflow: true` means the defaults
+            object.__setattr__(self, "mlflow", MlflowConfig())
+        return self
+
+
 class Recipe(_Section):
     """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
 
@@ -391,6 +411,7 @@ class Recipe(_Section):
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
     report: bool = Field(True, description="fit, search and compress write report.html into their directory")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
     def _task_defaults(self) -> Recipe:

@@ -20,6 +20,7 @@ from pretune.evaluate import run_split
 from pretune.predictor import Run
 from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.runs import RunDir
+from pretune.tracking import create_tracking_callbacks
 from pretune.train.checkpoints import latest_checkpoint, prune_checkpoints, resume_checkpoint
 from pretune.train.loop import TrainLoop, create_accelerator
 from pretune.train.run_callbacks import (
@@ -82,7 +83,8 @@ def fit(
     early = early_stopping(recipe)
     keeper = BestModelCallback(run_dir / runs.CHECKPOINTS / "best", tc.keep_best) if tc.keep_best else None
     stateful = {name: obj for name, obj in (("early_stopping", early), ("keep_best", keeper)) if obj}
-    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else [])]
+    own = [MetricsFileCallback(run_dir / runs.HISTORY), *([early] if early else []),
+           *create_tracking_callbacks(recipe.tracking, run_dir)]
     if not lean:
         own.append(CheckpointCallback(run_dir / runs.CHECKPOINTS, tc.checkpoint_every_steps,
                                       tc.keep_checkpoints, recipe.to_yaml(), stateful))
