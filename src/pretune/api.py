@@ -12,6 +12,7 @@ from pretune.report.plots import plot_run
 from pretune.train.fit import fit as _fit
 
 __all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search"]
+__all__ += ["pipeline"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> Run:
@@ -80,3 +81,13 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
     from pretune.search.study import search as run_search
 
     return run_search(recipe, out, **options)
+
+
+def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options):
+    """search -> fit -> compress -> report -> release, as the recipe's sections say; resumable
+    (the same call again continues). Returns a `pretune.pipeline.Pipeline`.
+
+    Options: resume, overrides, fit_overrides, quiet (see `pretune.pipeline.run.pipeline`)."""
+    from pretune.pipeline import pipeline as run_pipeline
+
+    return run_pipeline(recipe, out, **options)

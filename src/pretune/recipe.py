@@ -168,6 +168,9 @@ class TrainConfig(_Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every_steps: int | None = Field(None, gt=0, description="also evaluate every N steps")
+    evaluations: int | None = Field(
+        None, gt=0, description="also evaluate this many times, evenly spaced over the fit's steps (the loop "
+        "turns it into eval_every_steps, which wins when both are set)")
     keep_best: str | None = Field(
         None, description="end with the weights of the best validation evaluation of this metric "
         "(e.g. accuracy), not the last (transformers: load_best_model_at_end)")

@@ -17,6 +17,7 @@ from pretune.cli import (
     fit_cmd,
     lr_find_cmd,
     measure_cmd,
+    pipeline_cmd,
     predict_cmd,
     search_cmd,
 )
@@ -35,6 +36,7 @@ app.command("search")(search_cmd.search)
 app.command("compress")(compress_cmd.compress)
 app.command("measure")(measure_cmd.measure)
 app.command("export")(export_cmd.export)
+app.command("pipeline")(pipeline_cmd.pipeline)
 
 
 def run() -> None:

@@ -1,0 +1,10 @@
+"""The pipeline: one recipe, one command. search -> fit -> compress -> report -> release, each
+stage through its verb, each resumable from its directory (pretune.pipeline.run).
+
+    result = pretune.pipeline("examples/demo.yaml", out="runs/demo")
+    result.chosen, result.figures["ratio"], result.report
+"""
+
+from pretune.pipeline.run import Pipeline, pipeline
+
+__all__ = ["Pipeline", "pipeline"]
