@@ -55,17 +55,17 @@ def plan(recipe: RecipeLike | None = None, out: str | Path | None = None, *, res
             raise PretuneError("--resume takes the recipe saved in the pipeline directory; give no other recipe")
         path = Path(resume)
         if not (path / runs.RECIPE).is_file() or not (path / STATE).is_file():
-            raise PretuneError(f"{path} is not a pretune pipeline directory (no {runs.RECIPE} and {STATE})")
+            raise PretuneError(f"{path} is not a pretune pipeline directory (no {STATE} and {runs.RECIPE})")
         saved = json.loads((path / STATE).read_text())
         return _checked(Recipe.from_dict(read_yaml(path / runs.RECIPE)), path, saved.get("fit_overrides", []))
     written = _written(recipe if recipe is not None else {}, overrides)
     base = Recipe.from_dict(written)
     path = Path(out) if out else default_dir(recipe)
     result = _checked(base, path, list(fit_overrides or []))
-    if (path / runs.RECIPE).is_file():
+    if (path / runs.RECIPE).is_file():  # written after pipeline.json: both are there
         # The same command again continues; a different recipe would mix two pipelines' stages.
         saved = read_yaml(path / runs.RECIPE)
-        state = json.loads((path / STATE).read_text()) if (path / STATE).is_file() else {}
+        state = json.loads((path / STATE).read_text())
         if saved != result.written or state.get("fit_overrides", []) != result.fit_overrides:
             raise PretuneError(f"{path} holds a pipeline started from a different recipe; use --resume {path} "
                                f"to continue it, or another --out")
@@ -123,16 +123,17 @@ def check(p: Plan) -> None:
                                f"no single best recipe to fit; search one metric")
     if "compress" in p.stages:
         cfg = (Recipe.from_dict(_with(recipe, p.fit_overrides)) if p.fit_overrides else recipe).compress
-        _check_steps(cfg.steps, task)
+        _check_steps(cfg, task)
         if cfg.max_drop is not None and "accuracy" not in task.metric_names:
             raise PretuneError(f"compress.max_drop counts accuracy points, which a {task.name} task does not "
                                f"report; remove max_drop (every variant is then listed, the fine-tuned model kept)")
 
 
-def _check_steps(names: list[str], task) -> None:
+def _check_steps(cfg, task) -> None:
     from pretune.compress.pipeline import _register_builtin, steps
 
     _register_builtin()
+    names = cfg.steps
     if not names:
         raise PretuneError("compress.steps is empty; known: " + ", ".join(steps.available()))
     for name in names:
@@ -142,16 +143,17 @@ def _check_steps(names: list[str], task) -> None:
         if "trim-vocab" in names:
             raise PretuneError("compress step 'trim-vocab' trims a tokenizer's vocabulary; an image-classification "
                                "run has none")
-    elif task.name not in ("sequence-classification",):
-        raise PretuneError(f"compress measures accuracy and speed of classifiers; a {task.name} run cannot be "
-                           f"compressed in a pipeline yet (remove the compress section)")
+        if "distill" in names and not cfg.distill.student:
+            raise PretuneError("compress step 'distill' on an image run needs a student model: set "
+                               "compress.distill.student (e.g. efficientnet-lite0)")
 
 
 def save(p: Plan, state: dict) -> None:
-    """The recipe as written (first: it makes the directory a pipeline's) and the state."""
+    """The state, then (once) the recipe as written: a directory with a recipe.yaml is a
+    pipeline's, and its pipeline.json (the fit overrides) is already there."""
     from pretune import atomic
 
+    atomic.write_json(p.path / STATE, state)
     target = p.path / runs.RECIPE
     if not target.is_file():
         atomic.write_text(target, yaml.safe_dump(p.written, sort_keys=False))
-    atomic.write_json(p.path / STATE, state)

@@ -46,7 +46,9 @@ def headline_figures(ctx: Context, chosen: Run) -> dict:
     else:
         from pretune.compress.measure import measure
 
-        fine_row = chosen_row = measure(ctx.run, ctx.run.recipe.compress.measure)
+        # In this process: peak memory (what a fresh process is for) is not a headline figure.
+        cfg = ctx.run.recipe.compress.measure.model_copy(update={"isolate": False})
+        fine_row = chosen_row = measure(ctx.run, cfg)
     fine = _figures(ctx.run, fine_row, metric)
     mine = fine if chosen.path == ctx.run.path else _figures(chosen, chosen_row, metric)
     ratio = {k: (mine[k] / fine[k] if fine.get(k) else None) for k in fine if mine.get(k) is not None}
