@@ -18,6 +18,7 @@ import yaml
 import pretune
 from pretune.errors import PretuneError
 from pretune.pipeline.plan import plan
+from pretune.search.study import Study
 from tests.conftest import tiny_recipe
 
 TEXTS = ["superb brilliant film", "awful dull plot with a weak story", "the movie was quite lovely and warm"]
@@ -68,7 +69,7 @@ def test_all_five_stages_print_their_lines_table_and_write_pipeline_json(full):
     assert figures["ratio"]["size_mb"] < 0.6  # int8 weights
     # The fit took the best trial's recipe, with the fit-only override on top.
     fit = pretune.load_run(summary["stages"]["fit"]["path"])
-    best = pretune.search.Study(full["dir"] / "search").best_recipe
+    best = Study(full["dir"] / "search").best_recipe
     assert fit.recipe.train.optimizer.lr == best.train.optimizer.lr and fit.recipe.train.max_steps is None
     assert fit.metrics["train"]["steps"] == 36 and "test" in fit.metrics
     assert figures["fine_tuned"]["test_accuracy"] == pytest.approx(fit.metrics["test"]["accuracy"])
@@ -192,3 +193,17 @@ def test_train_evaluations_become_an_interval_the_loop_computes(tiny_model_dir, 
     run = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, max_steps=9, evaluations=3), tmp_path / "r",
                       quiet=True, lean=True)
     assert [r["step"] for r in run.history if r["split"] == "validation"] == [3, 6, 9]
+
+
+def test_a_search_space_chooses_between_models(tiny_model_dir, sentiment_csv, tmp_path):
+    """Model selection as a searched key: the body with all its layers or a 1-layer surgery cut."""
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, max_steps=4)
+    recipe["search"] = {"metric": "loss", "trials": 2, "sampler": "grid", "pruner": "none", "keep": "all",
+                        "space": {"model.surgery.num_layers": {"choice": [None, 1]}}}
+    study = pretune.search(recipe, tmp_path / "s")
+    table = study.trials
+    layers = [int(v) for v in table["model.surgery.num_layers"].fillna(0)]  # 0: all the layers
+    assert sorted(layers) == [0, 1]
+    params = {n: pretune.load_run(study.path / run).metrics["model"]["parameters"]
+              for n, run in zip(layers, table["run"], strict=True)}
+    assert params[1] < params[0]

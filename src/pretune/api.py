@@ -88,6 +88,10 @@ def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options
     (the same call again continues). Returns a `pretune.pipeline.Pipeline`.
 
     Options: resume, overrides, fit_overrides, quiet (see `pretune.pipeline.run.pipeline`)."""
+    from pretune.pipeline import Verbs
     from pretune.pipeline import pipeline as run_pipeline
 
-    return run_pipeline(recipe, out, **options)
+    # The public verbs, so each stage adds what they add (plots, cards, pages). The report verb
+    # joins here once api has one: report=report.
+    verbs = Verbs(fit=fit, search=search, compress=compress, report=None)
+    return run_pipeline(recipe, out, verbs=verbs, **options)

@@ -6,5 +6,6 @@ stage through its verb, each resumable from its directory (pretune.pipeline.run)
 """
 
 from pretune.pipeline.run import Pipeline, pipeline
+from pretune.pipeline.stages import Verbs
 
-__all__ = ["Pipeline", "pipeline"]
+__all__ = ["Pipeline", "Verbs", "pipeline"]

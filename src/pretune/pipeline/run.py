@@ -47,19 +47,21 @@ class Pipeline:
 
 def pipeline(recipe: RecipeLike | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
              overrides: list[str] | None = None, fit_overrides: list[str] | None = None,
-             quiet: bool = False) -> Pipeline:
+             quiet: bool = False, verbs: stages.Verbs | None = None) -> Pipeline:
     """Run (or continue) every stage the recipe's sections ask for; see the module docstring.
 
     `fit_overrides` (`section.key=value`) apply to the final fit only, on top of the best trial's
-    recipe: e.g. the whole training split after a search on a slice."""
+    recipe: e.g. the whole training split after a search on a slice. `verbs`: the fit, search,
+    compress and report the stages call (default: those below api, see `stages.Verbs`)."""
     p = planning.plan(recipe, out, resume=resume, overrides=overrides, fit_overrides=fit_overrides)
     state = _load_state(p)
-    ctx = stages.Context(p, quiet=quiet, records=state["stages"])
+    ctx = stages.Context(p, verbs or stages.plain_verbs(), quiet=quiet, records=state["stages"])
     say = (lambda _line: None) if quiet else print
     planning.save(p, state)
     for stage in planning.STAGES:
         if stage not in p.stages:
             state["stages"][stage] = {"status": "skipped", "made": f"no {stage}: section absent"}
+            say(f"pipeline: {stage}: skipped (the recipe has no {stage} section)")
             continue
         if stages.finished(ctx, stage):
             stages.resumed(ctx, stage)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,32 @@ COMPRESSION = "compression.json"
 
 
 @dataclass
+class Verbs:
+    """The verbs the stages call. `pretune.pipeline` (api.py) passes the public ones, which add what
+    sits above their own layer (a fit's plots, model card and page; a compression's cards);
+    `report` is None where no report verb exists, and the report stage then says so."""
+
+    fit: Callable
+    search: Callable
+    compress: Callable
+    report: Callable | None = None
+
+
+def plain_verbs() -> Verbs:
+    """The verbs from where they live, for a caller below api (no plots, cards or pages)."""
+    from pretune.compress.pipeline import compress
+    from pretune.search.study import search
+    from pretune.train.fit import fit
+
+    return Verbs(fit, search, compress)
+
+
+@dataclass
 class Context:
     """What the stages made so far (read back from disk for stages finished before a resume)."""
 
     plan: Plan
+    verbs: Verbs
     quiet: bool = True
     study: object | None = None  # pretune.search.Study
     run: Run | None = None  # the fine-tuned model
@@ -42,9 +65,7 @@ class Context:
 
 
 def search_stage(ctx: Context) -> dict:
-    from pretune.search.study import search
-
-    study = search(ctx.plan.recipe, ctx.plan.output("search"))
+    study = ctx.verbs.search(ctx.plan.recipe, ctx.plan.output("search"))
     ctx.study = study
     return _search_record(study)
 
@@ -71,10 +92,9 @@ def fit_recipe(ctx: Context) -> Recipe:
 
 
 def fit_stage(ctx: Context) -> dict:
-    from pretune.report.plots import plot_run
     from pretune.train.checkpoints import latest_checkpoint
-    from pretune.train.fit import fit
 
+    fit = ctx.verbs.fit
     out = ctx.plan.output("fit")
     run = None
     if (out / runs.RECIPE).is_file():
@@ -91,7 +111,6 @@ def fit_stage(ctx: Context) -> dict:
         run = fit(fit_recipe(ctx), out, quiet=ctx.quiet)
     if run.status != "completed":
         raise PretuneError(f"the fit in {out} ended {run.status}: {run.metrics['train'].get('stop_reason')}")
-    plot_run(run)  # as the fit verb does
     ctx.run = run
     return _fit_record(run)
 
@@ -119,14 +138,12 @@ def _compress_reuses_nodes() -> bool:
 
 
 def compress_stage(ctx: Context) -> dict:
-    from pretune.compress.pipeline import compress
-
     out = ctx.plan.output("compress")
     if out.exists() and not (out / COMPRESSION).is_file() and not _compress_reuses_nodes():
         shutil.rmtree(out)
     cfg = ctx.run.recipe.compress
     if not (out / COMPRESSION).is_file():
-        compress(ctx.run, cfg.steps, out=out, max_drop=cfg.max_drop, quiet=True)
+        ctx.verbs.compress(ctx.run, cfg.steps, out=out, max_drop=cfg.max_drop, quiet=True)
     ctx.compression = read_compression(out)
     return _compress_record(ctx.compression)
 
@@ -152,25 +169,17 @@ def _compress_record(c: dict) -> dict:
     return {"path": c["path"], "made": made, "chosen": c["chosen_name"], "message": c.get("message")}
 
 
-def _report_verb():
-    """The report verb (branch `report`), or None where it is not installed yet."""
-    try:
-        from pretune.report import build
-    except ImportError:
-        return None
-    return build
-
-
 def report_stage(ctx: Context) -> dict:
-    build = _report_verb()
-    if build is None:
-        return {"status": "not available", "made": "not available (the report verb is not installed)"}
-    paths = [p for p in (ctx.study and ctx.study.path, ctx.run.path, ctx.compression and ctx.compression["path"])
-             if p]
-    out = ctx.plan.output("report")
-    result = build([Path(p) for p in paths], out=out)
-    ctx.report = Path(result) if isinstance(result, (str, Path)) else out
-    return {"path": str(ctx.report), "made": f"report {ctx.report}"}
+    """A page for each directory the pipeline made (study, fit, compression), where it lives; the
+    pipeline's report is the last (the compression's table holds the chosen model against the
+    fine-tuned one)."""
+    if ctx.verbs.report is None:
+        return {"status": "not available", "made": "not available (no report verb installed)"}
+    dirs = [d for d in (ctx.study and ctx.study.path, ctx.run.path, ctx.compression and ctx.compression["path"])
+            if d]
+    pages = [str(ctx.verbs.report([Path(d)])) for d in dirs]
+    ctx.report = Path(pages[-1])
+    return {"path": pages[-1], "pages": pages, "made": f"{len(pages)} pages; {pages[-1]}"}
 
 
 def resumed(ctx: Context, stage: str) -> None:
