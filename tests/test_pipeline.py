@@ -98,6 +98,11 @@ def test_the_same_command_again_redoes_nothing(full):
     assert after["stages"] == before["stages"] and result.chosen.path.name == "1-quantize"
     with pytest.raises(PretuneError, match="different recipe"):
         pretune.pipeline(full["recipe"], full["dir"], quiet=True)  # without the fit override
+    resumed = pretune.pipeline(resume=full["dir"], quiet=True)  # the saved recipe and fit override
+    assert json.loads((full["dir"] / "pipeline.json").read_text())["stages"] == before["stages"]
+    assert resumed.figures == result.figures and resumed.run.path == result.run.path
+    with pytest.raises(PretuneError, match="not a pretune pipeline directory"):
+        pretune.pipeline(resume=full["dir"] / "fit", quiet=True)
 
 
 def test_killed_at_random_moments_the_same_command_ends_like_an_uninterrupted_run(full):

@@ -326,7 +326,7 @@ class SearchConfig(_Section):
     sampler: str = Field("tpe", description="grid, random, qmc, tpe, gp, cmaes, nsga2")
     pruner: str = Field("asha", description="none, median, asha, hyperband (single metric only)")
     evaluations: int = Field(4, gt=0, description="validation passes per trial, the steps pruners compare "
-                             "(sets train.eval_every_steps)")
+                             "(sets train.evaluations)")
     startup_trials: int = Field(5, ge=0, description="trials before tpe / gp / median pruning use the history")
     seed: int | None = Field(None, description="sampler seed (null: the recipe's seed)")
     space: dict[str, SpaceEntry] = Field(default_factory=dict, description="dotted recipe key -> its range")
