@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The whole path: fit, compression chain, report, released model. Run again, it continues
+# (or, finished, shows) the same pipeline.
 demo: $(STAMP)
-	$(PY) -m pretune fit examples/demo.yaml --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+	$(PY) -m pretune pipeline examples/demo.yaml --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest

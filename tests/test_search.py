@@ -2,6 +2,7 @@
 spaces, grid exhaustion, resume, failing trials, pruning, several metrics, best.yaml reproduced."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,8 @@ def test_a_pruned_trial_stops_at_that_evaluation(tiny_model_dir, sentiment_csv, 
     assert states(study) == ["COMPLETE", "PRUNED"]
     pruned = Run(study.path / "trial-0001")
     steps = [r["step"] for r in pruned.history if r["split"] == "validation"]
-    every = pruned.recipe.train.eval_every_steps
+    assert pruned.recipe.train.evaluations == 4 and pruned.recipe.train.eval_every_steps is None
+    every = math.ceil(pruned.metrics["train"]["total_steps"] / 4)  # the loop's own interval
     assert steps == [every], "cancelled at its first evaluation, not at its epoch end"
     assert pruned.metrics["status"] == "cancelled" and not (pruned.path / "model").exists()
     assert study.trials.loc[1, "pruned_at"] == 1

@@ -14,7 +14,7 @@ from pretune.tracking import end_group, finish_tracking, start_group
 from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "report", "search"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report", "search"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
@@ -179,3 +179,16 @@ def _study_plan(recipe: RecipeLike, out, options: dict):
         return Recipe.load(Path(options["resume"]) / "recipe.yaml"), Path(options["resume"])
     base = as_recipe(recipe if recipe is not None else Recipe(), options.get("overrides"))
     return base, Path(out) if out else default_study_dir(recipe, base)
+
+
+def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options):
+    """search -> fit -> compress -> report -> release, as the recipe's sections say; resumable
+    (the same call again continues). Returns a `pretune.pipeline.Pipeline`.
+
+    Options: resume, overrides, fit_overrides, quiet (see `pretune.pipeline.run.pipeline`)."""
+    from pretune.pipeline import Verbs
+    from pretune.pipeline import pipeline as run_pipeline
+
+    # The public verbs, so each stage adds what they add (plots, cards, pages).
+    verbs = Verbs(fit=fit, search=search, compress=compress, report=report)
+    return run_pipeline(recipe, out, verbs=verbs, **options)

@@ -180,6 +180,9 @@ class TrainConfig(_Section):
     loss: LossConfig = Field(default_factory=LossConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every_steps: int | None = Field(None, gt=0, description="also evaluate every N steps")
+    evaluations: int | None = Field(
+        None, gt=0, description="also evaluate this many times, evenly spaced over the fit's steps (the loop "
+        "turns it into eval_every_steps, which wins when both are set)")
     keep_best: str | None = Field(
         None, description="end with the weights of the best validation evaluation of this metric "
         "(e.g. accuracy), not the last (transformers: load_best_model_at_end)")
@@ -363,7 +366,7 @@ class SearchConfig(_Section):
     sampler: str = Field("tpe", description="grid, random, qmc, tpe, gp, cmaes, nsga2")
     pruner: str = Field("asha", description="none, median, asha, hyperband (single metric only)")
     evaluations: int = Field(4, gt=0, description="validation passes per trial, the steps pruners compare "
-                             "(sets train.eval_every_steps)")
+                             "(sets train.evaluations)")
     startup_trials: int = Field(5, ge=0, description="trials before tpe / gp / median pruning use the history")
     seed: int | None = Field(None, ge=0, lt=2**32, description="sampler seed (null: the recipe's seed)")
     space: dict[str, SpaceEntry] = Field(default_factory=dict, description="dotted recipe key -> its range")

@@ -18,6 +18,7 @@ from pretune.cli import (
     fit_cmd,
     lr_find_cmd,
     measure_cmd,
+    pipeline_cmd,
     predict_cmd,
     report_cmd,
     runs_cmd,
@@ -41,6 +42,7 @@ app.command("export")(export_cmd.export)
 app.command("report")(report_cmd.report)
 app.command("runs")(runs_cmd.runs)
 app.command("compare")(compare_cmd.compare)
+app.command("pipeline")(pipeline_cmd.pipeline)
 
 
 def run() -> None:

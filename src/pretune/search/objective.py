@@ -9,11 +9,11 @@ import math
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 
-from pretune.data import prepare
 from pretune.recipe import Recipe
 from pretune.search.space import Space, apply
 from pretune.train.callbacks import CancelTraining
@@ -77,22 +77,21 @@ def metric_of(metrics: dict, name: str) -> float:
 class Objective:
     """Callable for `study.optimize`: sample, fit, return the metric value(s)."""
 
-    def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, budget: int,
-                 keep: str, evaluations: int, counted, callbacks: list):
+    def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, keep: str,
+                 evaluations: int, over_budget: Callable[[optuna.Trial], bool], callbacks: list):
         self.base = base.model_dump(mode="json", exclude={"search"})
         self.space, self.metrics, self.study_dir = space, metrics, study_dir
-        self.budget, self.keep, self.evaluations, self.counted = budget, keep, evaluations, counted
+        self.keep, self.evaluations, self.over_budget = keep, evaluations, over_budget
         self.callbacks = callbacks
-        self._train_sizes: dict[str, int] = {}
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        numbers = sorted(t.number for t in self.counted(trial.study.get_trials(deepcopy=False)))
-        if trial.number in numbers and numbers.index(trial.number) >= self.budget:
-            return self._fail(trial, SurplusTrial(f"not run: the study already has its {self.budget} trials"))
+        if self.over_budget(trial):
+            return self._fail(trial, SurplusTrial("not run: the study already has all its trials"))
         try:
             params = self.space.sample(trial)
-            overrides = {**params, "train.eval_every_steps": self._eval_every(apply(self.base, params))}
+            # The loop turns `evaluations` into an interval from the steps it counts itself.
+            overrides = {**params, "train.evaluations": self.evaluations, "train.eval_every_steps": None}
             trial.set_user_attr("overrides", overrides)
             recipe = Recipe.from_dict(apply(self.base, overrides))
             out = trial_dir(self.study_dir, trial.number)
@@ -129,14 +128,3 @@ class Objective:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         trial.set_user_attr("fail_reason", f"{type(error).__name__}: {reason}"[:500])
         raise error
-
-    def _eval_every(self, raw: dict) -> int:
-        """Optimizer steps between evaluations, so that a trial evaluates `evaluations` times."""
-        recipe = Recipe.from_dict(raw)
-        tc, key = recipe.train, recipe.data.model_dump_json()
-        if key not in self._train_sizes:
-            self._train_sizes[key] = len(prepare(recipe.data).splits["train"])
-        batches = math.ceil(self._train_sizes[key] / tc.batch_size)
-        per_epoch = math.ceil(batches / tc.gradient_accumulation_steps)
-        total = tc.max_steps or math.ceil(tc.epochs * per_epoch)
-        return max(1, math.ceil(total / self.evaluations))

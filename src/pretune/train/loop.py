@@ -116,6 +116,10 @@ class TrainLoop:
         steps_per_epoch = math.ceil(batches / cfg.gradient_accumulation_steps)
         total = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)
         self.state = TrainState(total, steps_per_epoch, math.ceil(total / steps_per_epoch))
+        # Settled here, where the total steps are known (world size included): `evaluations`
+        # becomes an interval, so a search trial need not repeat this step formula.
+        self.eval_every = cfg.eval_every_steps or (max(1, math.ceil(total / cfg.evaluations))
+                                                   if cfg.evaluations else None)
         optimizer = optimizer_factory(model)
         scheduler = scheduler_factory(optimizer, total)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
@@ -218,7 +222,7 @@ class TrainLoop:
                 self._log_train_loss()
             # Evaluate before on_batch_end, so that a checkpoint taken at this step already
             # holds this evaluation (history, early stopping): a resume never skips one.
-            if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0:
+            if self.eval_every and state.step % self.eval_every == 0:
                 self.evaluate_validation()
             call(self.callbacks, "on_batch_end", state)
             if state.step >= state.total_steps:

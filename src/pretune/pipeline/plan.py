@@ -1,0 +1,159 @@
+"""What a pipeline will do, settled and checked before any work: which stages run (the recipe's
+sections say so), where each writes, and whether the stages can work together.
+
+A stage runs when its section is written in the recipe: `search:` (a study first, the fit takes
+its best trial's recipe) and `compress:` (a tree of variants of the fitted model). A Recipe fills
+every section with defaults, so "written" is read from pydantic's `model_fields_set`, and the
+pipeline directory keeps its recipe as written (`exclude_unset`), so a resume sees the same
+sections.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pretune import runs
+from pretune.errors import PretuneError
+from pretune.recipe import Recipe, RecipeLike, apply_override, read_yaml
+
+STAGES = ("search", "fit", "compress", "report", "release")
+OPTIONAL = {"search", "compress"}  # the others always run
+STATE = "pipeline.json"
+# Where each stage writes, inside the pipeline directory.
+OUTPUTS = {"search": "search", "fit": "fit", "compress": "compress", "report": "report.html", "release": "model"}
+
+
+@dataclass
+class Plan:
+    """A checked pipeline: its recipe (sections as written), directory and stages in order."""
+
+    recipe: Recipe
+    path: Path
+    stages: list[str]
+    fit_overrides: list[str] = field(default_factory=list)
+
+    def output(self, stage: str) -> Path:
+        return self.path / OUTPUTS[stage]
+
+    @property
+    def written(self) -> dict:
+        """The recipe as written: only the keys given (what recipe.yaml of the directory holds)."""
+        return self.recipe.model_dump(mode="json", exclude_unset=True)
+
+
+def plan(recipe: RecipeLike | None = None, out: str | Path | None = None, *, resume: str | Path | None = None,
+         overrides: list[str] | None = None, fit_overrides: list[str] | None = None) -> Plan:
+    """The pipeline to run or continue; raises PretuneError, before any work, on a recipe whose
+    stages cannot work together, or on a directory started from another recipe."""
+    if resume is not None:
+        if recipe is not None or overrides or fit_overrides:
+            raise PretuneError("--resume takes the recipe saved in the pipeline directory; give no other recipe")
+        path = Path(resume)
+        if not (path / runs.RECIPE).is_file() or not (path / STATE).is_file():
+            raise PretuneError(f"{path} is not a pretune pipeline directory (no {STATE} and {runs.RECIPE})")
+        saved = json.loads((path / STATE).read_text())
+        return _checked(Recipe.from_dict(read_yaml(path / runs.RECIPE)), path, saved.get("fit_overrides", []))
+    written = _written(recipe if recipe is not None else {}, overrides)
+    base = Recipe.from_dict(written)
+    path = Path(out) if out else default_dir(recipe)
+    result = _checked(base, path, list(fit_overrides or []))
+    if (path / runs.RECIPE).is_file():  # written after pipeline.json: both are there
+        # The same command again continues; a different recipe would mix two pipelines' stages.
+        saved = read_yaml(path / runs.RECIPE)
+        state = json.loads((path / STATE).read_text())
+        if saved != result.written or state.get("fit_overrides", []) != result.fit_overrides:
+            raise PretuneError(f"{path} holds a pipeline started from a different recipe; use --resume {path} "
+                               f"to continue it, or another --out")
+    return result
+
+
+def default_dir(recipe: RecipeLike | None) -> Path:
+    """Deterministic, so that the same command run again continues the same pipeline."""
+    name = Path(recipe).stem if isinstance(recipe, (str, Path)) else "recipe"
+    return Path("runs") / f"pipeline-{name}"
+
+
+def _written(recipe: RecipeLike, overrides: list[str] | None) -> dict:
+    """The recipe as a dict of what was written (YAML, dict or the set fields of a Recipe)."""
+    if isinstance(recipe, (str, Path)):
+        raw = read_yaml(recipe)
+    elif isinstance(recipe, Recipe):
+        raw = recipe.model_dump(mode="json", exclude_unset=True)
+    else:
+        raw = copy.deepcopy(recipe)
+    for item in overrides or []:
+        apply_override(raw, item)
+    Recipe.from_dict(raw)  # a bad key fails here, naming it
+    return json.loads(json.dumps(raw))  # YAML-typed values (tuples, paths) as they are saved
+
+
+def _checked(recipe: Recipe, path: Path, fit_overrides: list[str]) -> Plan:
+    stages = [s for s in STAGES if s not in OPTIONAL or s in recipe.model_fields_set]
+    result = Plan(recipe, path, stages, fit_overrides)
+    if fit_overrides:
+        Recipe.from_dict(_with(recipe, fit_overrides))  # the final fit's recipe must be valid too
+    check(result)
+    return result
+
+
+def _with(recipe: Recipe, overrides: list[str]) -> dict:
+    raw = recipe.model_dump(mode="json")
+    for item in overrides:
+        apply_override(raw, item)
+    return raw
+
+
+def check(p: Plan) -> None:
+    """Refuse a recipe whose stages cannot work together, naming the first problem."""
+    from pretune.tasks import create_task
+
+    recipe = p.recipe
+    task = create_task(recipe.data)
+    if "search" in p.stages:
+        from pretune.search.study import plan_search
+
+        searched = plan_search(recipe, p.output("search"))
+        if len(searched.metrics) > 1:
+            raise PretuneError(f"pipeline: search.metric names {len(searched.metrics)} metrics, a Pareto front with "
+                               f"no single best recipe to fit; search one metric")
+    if "compress" in p.stages:
+        cfg = (Recipe.from_dict(_with(recipe, p.fit_overrides)) if p.fit_overrides else recipe).compress
+        _check_steps(cfg, task)
+        if cfg.max_drop is not None and "accuracy" not in task.metric_names:
+            raise PretuneError(f"compress.max_drop counts accuracy points, which a {task.name} task does not "
+                               f"report; remove max_drop (every variant is then listed, the fine-tuned model kept)")
+
+
+def _check_steps(cfg, task) -> None:
+    from pretune.compress.pipeline import _register_builtin, steps
+
+    _register_builtin()
+    names = cfg.steps
+    if not names:
+        raise PretuneError("compress.steps is empty; known: " + ", ".join(steps.available()))
+    for name in names:
+        steps.get(name)  # an unknown name lists the known ones
+    if task.inputs == "image":
+        # Steps that exist for text only: refused here rather than after the fit.
+        if "trim-vocab" in names:
+            raise PretuneError("compress step 'trim-vocab' trims a tokenizer's vocabulary; an image-classification "
+                               "run has none")
+        if "distill" in names and not cfg.distill.student:
+            raise PretuneError("compress step 'distill' on an image run needs a student model: set "
+                               "compress.distill.student (e.g. efficientnet-lite0)")
+
+
+def save(p: Plan, state: dict) -> None:
+    """The state, then (once) the recipe as written: a directory with a recipe.yaml is a
+    pipeline's, and its pipeline.json (the fit overrides) is already there."""
+    from pretune import atomic
+
+    atomic.write_json(p.path / STATE, state)
+    target = p.path / runs.RECIPE
+    if not target.is_file():
+        atomic.write_text(target, yaml.safe_dump(p.written, sort_keys=False))

@@ -1,0 +1,205 @@
+"""The five stages, each through the verb that does the job (search, fit, compress, report) and
+each resumable from what its directory holds:
+
+- search: the same study again is a rejoin (completed trials kept, a killed one retried);
+- fit: a finished run is kept, a killed one resumes from its newest checkpoint (or starts over
+  when it died before the first);
+- compress: finished nodes are reused when the compress verb reuses them (the compression tree);
+  today's linear chain cannot continue a half-written directory, so it starts that one over;
+- report: rewritten whole (it only reads directories);
+- release: copied whole into place (atomic), then pipeline.json.
+
+A stage returns its record for pipeline.json: what it made (`path`, `made`) and its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pretune import runs
+from pretune.errors import PretuneError
+from pretune.pipeline.plan import Plan
+from pretune.predictor import Run
+from pretune.recipe import CompressConfig, Recipe, apply_override
+
+COMPRESSION = "compression.json"
+
+
+@dataclass
+class Verbs:
+    """The verbs the stages call. `pretune.pipeline` (api.py) passes the public ones, which add what
+    sits above their own layer (a fit's plots, model card and page; a compression's cards);
+    `report` is None where no report verb exists, and the report stage then says so."""
+
+    fit: Callable
+    search: Callable
+    compress: Callable
+    report: Callable | None = None
+
+
+def plain_verbs() -> Verbs:
+    """The verbs from where they live, for a caller below api (no plots, cards or pages)."""
+    from pretune.compress.pipeline import compress
+    from pretune.search.study import search
+    from pretune.train.fit import fit
+
+    return Verbs(fit, search, compress)
+
+
+@dataclass
+class Context:
+    """What the stages made so far (read back from disk for stages finished before a resume)."""
+
+    plan: Plan
+    verbs: Verbs
+    quiet: bool = True
+    study: object | None = None  # pretune.search.Study
+    run: Run | None = None  # the fine-tuned model
+    compression: dict | None = None  # compression.json as written
+    report: Path | None = None
+    records: dict = field(default_factory=dict)
+
+
+def search_stage(ctx: Context) -> dict:
+    study = ctx.verbs.search(ctx.plan.recipe, ctx.plan.output("search"))
+    ctx.study = study
+    return _search_record(study)
+
+
+def _search_record(study) -> dict:
+    best = study.best_trial
+    if best is None:
+        raise PretuneError(f"the study in {study.path} has no completed trial to fit: see its trials.csv")
+    counts = ", ".join(f"{n} {state}" for state, n in study.summary["trials"].items() if n)
+    values = ", ".join(f"{k} {v:.4f}" for k, v in best["values"].items())
+    return {"path": str(study.path), "made": f"{counts}; best trial {best['number']} ({values})",
+            "best_trial": best["number"], "best_values": best["values"]}
+
+
+def fit_recipe(ctx: Context) -> Recipe:
+    """The recipe the final fit trains: the best trial's when searched, with the fit overrides."""
+    recipe = ctx.study.best_recipe if ctx.study is not None else ctx.plan.recipe
+    if not ctx.plan.fit_overrides:
+        return recipe
+    raw = recipe.model_dump(mode="json")
+    for item in ctx.plan.fit_overrides:
+        apply_override(raw, item)
+    return Recipe.from_dict(raw)
+
+
+def fit_stage(ctx: Context) -> dict:
+    from pretune.train.checkpoints import latest_checkpoint
+
+    fit = ctx.verbs.fit
+    out = ctx.plan.output("fit")
+    run = None
+    if (out / runs.RECIPE).is_file():
+        done = Run(out)
+        if done.status == "completed":
+            run = done
+        elif done.finished:
+            raise PretuneError(f"the fit in {out} ended {done.status}: {done.metrics['train'].get('stop_reason')}")
+        elif latest_checkpoint(out / runs.CHECKPOINTS) is not None:
+            run = fit(resume=out, quiet=ctx.quiet)
+        else:
+            shutil.rmtree(out)  # killed before its first checkpoint: nothing to continue from
+    if run is None:
+        run = fit(fit_recipe(ctx), out, quiet=ctx.quiet)
+    if run.status != "completed":
+        raise PretuneError(f"the fit in {out} ended {run.status}: {run.metrics['train'].get('stop_reason')}")
+    ctx.run = run
+    return _fit_record(run)
+
+
+def _fit_record(run: Run) -> dict:
+    m = run.metrics
+    headline = _headline(m)
+    shown = ", ".join(f"{split} {headline} {m[split][headline]:.4f}" for split in ("validation", "test")
+                      if headline in m.get(split, {}))
+    return {"path": str(run.path), "made": f"{m['train']['steps']} steps; {shown}",
+            "train_seconds": m["train"]["train_seconds"]}
+
+
+def _headline(metrics: dict) -> str:
+    from pretune.recipe import DataConfig
+    from pretune.tasks import create_task
+
+    return create_task(DataConfig(task=metrics["task"])).headline
+
+
+def _compress_reuses_nodes() -> bool:
+    """The compression tree (its recipe field `variants`) reuses finished nodes on a rerun into the
+    same directory; the linear chain before it refuses a directory that holds a variant."""
+    return "variants" in CompressConfig.model_fields
+
+
+def compress_stage(ctx: Context) -> dict:
+    out = ctx.plan.output("compress")
+    if out.exists() and not (out / COMPRESSION).is_file() and not _compress_reuses_nodes():
+        shutil.rmtree(out)
+    cfg = ctx.run.recipe.compress
+    if not (out / COMPRESSION).is_file():
+        ctx.verbs.compress(ctx.run, cfg.steps, out=out, max_drop=cfg.max_drop, quiet=True)
+    ctx.compression = read_compression(out)
+    return _compress_record(ctx.compression)
+
+
+def read_compression(path: Path) -> dict:
+    """compression.json, with the chosen node resolved to a run directory (`chosen_run`, None when
+    nothing qualified). Read defensively: fields are added over time, never renamed; the tree's
+    `choice` wins over the chain's `chosen`."""
+    data = json.loads((path / COMPRESSION).read_text())
+    rows = data.get("rows", [])
+    choice = data.get("choice", data.get("chosen"))
+    name = choice.get("name") or choice.get("node") if isinstance(choice, dict) else choice
+    row = next((r for r in rows if r.get("name") == name), None) if name else None
+    chosen_run = None
+    if row is not None:
+        chosen_run = str(row.get("run") or row.get("path") or path / row["name"])
+    return {**data, "path": str(path), "chosen_name": name, "chosen_row": row, "chosen_run": chosen_run}
+
+
+def _compress_record(c: dict) -> dict:
+    made = f"{len(c.get('rows', [])) - 1} variants; " + (
+        f"chosen {c['chosen_name']}" if c["chosen_run"] else "none chosen: the fine-tuned model is kept")
+    return {"path": c["path"], "made": made, "chosen": c["chosen_name"], "message": c.get("message")}
+
+
+def report_stage(ctx: Context) -> dict:
+    """A page for each directory the pipeline made (study, fit, compression), where it lives; the
+    pipeline's report is the last (the compression's table holds the chosen model against the
+    fine-tuned one)."""
+    if ctx.verbs.report is None:
+        return {"status": "not available", "made": "not available (no report verb installed)"}
+    dirs = [d for d in (ctx.study and ctx.study.path, ctx.run.path, ctx.compression and ctx.compression["path"])
+            if d]
+    pages = [str(ctx.verbs.report([Path(d)])) for d in dirs]
+    ctx.report = Path(pages[-1])
+    return {"path": pages[-1], "pages": pages, "made": f"{len(pages)} pages; {pages[-1]}"}
+
+
+def resumed(ctx: Context, stage: str) -> None:
+    """Rebuild a finished stage's part of the context from its directory (it is not rerun)."""
+    record = ctx.records[stage]
+    if stage == "search":
+        from pretune.search.study import Study
+
+        ctx.study = Study(record["path"])
+    elif stage == "fit":
+        ctx.run = Run(record["path"])
+    elif stage == "compress":
+        ctx.compression = read_compression(Path(record["path"]))
+    elif stage == "report" and record.get("path"):
+        ctx.report = Path(record["path"])
+
+
+def finished(ctx: Context, stage: str) -> bool:
+    """Whether a stage's record says completed and its output is still there."""
+    record = ctx.records.get(stage, {})
+    if record.get("status") not in ("completed", "not available"):
+        return False
+    return not record.get("path") or Path(record["path"]).exists()

@@ -1,0 +1,101 @@
+"""The worker loop: run trials until the budget is used or the deadline passes, in this process
+or in N local processes sharing the cores.
+
+The budget accounting lives here and only here. `search.trials` counts trials run to an end
+(complete, pruned, or failed by their own error) plus those running or queued; a trial whose
+worker died does not count, its retry does. Each worker checks it before every trial (and the
+objective once more as the trial starts, through `over_budget`), so N workers on M machines stop
+at the same total.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from pretune.recipe import Recipe
+from pretune.search import results
+from pretune.search.objective import Objective, SurplusTrial
+from pretune.search.plan import SearchPlan, plan_search
+from pretune.search.pruners import create_pruner
+from pretune.search.samplers import create_sampler
+from pretune.search.storage import open_storage, open_study
+
+
+def counted(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Trials that use the budget: ended by themselves, running, or queued (a retry)."""
+    return [t for t in trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+            or (t.state == TrialState.FAIL and "fail_reason" in t.user_attrs
+                and not t.user_attrs["fail_reason"].startswith(SurplusTrial.__name__))]
+
+
+def over_budget(trial: optuna.Trial, budget: int) -> bool:
+    """Whether this starting trial is past the budget: two workers started the last one at once."""
+    numbers = sorted(t.number for t in counted(trial.study.get_trials(deepcopy=False)))
+    return trial.number in numbers and numbers.index(trial.number) >= budget
+
+
+def work(plan: SearchPlan, index: int, deadline: float | None, sampler=None, pruner=None, storage=None,
+         callbacks: list | None = None) -> None:
+    """One worker: run trials until the budget is used or the deadline passes."""
+    storage = storage or open_storage(plan.url, plan.cfg)
+    probe = optuna.load_study(study_name=plan.name, storage=storage)
+    # A different stream per worker and per start, so neither parallel workers nor a resumed
+    # study draw the points already drawn.
+    seed = plan.cfg.seed + 1000 * index + len(probe.get_trials(deepcopy=False))
+    study = open_study(storage, plan.name, plan.directions,
+                       create_sampler(sampler or plan.cfg.sampler, seed, plan.cfg),
+                       create_pruner(pruner or plan.cfg.pruner, plan.cfg))
+    objective = Objective(plan.recipe, plan.space, plan.metrics, plan.path, plan.cfg.keep, plan.cfg.evaluations,
+                          lambda trial: over_budget(trial, plan.budget), callbacks or [])
+    info = plan.info()
+    poll = min(2.0, plan.cfg.heartbeat_seconds)
+    while deadline is None or time.time() < deadline:
+        trials = study.get_trials(deepcopy=False)
+        used = counted(trials)
+        running = [t for t in used if t.state == TrialState.RUNNING]
+        waiting = [t for t in used if t.state == TrialState.WAITING]
+        if len(used) - len(running) - len(waiting) >= plan.budget:
+            break
+        if len(used) >= plan.budget and not waiting:
+            # The rest run elsewhere: wait for them, or for their heartbeat to lapse (a retry).
+            time.sleep(poll)
+            optuna.storages.fail_stale_trials(study)
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        results.write_results(info, study, plan.cfg.keep)
+
+
+def _worker_main(recipe_yaml: str, path: str, index: int, threads: int, deadline: float | None) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    work(plan_search(Recipe.from_dict(yaml.safe_load(recipe_yaml)), Path(path)), index, deadline)
+
+
+def spawn_workers(plan: SearchPlan, deadline: float | None) -> None:
+    """N local processes, the cores split between them (torch threads), so they do not fight."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // plan.cfg.workers)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(plan.recipe.to_yaml(), str(plan.path), i, threads, deadline),
+                         name=f"pretune-search-worker-{i}") for i in range(plan.cfg.workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    dead = [p for p in procs if p.exitcode]
+    if dead:
+        warnings.warn(f"{len(dead)} search worker(s) ended abnormally (exit codes "
+                      f"{', '.join(str(p.exitcode) for p in dead)}); their trials were retried by the others",
+                      stacklevel=2)
