@@ -11,7 +11,7 @@ from pretune.recipe import RecipeLike, as_recipe
 from pretune.report.plots import plot_run
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "predict", "search", "serve"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, **options) -> Run:
@@ -80,3 +80,11 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, **options):
     from pretune.search.study import search as run_search
 
     return run_search(recipe, out, **options)
+
+
+def serve(run: Run | str | Path, **options) -> None:
+    """Serve a run over HTTP until SIGTERM (Open Inference Protocol V2, /predict, /metrics; requests
+    batched). Options: ServeConfig's fields (host, port, max_batch, max_wait_ms, threads, ...)."""
+    from pretune.serve import serve as run_server
+
+    run_server(run if isinstance(run, Run) else Run(run), **options)

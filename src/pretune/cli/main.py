@@ -19,6 +19,7 @@ from pretune.cli import (
     measure_cmd,
     predict_cmd,
     search_cmd,
+    serve_cmd,
 )
 from pretune.errors import PretuneError
 
@@ -35,6 +36,7 @@ app.command("search")(search_cmd.search)
 app.command("compress")(compress_cmd.compress)
 app.command("measure")(measure_cmd.measure)
 app.command("export")(export_cmd.export)
+app.command("serve")(serve_cmd.serve)
 
 
 def run() -> None:
