@@ -38,5 +38,6 @@ def serve_config(**options) -> ServeConfig:
         return ServeConfig(**{k: v for k, v in options.items() if v is not None})
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(map(str, first["loc"])) or "serve"
-        raise PretuneError(f"serve: {where}: {first['msg']}") from None
+        where = ".".join(map(str, first["loc"]))
+        message = first["msg"].removeprefix("Value error, ")
+        raise PretuneError(f"serve: {where}: {message}" if where else f"serve: {message}") from None
