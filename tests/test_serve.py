@@ -366,3 +366,26 @@ def test_a_missing_run_and_bad_limits_are_one_line_errors(tmp_path, cls_run):
     assert limits.returncode == 2 and "Traceback" not in limits.stderr
     assert limits.stderr.strip() == "pretune: error: serve: max_inputs (100) exceeds max_queue (10): such a " \
         "request could never be queued"
+
+
+def test_multilabel_and_regression_answers_come_from_their_tasks_decoding():
+    """The wire shapes of the two tasks not served above, from each task's own `decode`."""
+    from pretune.recipe import DataConfig
+    from pretune.serve.model import OUTPUTS
+    from pretune.serve.protocol import infer_response, pipeline_answer
+    from pretune.tasks import create_task
+
+    multi = create_task(DataConfig(task="multi-label"))
+    multi.label_names, multi.thresholds = ["person", "place"], np.array([0.5, 0.9])
+    results = multi.decode(np.array([[2.0, 1.0], [-3.0, 3.0]]), None, None)  # sigmoid: .88/.73, .05/.95
+    body = infer_response("m", 7, OUTPUTS["multi-label"], None, results, multi.label_names)
+    assert body["id"] == 7 and [json.loads(x) for x in body["outputs"][0]["data"]] == [["person"], ["place"]]
+    assert body["outputs"][1]["shape"] == [2, 2]
+    assert pipeline_answer("multi-label", results[0], "default", multi.label_names, False) == [
+        {"label": "person", "score": pytest.approx(0.8808, abs=1e-4)}]  # place's 0.73 is under its 0.9
+    assert [a["label"] for a in pipeline_answer("multi-label", results[0], None, multi.label_names, False)] == [
+        "person", "place"]
+    value = create_task(DataConfig(task="regression")).decode(np.array([[1.25]]), None, None)
+    body = infer_response("r", None, OUTPUTS["regression"], [{"name": "value"}], value, None)
+    assert body["outputs"] == [{"name": "value", "datatype": "FP32", "shape": [1], "data": [1.25]}]
+    assert pipeline_answer("regression", value[0], "default", None, False) == [{"label": "LABEL_0", "score": 1.25}]
