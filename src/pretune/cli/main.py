@@ -23,6 +23,7 @@ from pretune.cli import (
     report_cmd,
     runs_cmd,
     search_cmd,
+    serve_cmd,
 )
 from pretune.errors import PretuneError
 
@@ -43,6 +44,7 @@ app.command("report")(report_cmd.report)
 app.command("runs")(runs_cmd.runs)
 app.command("compare")(compare_cmd.compare)
 app.command("pipeline")(pipeline_cmd.pipeline)
+app.command("serve")(serve_cmd.serve)
 
 
 def run() -> None:
