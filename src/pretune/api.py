@@ -14,7 +14,8 @@ from pretune.tracking import end_group, finish_tracking, start_group
 from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report", "search", "serve"]
+__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report",
+           "search", "serve"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
