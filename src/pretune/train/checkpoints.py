@@ -73,12 +73,13 @@ def save_checkpoint(
 
 
 def prune_checkpoints(root: Path, keep: int) -> None:
-    """Keep the newest `keep` checkpoints (0: none, and no checkpoints/ directory left)."""
+    """Keep the newest `keep` checkpoints; a checkpoints/ directory left empty goes too (best/,
+    the keep_best weights without optimizer state, stays)."""
     found = list_checkpoints(root)
     for old in found[:max(len(found) - keep, 0)]:
         shutil.rmtree(old, ignore_errors=True)
-    if keep == 0 and root.is_dir():
-        shutil.rmtree(root, ignore_errors=True)
+    if root.is_dir() and not root.is_symlink() and not any(root.iterdir()):
+        root.rmdir()
 
 
 def list_checkpoints(root: Path) -> list[Path]:
