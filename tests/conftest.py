@@ -68,6 +68,7 @@ def tiny_recipe(model_dir: Path, data: Path, **train) -> dict:
         "seed": 7,
         "model": {"source": str(model_dir)},
         "data": {"source": str(data), "max_length": 32},
+        "report": False,  # a page per unit fit costs seconds; tests/test_report.py turns it on
         "train": {"epochs": 3, "batch_size": 16, "optimizer": {"lr": 5e-3},
                   "checkpoint_every_steps": None, "log_every_steps": 2, **train},
     }

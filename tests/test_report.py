@@ -36,12 +36,12 @@ def made(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     frame.loc[frame.label == "neg", "label"] = SCRIPT_LABEL  # a label that must stay text on every page
     frame.to_csv(root / "data.csv", index=False)
     text = tiny_recipe(tiny_model_dir, root / "data.csv", epochs=2, eval_every_steps=2, keep_best="accuracy",
-                       log_every_steps=1)
+                       log_every_steps=1) | {"report": True}
     out = {"text": pretune.fit(text, root / "text", quiet=True).path}
     other = tiny_recipe(tiny_model_dir, root / "data.csv", max_steps=4, optimizer={"lr": 1e-3}, log_every_steps=1)
     out["plain"] = pretune.fit(other, root / "plain", quiet=True, report=False).path
     ner = tiny_recipe(tiny_model_dir, root / "unused.csv", epochs=1, log_every_steps=1)
-    ner["data"] = {"task": "token-classification", "max_length": 32}
+    ner["data"], ner["report"] = {"task": "token-classification", "max_length": 32}, True
     out["ner"] = pretune.fit(ner, root / "ner", data=tagged_frame(120), quiet=True).path
     from transformers import ResNetConfig, ResNetForImageClassification
 
@@ -53,7 +53,7 @@ def made(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
                        "log_every_steps": 1}}
     images = {"train": shapes_frame(48), "validation": shapes_frame(16, seed=1), "test": shapes_frame(24, seed=2)}
     out["image"] = pretune.fit(image, root / "image", data=images, quiet=True).path
-    study = tiny_recipe(tiny_model_dir, root / "data.csv", max_steps=4)
+    study = tiny_recipe(tiny_model_dir, root / "data.csv", max_steps=4) | {"report": True}
     study["search"] = {"space": {"train.optimizer.lr": {"loguniform": [1e-3, 1e-2]},
                                  "strategy.name": {"choice": ["full", "bitfit"]}},
                        "evaluations": 2, "startup_trials": 1, "trials": 3, "pruner": "none"}
