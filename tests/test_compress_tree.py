@@ -156,12 +156,12 @@ def test_default_trees_per_input_kind():
     ({"variants": []}, "compress.variants is empty"),
     ({"variants": ["quantize"]}, "a list of chains"),
     ({"overrides": ["compress.variants=[quantize, prune]"]}, "a list of chains"),
-    ({"steps_": "quantize,distill"}, "step order quantize,distill cannot work: distill needs a torch-fp32"),
-    ({"steps_": "export,prune"}, "step order export,prune cannot work"),
-    ({"steps_": "quantize", "max_drop": -5}, "compress.max_drop: Input should be greater than or equal to 0"),
-    ({"steps_": "quantize", "max_drop": float("nan")}, "compress.max_drop: Input should be a finite number"),
-    ({"steps_": "quantize", "overrides": ["compress.max_drop=-5"]}, "compress.max_drop: Input should be greater"),
-    ({"steps_": "quantize", "overrides": ["compress.max_drop=nan"]}, "compress.max_drop: Input should be a finite"),
+    ({"steps": "quantize,distill"}, "step order quantize,distill cannot work: distill needs a torch-fp32"),
+    ({"steps": "export,prune"}, "step order export,prune cannot work"),
+    ({"steps": "quantize", "max_drop": -5}, "compress.max_drop: Input should be greater than or equal to 0"),
+    ({"steps": "quantize", "max_drop": float("nan")}, "compress.max_drop: Input should be a finite number"),
+    ({"steps": "quantize", "overrides": ["compress.max_drop=-5"]}, "compress.max_drop: Input should be greater"),
+    ({"steps": "quantize", "overrides": ["compress.max_drop=nan"]}, "compress.max_drop: Input should be a finite"),
 ])
 def test_bad_trees_and_budgets_are_refused_before_any_work(tiny_run, tmp_path, kwargs, message):
     with pytest.raises(PretuneError, match=message.replace(".", r"\.").replace("(", r"\(")):
