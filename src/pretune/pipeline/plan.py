@@ -130,20 +130,15 @@ def check(p: Plan) -> None:
 
 
 def _check_steps(cfg, task) -> None:
-    from pretune.compress.pipeline import _register_builtin, steps
+    """Every chain of the compression tree works for this task's inputs, refused before the fit:
+    the same check `pretune compress` makes (unknown step, one the input kind lacks, an order
+    that cannot work)."""
+    from pretune.compress.steps import TORCH, check_chain
+    from pretune.compress.tree import chains_of
 
-    _register_builtin()
-    names = cfg.steps
-    if not names:
-        raise PretuneError("compress.steps is empty; known: " + ", ".join(steps.available()))
-    for name in names:
-        steps.get(name)  # an unknown name lists the known ones
-    if task.inputs == "image":
-        # Steps that exist for text only: refused here rather than after the fit.
-        if "trim-vocab" in names:
-            raise PretuneError("compress step 'trim-vocab' trims a tokenizer's vocabulary; an image-classification "
-                               "run has none")
-        if "distill" in names and not cfg.distill.student:
+    for chain in chains_of(cfg, task.inputs):
+        check_chain(chain, task.inputs, TORCH, cfg)
+        if task.inputs == "image" and "distill" in chain and not cfg.distill.student:
             raise PretuneError("compress step 'distill' on an image run needs a student model: set "
                                "compress.distill.student (e.g. efficientnet-lite0)")
 

@@ -24,7 +24,7 @@ from pretune import runs
 from pretune.errors import PretuneError
 from pretune.pipeline.plan import Plan
 from pretune.predictor import Run
-from pretune.recipe import CompressConfig, Recipe, apply_override
+from pretune.recipe import Recipe, apply_override
 
 COMPRESSION = "compression.json"
 
@@ -43,7 +43,7 @@ class Verbs:
 
 def plain_verbs() -> Verbs:
     """The verbs from where they live, for a caller below api (no plots, cards or pages)."""
-    from pretune.compress.pipeline import compress
+    from pretune.compress.tree import compress
     from pretune.search.study import search
     from pretune.train.fit import fit
 
@@ -131,19 +131,12 @@ def _headline(metrics: dict) -> str:
     return create_task(DataConfig(task=metrics["task"])).headline
 
 
-def _compress_reuses_nodes() -> bool:
-    """The compression tree (its recipe field `variants`) reuses finished nodes on a rerun into the
-    same directory; the linear chain before it refuses a directory that holds a variant."""
-    return "variants" in CompressConfig.model_fields
-
-
 def compress_stage(ctx: Context) -> dict:
+    """The fitted run's compression tree, as its recipe's `compress:` section says; a rerun into the
+    same directory reuses every finished node (a killed stage continues)."""
     out = ctx.plan.output("compress")
-    if out.exists() and not (out / COMPRESSION).is_file() and not _compress_reuses_nodes():
-        shutil.rmtree(out)
-    cfg = ctx.run.recipe.compress
     if not (out / COMPRESSION).is_file():
-        ctx.verbs.compress(ctx.run, cfg.steps, out=out, max_drop=cfg.max_drop, quiet=True)
+        ctx.verbs.compress(ctx.run, out=out, quiet=True)
     ctx.compression = read_compression(out)
     return _compress_record(ctx.compression)
 
