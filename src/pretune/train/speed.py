@@ -1,7 +1,8 @@
-"""Speed settings of the train step that change no result: torch.compile and length rounding.
+"""Speed settings of the train step that change results only in the last bits: torch.compile
+and length rounding.
 
-Each is on only where benchmarks/fit_throughput.py (interleaved rounds, own process each) showed
-it pays; the note of issue 20 gives the figures.
+Each is on by default only where benchmarks/fit_throughput.py (interleaved rounds, each contender
+in its own process) shows it pays; so far neither is (issue 20's note).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pretune.data.encode import IGNORE_INDEX, EncodedSplit
 COMPILED_MULTIPLE = 16
 
 
-def resolve_compile(requested: bool | str, device: torch.device) -> bool:
-    """`train.compile`. auto is off: on 2 CPU cores (AVX2, fp32) inductor's compile of MiniLM-L6
-    forward and backward took longer than a 2,000-sample epoch saves (benchmarks/fit_throughput.py's
-    pretune-compiled row); no measurement backs turning it on elsewhere yet."""
+def resolve_compile(requested: bool | str) -> bool:
+    """`train.compile`. auto stays off: no run of a recipe's size has yet been measured to pay
+    for inductor's compile (on the 2-core AVX2 machines, compiling MiniLM-L6's forward and
+    backward had not finished after 30 minutes under load; the profile is ~50% matmuls, which
+    compile does not speed up). benchmarks/fit_throughput.py --contenders pretune-default
+    pretune-compiled measures it."""
     if requested == "auto":
         return False
     return bool(requested)
