@@ -18,11 +18,12 @@ COMPILED_MULTIPLE = 16
 
 
 def resolve_compile(requested: bool | str) -> bool:
-    """`train.compile`. auto stays off: no run of a recipe's size has yet been measured to pay
-    for inductor's compile (on the 2-core AVX2 machines, compiling MiniLM-L6's forward and
-    backward had not finished after 30 minutes under load; the profile is ~50% matmuls, which
-    compile does not speed up). benchmarks/fit_throughput.py --contenders pretune-default
-    pretune-compiled measures it."""
+    """`train.compile`. auto stays off: no run of a recipe's size has been measured to pay for
+    inductor's compile. On a 2-core AVX2 EPYC, compiling MiniLM-L6's train step for three batch
+    lengths used over 7 CPU-minutes without finishing, where a whole 2,000-review fp32 epoch runs
+    in about 2 (55 s on 2 cores); and half the step is matmuls, which compiling does not speed
+    up (benchmarks/fit_profile.py). `fit_throughput.py --contenders pretune-default
+    pretune-compiled` measures it on another machine."""
     if requested == "auto":
         return False
     return bool(requested)
