@@ -128,7 +128,7 @@ class TrainLoop:
         accelerator.unwrap_model(self.model, keep_fp32_wrapper=False)
         # The train step alone runs compiled; evaluation keeps the eager model, so what a fit
         # records is computed as `eval` computes it on reload.
-        compiled = resolve_compile(cfg.compile, accelerator.device)
+        compiled = resolve_compile(cfg.compile)
         self.step_model = torch.compile(self.model) if compiled else self.model
         self.length_multiple = length_multiple(cfg.pad_to_multiple_of, compiled)
         self.scheduler = scheduler

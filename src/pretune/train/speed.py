@@ -1,7 +1,8 @@
-"""Speed settings of the train step that change no result: torch.compile and length rounding.
+"""Speed settings of the train step that change results only in the last bits: torch.compile
+and length rounding.
 
-Each is on only where benchmarks/fit_throughput.py (interleaved rounds, own process each) showed
-it pays; the note of issue 20 gives the figures.
+Each is on by default only where benchmarks/fit_throughput.py (interleaved rounds, each contender
+in its own process) shows it pays; so far neither is (issue 20's note).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from pretune.data.encode import IGNORE_INDEX, EncodedSplit
 COMPILED_MULTIPLE = 16
 
 
-def resolve_compile(requested: bool | str, device: torch.device) -> bool:
-    """`train.compile`. auto is off: on 2 CPU cores (AVX2, fp32) inductor's compile of MiniLM-L6
-    forward and backward took longer than a 2,000-sample epoch saves (benchmarks/fit_throughput.py's
-    pretune-compiled row); no measurement backs turning it on elsewhere yet."""
+def resolve_compile(requested: bool | str) -> bool:
+    """`train.compile`. auto stays off: no run of a recipe's size has been measured to pay for
+    inductor's compile. On a 2-core AVX2 EPYC, compiling MiniLM-L6's train step for three batch
+    lengths used over 7 CPU-minutes without finishing, where a whole 2,000-review fp32 epoch runs
+    in about 2 (55 s on 2 cores); and half the step is matmuls, which compiling does not speed
+    up (benchmarks/fit_profile.py). `fit_throughput.py --contenders pretune-default
+    pretune-compiled` measures it on another machine."""
     if requested == "auto":
         return False
     return bool(requested)
