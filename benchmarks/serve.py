@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 
+from pydantic import BaseModel
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
@@ -35,21 +37,23 @@ CLIENTS = (1, 8, 32)
 RECIPE = "examples/demo.yaml"
 
 
+class PeerBody(BaseModel):
+    """The peer's request body (at module level: FastAPI resolves the endpoint's annotation here)."""
+
+    inputs: str | list[str]
+
+
 def peer_server(model_dir: str) -> None:
     """The peer: a FastAPI app around transformers.pipeline, as its documentation shows it."""
     import uvicorn
     from fastapi import FastAPI
-    from pydantic import BaseModel
     from transformers import pipeline
 
     classify = pipeline("text-classification", model=model_dir, device="cpu")
     app = FastAPI()
 
-    class Body(BaseModel):
-        inputs: str | list[str]
-
     @app.post("/predict")
-    def predict(body: Body):
+    def predict(body: PeerBody):
         return classify(body.inputs)
 
     sock = socket.socket()
