@@ -60,8 +60,8 @@ def test_all_five_stages_print_their_lines_table_and_write_pipeline_json(full):
         assert summary["stages"][stage]["status"] in ("completed", "not available")
         assert summary["stages"][stage]["seconds"] >= 0
     assert "fine-tuned vs chosen" in out and "test accuracy" in out and "report" in out
-    assert summary["stages"]["compress"]["chosen"] == "1-quantize"
-    assert summary["chosen"] == str(full["dir"] / "compress" / "1-quantize") and summary["load"] == "onnxruntime"
+    assert summary["stages"]["compress"]["chosen"] == "quantize"
+    assert summary["chosen"] == str(full["dir"] / "compress" / "quantize") and summary["load"] == "onnxruntime"
     figures = summary["figures"]
     for key in ("validation_accuracy", "test_accuracy", "throughput", "latency_ms_p50", "size_mb"):
         fine, mine = figures["fine_tuned"][key], figures["chosen"][key]
@@ -86,7 +86,7 @@ def test_release_loads_in_onnx_runtime_and_agrees_with_the_variant(full):
     names = {i.name for i in session.get_inputs()}
     logits = session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in names})[0]
     assert logits.shape == (3, 2)
-    variant = pretune.load_run(full["dir"] / "compress" / "1-quantize")
+    variant = pretune.load_run(full["dir"] / "compress" / "quantize")
     assert [p["label"] for p in variant.predict(TEXTS)] == [
         variant.predictor().label_names[i] for i in logits.argmax(1)]
 
@@ -95,7 +95,7 @@ def test_the_same_command_again_redoes_nothing(full):
     before = json.loads((full["dir"] / "pipeline.json").read_text())
     result = pretune.pipeline(full["recipe"], full["dir"], fit_overrides=["train.max_steps=null"], quiet=True)
     after = json.loads((full["dir"] / "pipeline.json").read_text())
-    assert after["stages"] == before["stages"] and result.chosen.path.name == "1-quantize"
+    assert after["stages"] == before["stages"] and result.chosen.path.name == "quantize"
     with pytest.raises(PretuneError, match="different recipe"):
         pretune.pipeline(full["recipe"], full["dir"], quiet=True)  # without the fit override
     resumed = pretune.pipeline(resume=full["dir"], quiet=True)  # the saved recipe and fit override
