@@ -104,7 +104,7 @@ def test_token_task_reads_lists_parquet_arrays_and_json_cells(tmp_path):
     ],
 )
 def test_token_task_names_the_bad_row(row, message):
-    frame = pd.DataFrame([{"tokens": ["x"], "tags": ["O"]}, row])
+    frame = pd.DataFrame([{"tokens": ["x"], "tags": ["B-X"]}, row])  # an entity: a tagger has one to learn
     with pytest.raises(PretuneError, match=message):
         token_task(frame).to_table(frame, "train")
 

@@ -177,3 +177,20 @@ def test_newly_initialised_body_weights_are_named(tmp_path, tiny_model_dir):
     assert len(notices) == 1 and f"{len(dropped)} pretrained weight(s)" in notices[0]
     assert "encoder.layer.1.output.dense" in notices[0]
     assert check_weights_match(load_model(ModelConfig(source=str(tiny_model_dir)), task), tiny_model_dir) == []
+
+
+def test_ragged_rows_batch_like_the_lists_they_replace():
+    import numpy as np
+
+    from pretune.data.encode import EncodedSplit, collate, lengths_of
+    from pretune.data.ragged import RaggedRows
+
+    rows = [[101, 7, 102], [101, 102], [101, 5, 6, 9, 102]]
+    parts = [RaggedRows.from_lists(rows[:2]), RaggedRows.from_lists(rows[2:])]
+    ragged = RaggedRows.concat(parts)
+    assert ragged.tolist() == rows and len(ragged) == 3 and ragged[-1].tolist() == rows[-1]
+    plain = EncodedSplit({"input_ids": rows}, np.array([0, 1, 0]), lengths_of({"input_ids": rows}))
+    packed = EncodedSplit({"input_ids": ragged}, np.array([0, 1, 0]), lengths_of({"input_ids": ragged}))
+    for name, tensor in collate(plain, [2, 0], 0).items():
+        assert collate(packed, [2, 0], 0)[name].tolist() == tensor.tolist()
+    assert RaggedRows.concat([]).tolist() == []

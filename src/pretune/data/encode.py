@@ -1,8 +1,10 @@
 """Tokenize once, pad per batch, and order batches by length.
 
-Texts are tokenized a single time up front (no padding); each batch is padded only to its own
-longest member, and training batches are drawn from length-sorted pools so that little of each
-batch is padding (the idea of Hugging Face's LengthGroupedSampler).
+Texts are tokenized a single time up front (no padding), in chunks of ENCODE_CHUNK rows, each
+chunk's ids kept as flat numpy arrays (data/ragged.py): a tokenizer's output for a whole data set
+at once (its per-row encodings and Python lists of ints) took gigabytes at 200k rows. Each batch
+is padded only to its own longest member, and training batches are drawn from length-sorted
+pools so that little of each batch is padding (the idea of Hugging Face's LengthGroupedSampler).
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ import numpy as np
 import torch
 
 from pretune.data.prepare import TextTable
+from pretune.data.ragged import RaggedRows
 
 POOL_BATCHES = 50  # batches per length-sorted pool: big enough to group, small enough to shuffle
 IGNORE_INDEX = -100  # a label position the loss skips (padding, non-first sub-words): torch's default
+ENCODE_CHUNK = 4096  # rows tokenized per call: big enough for the fast tokenizer's batching
+# ids need int32 (vocabularies pass 65k); masks and segment ids fit a byte.
+FEATURE_TYPES = {"input_ids": np.int32, "attention_mask": np.int8, "token_type_ids": np.int8}
 
 
 @dataclass
@@ -38,15 +44,23 @@ class EncodedSplit:
         return len(self.lengths)
 
 
-def lengths_of(features: dict[str, list[list[int]]]) -> np.ndarray:
-    return np.fromiter((len(ids) for ids in features["input_ids"]), dtype=np.int64)
+def lengths_of(features: dict) -> np.ndarray:
+    ids = features["input_ids"]
+    if isinstance(ids, RaggedRows):
+        return ids.lengths()
+    return np.fromiter((len(row) for row in ids), dtype=np.int64)
 
 
 def encode_texts(table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
-    enc = tokenizer(
-        table.texts, table.pairs, truncation=True, max_length=max_length, padding=False
-    )
-    features = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    parts: dict[str, list[RaggedRows]] = {}
+    for start in range(0, max(len(table.texts), 1), ENCODE_CHUNK):
+        stop = start + ENCODE_CHUNK
+        enc = tokenizer(table.texts[start:stop], table.pairs[start:stop] if table.pairs else None,
+                        truncation=True, max_length=max_length, padding=False)
+        for name, dtype in FEATURE_TYPES.items():
+            if name in enc:
+                parts.setdefault(name, []).append(RaggedRows.from_lists(enc[name], dtype))
+    features = {name: RaggedRows.concat(chunks, FEATURE_TYPES[name]) for name, chunks in parts.items()}
     return EncodedSplit(features, table.labels, lengths_of(features))
 
 

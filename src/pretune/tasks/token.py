@@ -15,8 +15,9 @@ import pandas as pd
 import torch
 
 from pretune.data.conll import as_token_list, checked_tag
-from pretune.data.encode import IGNORE_INDEX, EncodedSplit, lengths_of
+from pretune.data.encode import ENCODE_CHUNK, FEATURE_TYPES, IGNORE_INDEX, EncodedSplit, lengths_of
 from pretune.data.prepare import TextTable
+from pretune.data.ragged import RaggedRows
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task, class_weights, softmax
@@ -82,16 +83,23 @@ class TokenClassification(Task):
         if not getattr(tokenizer, "is_fast", False):
             raise PretuneError("token classification needs a fast tokenizer (word_ids to align tags)")
         raw = bool(table.texts) and isinstance(table.texts[0], str)
-        enc = tokenizer(table.texts, truncation=True, max_length=max_length, padding=False,
-                        is_split_into_words=not raw, return_offsets_mapping=raw)
-        features = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
-        word_ids = [enc.word_ids(i) for i in range(len(table.texts))]
+        parts: dict[str, list[RaggedRows]] = {}
+        word_ids, offsets = [], []
+        for start in range(0, max(len(table.texts), 1), ENCODE_CHUNK):  # chunks: see data/encode.py
+            enc = tokenizer(table.texts[start:start + ENCODE_CHUNK], truncation=True, max_length=max_length,
+                            padding=False, is_split_into_words=not raw, return_offsets_mapping=raw)
+            for name, dtype in FEATURE_TYPES.items():
+                if name in enc:
+                    parts.setdefault(name, []).append(RaggedRows.from_lists(enc[name], dtype))
+            word_ids += [enc.word_ids(i) for i in range(len(enc["input_ids"]))]
+            offsets += enc["offset_mapping"] if raw else []
+        features = {name: RaggedRows.concat(chunks, FEATURE_TYPES[name]) for name, chunks in parts.items()}
         labels = None
         if table.labels is not None:
             labels = [np.array(align_labels(w, y), dtype=np.int64) for w, y in zip(word_ids, table.labels, strict=True)]
         meta = {"word_ids": word_ids}
         if raw:
-            meta["offsets"] = enc["offset_mapping"]
+            meta["offsets"] = offsets
         else:
             meta["words"] = [len(words) for words in table.texts]
         if table.labels is not None:
