@@ -152,7 +152,7 @@ def _body(run: RunDir, f: dict) -> str:
     origin = f["origin"].recipe
     base = f["base_hub_id"] or f["source"]
     lines = [f"# {f['name']}", "",
-             f"A {f['task']} model fine-tuned from `{base}` by [pretune](https://github.com/pretune), "
+             f"A {f['task']} model fine-tuned from `{base}` by pretune, "
              f"with the `{origin.strategy.name}` strategy"
              + (f", then compressed by {' -> '.join(link['step'] for link in reversed(f['chain']))}."
                 if f["chain"] else "."), ""]
@@ -237,7 +237,8 @@ def _compression(f: dict) -> list[str]:
 
 
 def _limitations(recipe, f: dict) -> list[str]:
-    out = [f"- Measured only on the test split of `{f['data_name']}`; text or images unlike it may score lower.",
+    inputs = "images" if f["task"] == "image-classification" else "texts"
+    out = [f"- Measured only on the test split of `{f['data_name']}`; {inputs} unlike its data may score lower.",
            "- It predicts only the labels it was trained on; it has no 'none of these' answer."
            if f["task"] not in ("regression", "token-classification") else
            "- Trained on a small, specific data set; check it on your own data before relying on it."]
