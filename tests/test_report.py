@@ -105,7 +105,7 @@ def test_no_report_leaves_none_and_every_kind_has_one(made):
     assert "Misclassified test images" in (made["image"] / "report.html").read_text() or \
         pretune.load_run(made["image"]).metrics["test"]["accuracy"] == 1.0
     compression = (made["compression"] / "report.html").read_text()
-    assert "1-trim-vocab" in compression and "pareto" in figures_of(compression)
+    assert "trim-vocab" in compression and "pareto" in figures_of(compression)
     study = (made["study"] / "report.html").read_text()
     assert {"history", "parallel", "param_vs_metric"} <= set(figures_of(study))
 
@@ -174,7 +174,7 @@ def test_runs_lists_sorts_and_compare_diffs(made, tmp_path, capsys):
     root = made["text"].parent
     listed = json.loads(cli(capsys, "runs", root, "--json")[1])
     names = {Path(r["name"]).name for r in listed}
-    assert {"text", "plain", "ner", "image", "trial-0000", "1-trim-vocab"} <= names
+    assert {"text", "plain", "ner", "image", "trial-0000", "trim-vocab"} <= names
     text = next(r for r in listed if Path(r["name"]).name == "text")
     assert text["status"] == "completed" and text["metric"] == "accuracy" and text["split"] == "test"
     assert text["value"] == pytest.approx(pretune.load_run(made["text"]).metrics["test"]["accuracy"])
