@@ -177,7 +177,9 @@ def _study_plan(recipe: RecipeLike, out, options: dict):
     from pretune.search.study import default_study_dir
 
     if options.get("resume"):
-        return Recipe.load(Path(options["resume"]) / "recipe.yaml"), Path(options["resume"])
+        where = Path(options["resume"])
+        # Not a study: search itself says so in one line; tracking needs its recipe only.
+        return (Recipe.load(where / "recipe.yaml") if (where / "recipe.yaml").is_file() else Recipe()), where
     base = as_recipe(recipe if recipe is not None else Recipe(), options.get("overrides"))
     return base, Path(out) if out else default_study_dir(recipe, base)
 

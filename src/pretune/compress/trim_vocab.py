@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -83,7 +84,7 @@ def unk_rate(node: LoadedRun) -> float:
     unk = node.preprocessor.unk_token_id
     ids = node.encoded("validation").features["input_ids"]
     total = sum(len(row) for row in ids)
-    return round(sum(row.count(unk) for row in ids) / total, 6) if total and unk is not None else 0.0
+    return round(sum(int((np.asarray(row) == unk).sum()) for row in ids) / total, 6) if total and unk is not None else 0.0
 
 
 @torch.no_grad()
