@@ -84,7 +84,9 @@ def unk_rate(node: LoadedRun) -> float:
     unk = node.preprocessor.unk_token_id
     ids = node.encoded("validation").features["input_ids"]
     total = sum(len(row) for row in ids)
-    return round(sum(int((np.asarray(row) == unk).sum()) for row in ids) / total, 6) if total and unk is not None else 0.0
+    if not total or unk is None:
+        return 0.0
+    return round(sum(int((np.asarray(row) == unk).sum()) for row in ids) / total, 6)
 
 
 @torch.no_grad()
