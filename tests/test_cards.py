@@ -65,9 +65,12 @@ def test_every_compressed_variant_gets_a_card_with_its_measurements(tiny_run, tm
     results = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert results["accuracy"] == pytest.approx(variant.metrics["test"]["accuracy"])
     blocks = python_blocks(card.text)
-    assert len(blocks) == 1  # ONNX: pretune's loader only
+    assert len(blocks) == 2  # ONNX: pretune's loader, and ONNX Runtime with the saved tokenizer
     exec(compile(blocks[0], "README.md", "exec"), {})
     assert "'label':" in capsys.readouterr().out
+    exec(compile(blocks[1], "README.md", "exec"), {})
+    predicted = capsys.readouterr().out.strip()
+    assert predicted in ("[0]", "[1]")
 
 
 def test_known_alias_gives_base_model_licence_and_dataset(tiny_run, monkeypatch, tmp_path):

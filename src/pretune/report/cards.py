@@ -269,6 +269,17 @@ def _snippets(run: RunDir, f: dict) -> list[str]:
                 f"model = {auto}.from_pretrained({model_dir!r})",
                 'logits = model(**tokenizer(["An example text."], return_tensors="pt")).logits',
                 "print(logits.argmax(-1).tolist(), model.config.id2label)", "```"]
+    elif f["onnx"] and f["task"] != "image-classification":
+        model_dir = str((run.path / runs.MODEL).resolve())
+        out += ["", "With ONNX Runtime alone (the tokenizer is saved beside the model):", "", "```python",
+                "import numpy as np", "import onnxruntime", "from transformers import AutoTokenizer", "",
+                f"tokenizer = AutoTokenizer.from_pretrained({model_dir!r})",
+                f"session = onnxruntime.InferenceSession({model_dir + '/model.onnx'!r}, "
+                "providers=['CPUExecutionProvider'])",
+                'batch = tokenizer(["An example text."], return_tensors="np")',
+                "names = {i.name for i in session.get_inputs()}",
+                "logits = session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in names})[0]",
+                "print(logits.argmax(-1).tolist())", "```"]
     return out
 
 
