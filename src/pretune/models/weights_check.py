@@ -80,6 +80,16 @@ def check_weights_match(model, model_dir: str | Path) -> list[str]:
     missing = [k for k in body if k not in saved and k[len(prefix) + 1:] not in saved]
     if not missing:
         return []
+    # transformers 5 converts some checkpoints as it loads them (ViT's `encoder.layer.N.attention.
+    # attention.query` becomes `layers.N.attention.q_proj`): names of this model's own body in the
+    # files that the loaded model lacks are such renamed weights, not missing ones. Weights of
+    # another architecture carry another prefix (`roberta.` under a BERT config) and do not count.
+    state = set(model.state_dict())
+    inner = {k.split(".", 1)[0] for k in (name[len(prefix) + 1:] for name in body)}
+    renamed = [k for k in saved if k not in state and f"{prefix}.{k}" not in state
+               and (k.startswith(prefix + ".") or k.split(".", 1)[0] in inner)]
+    if len(renamed) >= len(missing):
+        return []
     model_type = getattr(getattr(model, "config", None), "model_type", "?")
     if len(missing) > (1 - REFUSED_BELOW) * len(body):
         raise PretuneError(
