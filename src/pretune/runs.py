@@ -52,7 +52,7 @@ class RunDir:
         first checkpoint: see `restartable`)."""
         path = Path(path)
         prepare_output(path)
-        for name in (HISTORY, CHECKPOINTS, PLOTS, MODEL):
+        for name in (HISTORY, METRICS, CHECKPOINTS, PLOTS, MODEL):
             target = path / name
             try:
                 if target.is_dir():
@@ -66,9 +66,12 @@ class RunDir:
 
     @property
     def restartable(self) -> bool:
-        """Killed before its first checkpoint: not finished, no checkpoint to continue from."""
+        """Nothing to continue from and nothing worth keeping: killed, or failed (a write error, a
+        loss gone NaN), before its first checkpoint. The same command starts it afresh."""
         checkpoints = self.path / CHECKPOINTS
-        return not self.finished and not (checkpoints.is_dir() and any(checkpoints.glob("step-*")))
+        if checkpoints.is_dir() and any(checkpoints.glob("step-*")):
+            return False
+        return not self.finished or self.status == "failed"
 
     @property
     def recipe(self) -> Recipe:
@@ -87,7 +90,7 @@ class RunDir:
 
     @property
     def status(self) -> str:
-        """completed, cancelled, or running (no metrics.json yet: running, killed or failed)."""
+        """completed, cancelled, failed, or running (no metrics.json yet: running or killed)."""
         return self.metrics.get("status", "completed") if self.finished else "running"
 
     @property
