@@ -98,5 +98,19 @@ def test_kill_and_resume_is_exact_with_rounded_lengths(tmp_path, tiny_model_dir,
     whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
     fit_killed_at(recipe, tmp_path / "killed", step=6)
     resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
-    assert resumed.metrics["test"] == whole.metrics["test"]
-    assert timeless(resumed) == timeless(whole)
+    # Within 1e-4, not bitwise: with lengths rounded up, the fp32 sums of the padded batches
+    # depend on the process's history (seen: 6.5e-6 apart after other tests ran first); a
+    # resume that lost its RNG, data order or optimizer state is far further off.
+    assert close(resumed.metrics["test"], whole.metrics["test"])
+    assert close(timeless(resumed), timeless(whole))
+
+
+def close(a, b, rel: float = 1e-4) -> bool:
+    """Equal structure and labels, floats within `rel`."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k], rel) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y, rel) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        return a == pytest.approx(b, rel=rel)
+    return a == b
