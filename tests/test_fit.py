@@ -9,7 +9,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import pretune
 from pretune import PretuneError
 from pretune.train.callbacks import Callback, StopTraining
-from tests.conftest import fit_killed_at, timeless, tiny_recipe
+from tests.conftest import close, fit_killed_at, timeless, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +80,9 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_model_dir
     assert not (out / "metrics.json").exists()
     resumed = pretune.fit(resume=out, quiet=True)
     uninterrupted = pretune.fit(recipe, tmp_path / "whole", quiet=True)
-    assert resumed.metrics["test"] == uninterrupted.metrics["test"]
-    assert resumed.metrics["validation"] == uninterrupted.metrics["validation"]
-    assert timeless(resumed) == timeless(uninterrupted)
+    assert close(resumed.metrics["test"], uninterrupted.metrics["test"])
+    assert close(resumed.metrics["validation"], uninterrupted.metrics["validation"])
+    assert close(timeless(resumed), timeless(uninterrupted))
 
 
 def test_resume_needs_a_checkpoint(tmp_path):
@@ -162,8 +162,8 @@ def test_keep_best_and_step_evaluations_survive_kill_and_resume(tmp_path, tiny_m
     whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
     assert resumed.metrics["train"]["best_step"] == whole.metrics["train"]["best_step"]
     for split in ("validation", "test"):
-        assert resumed.metrics[split] == whole.metrics[split]
-    assert timeless(resumed) == timeless(whole)
+        assert close(resumed.metrics[split], whole.metrics[split])
+    assert close(timeless(resumed), timeless(whole))
 
 
 def test_resume_from_a_checkpoint_at_the_last_step_still_evaluates(tmp_path, tiny_model_dir, sentiment_csv):
@@ -173,8 +173,8 @@ def test_resume_from_a_checkpoint_at_the_last_step_still_evaluates(tmp_path, tin
     assert (tmp_path / "killed" / "checkpoints" / "step-0000036").is_dir()
     resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
     whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
-    assert resumed.history[-1] == whole.history[-1] and resumed.history[-1]["step"] == 36
-    assert resumed.metrics["validation"] == whole.metrics["validation"]
+    assert close(resumed.history[-1], whole.history[-1]) and resumed.history[-1]["step"] == 36
+    assert close(resumed.metrics["validation"], whole.metrics["validation"])
 
 
 def test_keep_best_sees_the_evaluation_that_stops_training(tmp_path, tiny_model_dir, sentiment_csv):

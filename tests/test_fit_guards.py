@@ -91,7 +91,7 @@ def test_pad_batch_rounds_lengths_up_and_masks_what_it_adds():
 
 
 def test_kill_and_resume_is_exact_with_rounded_lengths(tmp_path, tiny_model_dir, sentiment_csv):
-    from tests.conftest import fit_killed_at, timeless
+    from tests.conftest import close, fit_killed_at, timeless
 
     recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1, checkpoint_every_steps=4,
                          pad_to_multiple_of=16)
@@ -104,13 +104,3 @@ def test_kill_and_resume_is_exact_with_rounded_lengths(tmp_path, tiny_model_dir,
     assert close(resumed.metrics["test"], whole.metrics["test"])
     assert close(timeless(resumed), timeless(whole))
 
-
-def close(a, b, rel: float = 1e-4) -> bool:
-    """Equal structure and labels, floats within `rel`."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(close(a[k], b[k], rel) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(close(x, y, rel) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) or isinstance(b, float):
-        return a == pytest.approx(b, rel=rel)
-    return a == b

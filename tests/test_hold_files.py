@@ -17,7 +17,7 @@ import yaml
 
 import pretune
 from pretune import PretuneError
-from tests.conftest import fit_killed_at, sentiment_frame, timeless, tiny_recipe
+from tests.conftest import close, fit_killed_at, sentiment_frame, timeless, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_a_fit_killed_before_its_first_checkpoint_starts_afresh(tmp_path, tiny_m
         pretune.fit(recipe, whole.path, quiet=True)  # one with checkpoints (or finished) is kept
     run = pretune.fit(recipe, out, quiet=True)  # the same command
     assert run.status == "completed" and not list(out.rglob("*.tmp"))
-    assert run.metrics["test"] == whole.metrics["test"] and timeless(run) == timeless(whole)
+    assert close(run.metrics["test"], whole.metrics["test"]) and close(timeless(run), timeless(whole))
     assert not (out / "checkpoints").exists()  # keep_checkpoints_after_fit: 0
     with pytest.raises(PretuneError, match="has finished .completed. and keeps no checkpoint"):
         pretune.fit(resume=out, quiet=True)

@@ -225,32 +225,37 @@ def test_measure_prints_a_row_for_an_image_run_and_trim_vocab_refuses(digits_run
 
 @pytest.mark.e2e
 def test_efficientnet_lite0_pruned_and_int8_on_real_digits(tmp_path):
-    """The real Lite0 (ImageNet weights) on 320 digits at 64 px: channel-pruned by 30 % with
-    recovery, then static int8; the table measures all three and the variants keep learning."""
+    """The real Lite0 (ImageNet weights) on 320 digits at 64 px, through the CLI as a user runs
+    it: channel-pruned by 30 % with recovery, then static int8; the table measures all three and
+    the variants keep learning."""
     recipe = {"seed": 0, "model": {"source": "efficientnet-lite0"}, "strategy": {"name": "freeze"},
               "data": {"task": "image-classification", "source": "mnist-5k", "image_size": 64,
                        "max_train_samples": 320, "max_eval_samples": 96},
               "train": {"epochs": 8, "batch_size": 32, "eval_batch_size": 32, "optimizer": {"lr": 3e-3},
-                        "checkpoint_every_steps": None, "mixed_precision": "no"}}
-    run = pretune.fit(recipe, tmp_path / "run", quiet=True)
-    done = pretune.compress(run, ["prune", "quantize"], out=tmp_path / "c", config={
-        "prune": {"channels": 0.3, "recovery_epochs": 2, "lr": 1e-3},
-        "measure": {"samples": 32, "repeats": 1, "threads": 2}})
-    original, pruned, int8 = done.rows
-    assert [r["backend"] for r in done.rows] == ["torch-fp32", "torch-fp32", "onnx-int8"]
+                        "checkpoint_every_steps": None, "mixed_precision": "no"}, "report": False}
+    (tmp_path / "recipe.yaml").write_text(json.dumps(recipe))
+    # Each command in its own fresh process: in a process that ran other fits first, the same
+    # seeds gave 0.32 instead of 0.55 for the pruned model (float results follow the process's
+    # allocation / kernel history, and 2 recovery epochs on 320 images amplify that).
+    for args in (["fit", tmp_path / "recipe.yaml", "--out", tmp_path / "run", "-q"],
+                 ["compress", tmp_path / "run", "--steps", "prune,quantize", "--out", tmp_path / "c", "--no-report",
+                  "--set", "compress.prune.channels=0.3", "--set", "compress.prune.recovery_epochs=2",
+                  "--set", "compress.prune.lr=1e-3", "--set", "compress.measure.samples=32",
+                  "--set", "compress.measure.repeats=1", "--set", "compress.measure.threads=2"]):
+        done = subprocess.run([sys.executable, "-m", "pretune", *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "c" / "compression.json").read_text())["rows"]
+    original, pruned, int8 = rows
+    assert [r["backend"] for r in rows] == ["torch-fp32", "torch-fp32", "onnx-int8"]
     assert pruned["parameters"] < 0.75 * original["parameters"]
     assert int8["size_mb"] < 0.5 * pruned["size_mb"]
-    # 10 classes: chance is 0.1. Measured 0.55 when this test runs alone, 0.32 when a text fit ran
-    # earlier in the same process (each reproducible). Seeds, head init and torch's global flags
-    # were checked equal; the parent fit already differs by 2 of 96 images, so float results
-    # depend on the process's history (allocation / kernel choice), and 2 epochs of recovery on
-    # 320 images amplify that.
-    assert pruned["accuracy"] >= 0.25, done.rows
-    # Measured: 0.40 against the pruned fp32's 0.57 (96 test images). Static int8 of the pruned
-    # Lite0 loses points here (the tiny ResNet's int8 stays within 0.1); quantize.max_drop's gate
-    # keeps the sensitive stages fp32 when that matters.
-    assert int8["accuracy"] >= 0.25, done.rows
-    assert (done.path / "compression.json").is_file() and (done.path / "pareto.png").is_file()
+    # 10 classes, 96 test images: chance is 0.1, and 24 or more right by chance has p < 1e-5.
+    # Measured in fresh processes: 0.55 pruned, 0.40 int8. Static int8 of the pruned Lite0 loses
+    # points here (the tiny ResNet's int8 stays within 0.1); quantize.max_drop's gate keeps the
+    # sensitive stages fp32 when that matters.
+    assert pruned["accuracy"] >= 0.25, rows
+    assert int8["accuracy"] >= 0.25, rows
+    assert (tmp_path / "c" / "compression.json").is_file() and (tmp_path / "c" / "pareto.png").is_file()
 
 
 @pytest.mark.parametrize("step", steps.available("image"))
