@@ -99,7 +99,8 @@ def close(a, b, rel: float = 1e-4) -> bool:
     an uninterrupted one. Not bitwise, because the two halves of a resumed fit ran in different
     processes (the killed child, then this one) and fp32 sums follow a process's allocation and
     kernel history: seen 1e-5 apart in the full suite, bitwise equal alone. A resume that lost its
-    RNG, data order or optimizer state changes the trajectory, not the last bits."""
+    RNG, data order or optimizer state changes the trajectory, not the last bits. Where every
+    part runs in a fresh process, test_kill_random.py compares bit for bit."""
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(close(a[k], b[k], rel) for k in a)
     if isinstance(a, list) and isinstance(b, list):

@@ -37,6 +37,21 @@ def test_a_non_finite_loss_fails_the_fit_at_the_next_log(tmp_path, tiny_model_di
     # The train-loss records before the poisoned steps are kept; none after it.
     losses = [r["loss"] for r in run.history if r["split"] == "train"]
     assert len(losses) == 1 and losses[0] > 0
+    for path in [tmp_path / "run" / "metrics.json", tmp_path / "run" / "metrics.jsonl"]:
+        for line in [path.read_text()] if path.suffix == ".json" else path.read_text().splitlines():
+            json.loads(line, parse_constant=lambda c: pytest.fail(f"{path.name} holds a bare {c}"))
+
+
+def test_json_files_are_written_strict(tmp_path):
+    """A NaN or infinity anywhere in a figure is written as null, never as a bare NaN."""
+    from pretune import atomic
+
+    figures = {"f1": float("nan"), "per_type": {"LOC": [1.0, float("inf"), -float("inf")]}, "n": 3}
+    atomic.write_json(tmp_path / "m.json", figures)
+    atomic.write_jsonl(tmp_path / "m.jsonl", [figures])
+    for text in ((tmp_path / "m.json").read_text(), (tmp_path / "m.jsonl").read_text()):
+        assert json.loads(text, parse_constant=pytest.fail) == {"f1": None, "per_type": {"LOC": [1.0, None, None]},
+                                                                "n": 3}
 
 
 def test_cli_fit_whose_loss_diverges_says_one_line_and_exits_2(tmp_path, tiny_model_dir, sentiment_csv):

@@ -5,12 +5,15 @@ what it leaves of its temporary work (`.NAME.*.tmp` beside the target) `clean_le
 on the next start. Temporary files and directories are created with the modes any tool gets
 (0666 / 0777 less the umask), not mkstemp's private 0600 / 0700: a model pretune writes is
 readable by whoever may read the directory. A write that fails (permission, full disk) is one
-PretuneError naming the file; the target keeps its old content.
+PretuneError naming the file; the target keeps its old content. JSON is written strict: a NaN
+or infinity becomes null, since `json.dumps` would write a bare `NaN` that JavaScript, jq and
+other strict parsers refuse.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -52,12 +55,23 @@ def write_text(target: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def json_safe(value):
+    """`value` with every NaN or infinity as None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(target: str | Path, obj: Any) -> None:
-    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    write_text(target, json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def write_jsonl(target: str | Path, records: list[dict]) -> None:
-    write_text(target, "".join(json.dumps(r) + "\n" for r in records))
+    write_text(target, "".join(json.dumps(json_safe(r), allow_nan=False) + "\n" for r in records))
 
 
 @contextmanager

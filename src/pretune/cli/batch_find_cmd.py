@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from pretune.cli.output import console
+from pretune.cli.output import console, to_json
 
 GB = 1024**3
 
@@ -30,7 +29,7 @@ def batch_find(
     budget = int(budget_gb * GB) if budget_gb is not None else None
     result = find_batch_size(resolved, effective=effective, budget_bytes=budget)
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(to_json(result.to_dict(), indent=2))
         return
     d = result.details
     measured = d.get("estimated_bytes") or d.get("peak_bytes") or {}

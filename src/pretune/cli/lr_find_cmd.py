@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune.cli.output import console, to_json
 
 
 def lr_find(
@@ -28,7 +27,7 @@ def lr_find(
     result = find_lr(as_recipe(recipe if recipe is not None else Recipe(), set_),
                      steps=steps, min_lr=min_lr, max_lr=max_lr, out=out)
     if as_json:
-        print(json.dumps({**result.to_dict(), "warning": LIMITS}, indent=2))
+        print(to_json({**result.to_dict(), "warning": LIMITS}, indent=2))
         return
     # markup=False: the rule text is data, and square brackets in it are not rich styles.
     console.print(f"suggested lr: {result.suggested_lr:.2e}   "

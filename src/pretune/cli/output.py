@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 
 from rich.console import Console
 from rich.table import Table
+
+from pretune.atomic import json_safe
 
 # metric key -> column header (short, so the table fits an 80-column terminal)
 SHOWN = {"accuracy": "acc", "f1": "F1", "precision": "P", "recall": "R", "f1_micro": "F1 mic",
@@ -63,18 +64,6 @@ def _fmt_measured(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
-
-
-def json_safe(value):
-    """`value` with every NaN or infinity as None: JSON has no NaN, and `json.dumps` writes a
-    bare `NaN` that strict parsers (JavaScript's, jq's) refuse."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def to_json(value, indent: int | None = None) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune.cli.output import console, to_json
 
 
 def runs(
@@ -24,7 +23,7 @@ def runs(
 
     rows = list_runs(root, sort)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
         return
     table = Table(title=f"{len(rows)} runs under {root}")
     for column in ("run", "status", "task", "model", "strategy", "headline", "train s", "date"):
