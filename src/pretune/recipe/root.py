@@ -1,0 +1,158 @@
+"""The whole Recipe: its sections, dotted overrides (`--set a.b=c`), and one-line errors."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from pretune.errors import PretuneError
+from pretune.recipe.base import _Section
+from pretune.recipe.compress import CompressConfig
+from pretune.recipe.data import TASK_DEFAULTS, DataConfig
+from pretune.recipe.model import ModelConfig
+from pretune.recipe.search import SearchConfig
+from pretune.recipe.strategy import StrategyConfig
+from pretune.recipe.tracking import TrackingConfig
+from pretune.recipe.train import TrainConfig
+from pretune.recipe.yaml_io import load_yaml, read_yaml
+
+
+class Recipe(_Section):
+    """Everything a run does. Build from YAML with `Recipe.load(path, overrides)`."""
+
+    # numpy takes seeds in [0, 2**32): a negative one was a traceback from deep in a fit.
+    seed: int = Field(42, ge=0, lt=2**32, description="seeds model init, data order and dropout")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    compress: CompressConfig = Field(default_factory=CompressConfig)
+    report: bool = Field(True, description="fit, search and compress write report.html into their directory")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _task_defaults(self) -> Recipe:
+        for dotted, value in self.task_defaults().items():
+            *sections, key = dotted.split(".")
+            node = self
+            for name in sections:
+                node = getattr(node, name)
+            object.__setattr__(node, key, value)  # unset stays unset: a later dump leaves it out
+        return self
+
+    def task_defaults(self) -> dict[str, Any]:
+        """The settings taken from the task's defaults because the recipe set none (dotted keys)."""
+        applied = {}
+        for dotted, value in TASK_DEFAULTS.get(self.data.task, {}).items():
+            node: BaseModel = self
+            for name in dotted.split("."):
+                if name not in node.model_fields_set:
+                    applied[dotted] = value
+                    break
+                node = getattr(node, name)
+        return applied
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+        raw: dict[str, Any] = {}
+        if path is not None:
+            raw = read_yaml(path)
+        for item in overrides or []:
+            apply_override(raw, item)
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Recipe:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise PretuneError(f"invalid recipe: {_first_error(e)}") from None
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def updated(self, changes: dict[str, Any]) -> Recipe:
+        """A new, validated recipe with each dotted key set (`{"train.epochs": 1}`); a key naming
+        a section replaces it whole (`{"model.surgery": {}}`). What a task fills in by default
+        (data columns) is filled again for the new values, as when the recipe was read."""
+        raw = self.model_dump(mode="json", exclude_unset=True)
+        for dotted, value in changes.items():
+            keys = dotted.split(".")
+            _check_path(keys)
+            node = raw
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = value.model_dump(mode="json") if isinstance(value, BaseModel) else copy.deepcopy(value)
+        return Recipe.from_dict(raw)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (1e-4, true, [1,2])."""
+    if "=" not in item:
+        raise PretuneError(f"--set expects section.key=value, got {item!r}")
+    dotted, value = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    _check_path(keys)
+    node = raw
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise PretuneError(f"--set {dotted!r}: {key!r} is not a section")
+    try:
+        node[keys[-1]] = load_yaml(value, f"--set {dotted}") if value.strip() else None
+    except yaml.YAMLError:
+        node[keys[-1]] = value
+
+
+def _check_path(keys: list[str]) -> None:
+    model: type[BaseModel] = Recipe
+    for i, key in enumerate(keys):
+        fields = model.model_fields
+        if key not in fields:
+            where = ".".join(keys[:i]) or "recipe"
+            raise PretuneError(
+                f"unknown key {'.'.join(keys[: i + 1])!r}; {where} has: {', '.join(fields)}"
+            )
+        annotation = fields[key].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif i < len(keys) - 1:
+            raise PretuneError(f"{'.'.join(keys[: i + 1])!r} is a value, not a section")
+
+
+def validated(section: type[BaseModel], where: str, **values) -> BaseModel:
+    """A config section built from a verb's options (`measure(threads=0)`), its problem one line."""
+    try:
+        return section(**values)
+    except ValidationError as e:
+        raise PretuneError(f"{where}: {_first_error(e)}") from None
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[")))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {loc!r}"
+    return f"{loc}: {err['msg']} (got {err.get('input')!r})".replace("\n", " ")
+
+
+RecipeLike = Recipe | dict | str | Path
+
+
+def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
+    """A Recipe from a Recipe, a dict or a YAML path, with `section.key=value` overrides on top."""
+    if isinstance(recipe, (str, Path)):
+        return Recipe.load(recipe, overrides)
+    if isinstance(recipe, Recipe) and not overrides:
+        return recipe
+    # exclude_unset: what the recipe left to defaults stays a default, so that `--set data.task=...`
+    # on a bare Recipe() still gets that task's columns and settings.
+    raw = recipe.model_dump(mode="json", exclude_unset=True) if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
+    for item in overrides or []:
+        apply_override(raw, item)
+    return Recipe.from_dict(raw)
