@@ -230,7 +230,7 @@ def test_corpus_covers_every_command():
         verb = param.values[0]["args"][0]
         counts[verb] = counts.get(verb, 0) + 1
     assert sum(counts.values()) >= 60, counts
-    for verb in ("fit", "eval", "predict", "search", "compress", "measure", "export"):
+    for verb in ("fit", "eval", "predict", "search", "compress", "measure", "export", "report", "pipeline", "serve"):
         assert counts.get(verb, 0) >= 3, (verb, counts)
 
 

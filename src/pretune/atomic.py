@@ -66,6 +66,29 @@ def json_safe(value):
     return value
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON file pretune wrote, or one PretuneError naming it (missing, truncated, not UTF-8)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PretuneError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise PretuneError(f"{path} is not valid JSON (truncated?)") from None
+
+
+def read_jsonl(path: str | Path) -> list:
+    """The records of a JSON-lines file, or one PretuneError naming the file and line."""
+    path = Path(path)
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise PretuneError(f"{path}, line {number}: not valid JSON (truncated?)") from None
+    return records
+
+
 def write_json(target: str | Path, obj: Any) -> None:
     write_text(target, json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 

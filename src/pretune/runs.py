@@ -12,7 +12,6 @@ removes the temporary work a killed process left there.
 
 from __future__ import annotations
 
-import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,7 +85,7 @@ class RunDir:
         path = self.path / METRICS
         if not path.is_file():
             raise PretuneError(f"run {self.path} has not finished: no {METRICS}")
-        return json.loads(path.read_text())
+        return atomic.read_json(path)
 
     @property
     def status(self) -> str:
@@ -96,7 +95,7 @@ class RunDir:
     @property
     def history(self) -> list[dict]:
         path = self.path / HISTORY
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+        return atomic.read_jsonl(path) if path.is_file() else []
 
     @property
     def model_path(self) -> Path:

@@ -5,18 +5,23 @@ metrics, and the edge-of-range warnings."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from pretune import atomic
+from pretune.errors import PretuneError
 from pretune.plots import study as figures
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.run_page import recipe_section
 
 
 def study_page(path: Path) -> Page:
-    summary = json.loads((path / "study.json").read_text())
+    summary = atomic.read_json(path / "study.json")
+    if not isinstance(summary, dict) or not {"metrics", "directions"} <= summary.keys():
+        raise PretuneError(f"{path / 'study.json'} is not a pretune study's summary (no metrics, directions)")
+    if not (path / "trials.csv").is_file():
+        raise PretuneError(f"{path} holds no trials.csv: not a finished pretune study")
     trials = pd.read_csv(path / "trials.csv")
     metrics, directions = summary["metrics"], summary["directions"]
     params = [c for c in summary.get("space", {}) if c in trials.columns]

@@ -5,7 +5,6 @@ reads a study directory back.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -42,7 +41,7 @@ class Study:
 
     @property
     def summary(self) -> dict:
-        return json.loads((self.path / results.STUDY).read_text())
+        return atomic.read_json(self.path / results.STUDY)
 
     @property
     def optuna(self) -> optuna.Study:
