@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,9 +29,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server(str):
+    """A running server's URL, with `restart()`: the server restarts and every connection is
+    dropped. yaml.safe_dump refuses str subclasses: write str(server) into a recipe."""
+
+    restart: Callable[[], None]
+
+
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Yield the URL of a fresh server; stop it and delete its files on exit."""
+def postgres_server() -> Iterator[Server]:
+    """Yield the URL of a fresh server (a `Server`); stop it and delete its files on exit."""
     bindir = server_binaries()
     if bindir is None:
         raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
@@ -50,8 +57,11 @@ def postgres_server() -> Iterator[str]:
         pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
         pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-w", "-t", "60", "start",
            "-o", f"-h 127.0.0.1 -p {port} -k {home} -F -c max_connections=50")
+        server = Server(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        server.restart = lambda: pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(home / "log"), "-m", "fast",
+                                    "-w", "-t", "60", "restart")
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield server
         finally:
             pg(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
     except subprocess.CalledProcessError as e:
