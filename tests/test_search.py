@@ -160,3 +160,32 @@ def test_the_closing_table_names_columns_by_their_shortest_unique_tail():
 
     columns = ["number", "accuracy", "train.optimizer.lr", "train.schedule.name", "strategy.name", "strategy.decay"]
     assert _short_names(columns) == ["number", "accuracy", "lr", "schedule.name", "strategy.name", "decay"]
+
+
+def test_a_model_choice_is_searched_and_the_page_plots_metric_against_size(tiny_model_dir, sentiment_csv,
+                                                                          tmp_path):
+    """`model.source: {choice: [...]}` in the space: each trial fine-tunes its candidate, trials.csv
+    records each one's size, the best recipe names the winner, and the study page plots the metric
+    against the candidates' parameters."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    wider = tmp_path / "wider-bert"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=48, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=96, max_position_embeddings=128)).save_pretrained(wider)
+    tokenizer.save_pretrained(wider)
+    space = {"model.source": {"choice": [str(tiny_model_dir), str(wider)]}}
+    recipe = search_recipe(tiny_model_dir, sentiment_csv, space, max_steps=6, trials=2, sampler="grid",
+                           metric="loss", pruner="none")
+    recipe["report"] = True
+    study = pretune.search(recipe, tmp_path / "models")
+    table = study.trials
+    assert list(table["state"]) == ["COMPLETE"] * 2
+    assert set(table["model.source"]) == {str(tiny_model_dir), str(wider)}
+    sizes = dict(zip(table["model.source"], table["model_parameters"], strict=True))
+    assert sizes[str(wider)] != sizes[str(tiny_model_dir)] and min(sizes.values()) > 0
+    winner = table.loc[table["loss"].idxmin(), "model.source"]
+    assert study.best_recipe.model.source == winner
+    page = (study.path / "report.html").read_text()
+    assert 'id="size_vs_metric"' in page or "size_vs_metric" in page
+    assert "model_parameters" in page

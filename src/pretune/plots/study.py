@@ -106,4 +106,13 @@ def _as_numbers(column: pd.Series) -> tuple[np.ndarray, list[str] | None]:
     if numeric.notna().sum() == column.notna().sum():
         return numeric.to_numpy(dtype=float), None
     labels = sorted(column.dropna().astype(str).unique())
-    return column.astype(str).map({v: i for i, v in enumerate(labels)}).to_numpy(dtype=float), labels
+    return column.astype(str).map({v: i for i, v in enumerate(labels)}).to_numpy(dtype=float), _short(labels)
+
+
+def _short(labels: list[str]) -> list[str]:
+    """Tick labels that fit under a panel: a model path by its last part (while those stay
+    distinct), anything else cut at 18 characters."""
+    tails = [label.rstrip("/").rsplit("/", 1)[-1] for label in labels]
+    if len(set(tails)) == len(tails):
+        labels = tails
+    return [label if len(label) <= 18 else label[:17] + "…" for label in labels]

@@ -51,7 +51,8 @@ def study_page(path: Path) -> Page:
 
 
 def trials_section(page: Page, path: Path, trials: pd.DataFrame, metrics: list[str], params: list[str]) -> None:
-    columns = ["number", "state", *metrics, *params, "train_seconds", "steps", "pruned_at", "reason"]
+    columns = ["number", "state", *metrics, *params, "model_parameters", "train_seconds", "steps", "pruned_at",
+               "reason"]
     columns = [c for c in columns if c in trials.columns and (c in ("number", "state") or trials[c].notna().any())]
     rows = []
     for _, t in trials.iterrows():
@@ -89,6 +90,12 @@ def charts_section(page: Page, path: Path, done: pd.DataFrame, summary: dict, me
         else:
             section.blocks.append(Block("note", text="Importances need at least two complete trials that differ in "
                                                      "a parameter."))
+    size = "model_parameters"
+    if size in done and done[size].nunique(dropna=True) > 1:  # a model choice was searched
+        sized = done.dropna(subset=[size])
+        page.figure(section, "size_vs_metric", figures.param_vs_metric(sized, [size, "train_seconds"], metric, {size}),
+                    {c: sized[c] for c in ["number", size, "train_seconds", metric]},
+                    title="The metric against each candidate's parameters and training seconds", css="full")
     if len(metrics) > 1 and "pareto_front" in summary:
         front = {t["number"] for t in summary["pareto_front"]}
         page.figure(section, "pareto", figures.pareto(done, metrics, front),

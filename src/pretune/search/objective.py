@@ -110,6 +110,9 @@ class Objective:
         train = metrics["train"]
         trial.set_user_attr(TRAIN_SECONDS, train[TRAIN_SECONDS])
         trial.set_user_attr("steps", train["steps"])
+        # What a model choice in the space (model.source, surgery) costs: the study page plots the
+        # metric against it.
+        trial.set_user_attr("model_parameters", metrics.get("model", {}).get("parameters"))
         if reporter.failure:
             return self._fail(trial, TrialFailed(reporter.failure))
         if metrics.get("status") == "cancelled":

@@ -2,7 +2,8 @@
 storage's state, so any worker on any machine may write them and a reader never sees half:
 
     study.json   settings, counts, the best trial (or the Pareto front), edge warnings
-    trials.csv   one row per trial: number, state, metric(s), parameters, seconds, reason
+    trials.csv   one row per trial: number, state, metric(s), searched values, seconds, reason,
+                 run, model_parameters (the size of the trial's model)
     best.yaml    the best trial's full recipe, ready for `pretune fit`
     plots/       optimisation history, each parameter against the metric, importances,
                  the Pareto front (optuna's own matplotlib visualisation), at the end
@@ -101,7 +102,7 @@ def _trials_csv(info: StudyInfo, trials: list[FrozenTrial]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "state", *info.metrics, *params, "seconds", TRAIN_SECONDS, "steps",
-                     "pruned_at", "retry_of", "reason", "run"])
+                     "pruned_at", "retry_of", "reason", "run", "model_parameters"])
     for t in trials:
         values = t.values if t.values is not None and len(t.values) == len(info.metrics) else [None] * len(info.metrics)
         ended = t.datetime_complete and t.datetime_start
@@ -111,7 +112,8 @@ def _trials_csv(info: StudyInfo, trials: list[FrozenTrial]) -> str:
             t.number, t.state.name, *values, *[decoded.get(p) for p in params],
             None if seconds is None else round(seconds, 2), t.user_attrs.get(TRAIN_SECONDS),
             t.user_attrs.get("steps"), t.user_attrs.get("pruned_at"), t.system_attrs.get("failed_trial"),
-            t.user_attrs.get("fail_reason"), trial_dir(info.path, t.number).name])
+            t.user_attrs.get("fail_reason"), trial_dir(info.path, t.number).name,
+            t.user_attrs.get("model_parameters")])
     return out.getvalue()
 
 
