@@ -113,3 +113,29 @@ def test_usage_errors_exit_2():
     proc = pretune_cli("fit", "--no-such-flag")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert Path(sys.executable).exists()
+
+
+def test_the_variants_table_keeps_the_columns_that_fit_the_terminal():
+    """At 80 columns the table shows what the choice was made on first and says what it left out;
+    a wide terminal shows every column."""
+    from rich.console import Console
+
+    from pretune.cli.output import compression_table
+
+    rows = [{"name": "fit", "backend": "torch-fp32", "validation_accuracy": 0.8174, "val_drop": 0.0,
+             "accuracy": 0.8127, "drop_points": 0.0, "speedup_batch": 1.0, "speedup_latency": 1.0, "size_ratio": 1.0,
+             "size_mb": 91.584, "throughput": 144.2, "latency_ms_p50": 8.3, "latency_ms_p95": 9.9,
+             "f1_macro": 0.81, "peak_memory_mb": 262.9, "parameters": 22713986, "nonzero_parameters": 22713983},
+            {"name": "* distill/trim-vocab/quantize", "backend": "onnx-int8", "validation_accuracy": 0.8237,
+             "val_drop": -0.63, "accuracy": 0.8033, "drop_points": 0.94, "speedup_batch": 7.85,
+             "speedup_latency": 12.1, "size_ratio": 0.13, "size_mb": 11.7, "throughput": 1131.0,
+             "latency_ms_p50": 0.69, "latency_ms_p95": 0.9, "f1_macro": 0.80, "peak_memory_mb": 134.1,
+             "parameters": 11337218, "nonzero_parameters": 10521026}]
+    for width, every in ((80, False), (250, True)):
+        console = Console(width=width, record=True)
+        console.print(compression_table(rows, "variants", width=width))
+        text = console.export_text()
+        assert max(len(line) for line in text.splitlines()) <= width
+        assert "…" not in text  # no cell squeezed
+        assert "val acc" in text and "0.8237" in text and "distill/trim-vocab/quantize" in text
+        assert ("non-zero" in text) == every and ("more columns in compression.json" in text) != every

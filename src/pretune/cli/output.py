@@ -44,15 +44,32 @@ MEASURED = {"backend": "backend", "size_mb": "MB", "parameters": "params", "nonz
             "validation_accuracy": "val acc", "val_drop": "val drop"}
 
 
-def compression_table(rows: list[dict], title: str) -> Table:
-    shown = [k for k in MEASURED if any(k in r for r in rows)]
-    table = Table(title=title)
+# The columns a narrow terminal keeps first: what the choice was made on, then what it bought.
+# compression.json and report.html hold every figure.
+PRIORITY = ["validation_accuracy", "val_drop", "accuracy", "drop_points", "speedup_batch", "speedup_latency",
+            "size_ratio", "backend", "size_mb", "throughput", "latency_ms_p50", "latency_ms_p95", "f1_macro",
+            "peak_memory_mb", "parameters", "nonzero_parameters"]
+
+
+def compression_table(rows: list[dict], title: str, width: int | None = None) -> Table:
+    """The variants, with as many columns (in PRIORITY order) as fit `width` (default: the terminal's)."""
+    width = width or console.width
+    names = [row.get("name") or str(row.get("run")) for row in rows]
+    cells = {k: [_fmt_measured(r.get(k)) for r in rows] for k in PRIORITY if any(k in r for r in rows)}
+    used, shown = max(len("variant"), *map(len, names)) + 4, []
+    for key, values in cells.items():
+        need = max(len(MEASURED[key]), *map(len, values)) + 3
+        if used + need > width:
+            break
+        used += need
+        shown.append(key)
+    table = Table(title=title, caption=None if len(shown) == len(cells) else
+                  f"{len(cells) - len(shown)} more columns in compression.json; a wider terminal shows them")
     table.add_column("variant")
     for key in shown:
         table.add_column(MEASURED[key], justify="right")
-    for row in rows:
-        name = row.get("name") or str(row.get("run"))
-        table.add_row(name, *[_fmt_measured(row.get(key)) for key in shown])
+    for name, i in zip(names, range(len(rows)), strict=True):
+        table.add_row(name, *[cells[key][i] for key in shown])
     return table
 
 
