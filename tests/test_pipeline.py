@@ -70,6 +70,14 @@ def test_all_five_stages_print_their_lines_table_and_write_pipeline_json(full):
         fine, mine = figures["fine_tuned"][key], figures["chosen"][key]
         assert figures["ratio"][key] == pytest.approx(mine / fine)
     assert figures["ratio"]["size_mb"] < 0.6  # int8 weights
+    # One page over the whole path: the stages (linking to each stage's own page), the fine-tuned
+    # model against the chosen one (the figures pipeline.json holds), the variants.
+    page = (full["dir"] / "report.html").read_text()
+    assert summary["stages"]["report"]["path"] == str(full["dir"] / "report.html")
+    assert "pipeline report" in page and "Fine-tuned against chosen" in page and "Variants" in page
+    for stage in ("search", "fit", "compress"):
+        assert f'href="{stage}/report.html"' in page and (full["dir"] / stage / "report.html").is_file()
+    assert f"{figures['ratio']['throughput']:.2f}×" in page
     # The fit took the best trial's recipe, with the fit-only override on top.
     fit = pretune.load_run(summary["stages"]["fit"]["path"])
     best = Study(full["dir"] / "search").best_recipe

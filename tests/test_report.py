@@ -149,7 +149,8 @@ def test_report_command_rewrites_a_page(made, tmp_path):
 
 def test_bad_input_is_one_line_and_exit_2(made, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(cli(capsys, "report", tmp_path / "empty"), "is not a run, a study or a compression")
+    assert_one_line_error(cli(capsys, "report", tmp_path / "empty"),
+                          "is not a run, a study, a compression or a pipeline")
     assert_one_line_error(cli(capsys, "report", tmp_path / "nowhere"), "no such directory")
     assert_one_line_error(cli(capsys, "report", made["ner"], "--out", tmp_path / "no" / "such" / "r.html"),
                           "does not exist")

@@ -8,7 +8,7 @@ import typer
 
 
 def report(
-    paths: list[Path] = typer.Argument(..., help="a run, a study or a compression directory; several runs: "
+    paths: list[Path] = typer.Argument(..., help="a run, a study, a compression or a pipeline directory; several runs: "
                                        "a comparison"),
     out: Path | None = typer.Option(None, "--out", help="the HTML file (default PATH/report.html; several runs: "
                                     "comparison.html)"),

@@ -163,14 +163,14 @@ def _compress_record(c: dict) -> dict:
 
 
 def report_stage(ctx: Context) -> dict:
-    """A page for each directory the pipeline made (study, fit, compression), where it lives; the
-    pipeline's report is the last (the compression's table holds the chosen model against the
-    fine-tuned one)."""
+    """A page for each directory the pipeline made (study, fit, compression), where it lives, then
+    the pipeline's own page over all of them (DIR/report.html: the stages, the fine-tuned model
+    against the chosen one, the variants)."""
     if ctx.verbs.report is None:
         return {"status": "not available", "made": "not available (no report verb installed)"}
     dirs = [d for d in (ctx.study and ctx.study.path, ctx.run.path, ctx.compression and ctx.compression["path"])
             if d]
-    pages = [str(ctx.verbs.report([Path(d)])) for d in dirs]
+    pages = [str(ctx.verbs.report([Path(d)])) for d in [*dirs, ctx.plan.path]]  # the pipeline's own page last
     ctx.report = Path(pages[-1])
     return {"path": pages[-1], "pages": pages, "made": f"{len(pages)} pages; {pages[-1]}"}
 

@@ -12,22 +12,24 @@ from pretune.errors import PretuneError
 from pretune.report import page as pages
 
 REPORT = "report.html"
-KINDS = {"study": "study.json", "compression": "compression.json", "run": "recipe.yaml"}
+# A pipeline directory holds a recipe.yaml too: it is told apart by its pipeline.json first.
+KINDS = {"pipeline": "pipeline.json", "study": "study.json", "compression": "compression.json", "run": "recipe.yaml"}
 
 
 def kind_of(path: Path) -> str:
     if not path.is_dir():
-        raise PretuneError(f"{path}: no such directory (give a run, a study or a compression directory)")
+        raise PretuneError(f"{path}: no such directory (give a run, a study, a compression or a pipeline directory)")
     for kind, marker in KINDS.items():
         if (path / marker).is_file():
             return kind
-    raise PretuneError(f"{path} is not a run, a study or a compression directory "
+    raise PretuneError(f"{path} is not a run, a study, a compression or a pipeline directory "
                        f"(it holds no {', '.join(KINDS.values())})")
 
 
 def build_page(paths: list[Path]) -> pages.Page:
     if not paths:
-        raise PretuneError("report needs a path: a run, a study or a compression directory (or several runs)")
+        raise PretuneError("report needs a path: a run, a study, a compression or a pipeline directory "
+                           "(or several runs)")
     kinds = [kind_of(p) for p in paths]
     if len(paths) > 1:
         if set(kinds) != {"run"}:
@@ -36,6 +38,10 @@ def build_page(paths: list[Path]) -> pages.Page:
         from pretune.report.comparison_page import comparison_page
 
         return comparison_page(paths)
+    if kinds[0] == "pipeline":
+        from pretune.report.pipeline_page import pipeline_page
+
+        return pipeline_page(paths[0])
     if kinds[0] == "study":
         from pretune.report.study_page import study_page
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pretune import atomic
+from pretune.errors import PretuneError
 from pretune.plots import compression as figures
 from pretune.report.environment import ENVIRONMENT
 from pretune.report.page import Block, Cell, Page, fmt, num
@@ -25,7 +27,9 @@ COLUMNS = [("backend", "backend"), ("accuracy", "accuracy"), ("f1_macro", "F1 ma
 
 
 def compression_page(path: Path) -> Page:
-    saved = json.loads((path / "compression.json").read_text())
+    saved = atomic.read_json(path / "compression.json")
+    if not isinstance(saved, dict):
+        raise PretuneError(f"{path / 'compression.json'} is not a pretune compression table")
     rows = [r for r in saved.get("rows", []) if isinstance(r, dict)]
     for r in rows:
         r.setdefault("name", Path(str(r.get("run", "?"))).name)
@@ -48,7 +52,7 @@ def compression_page(path: Path) -> Page:
         page.facts.append(("measured with", setup))
     env_file = path / ENVIRONMENT
     if env_file.is_file():
-        environment_facts(page.facts, json.loads(env_file.read_text()))
+        environment_facts(page.facts, atomic.read_json(env_file))
     best = next((r for r in rows if r["name"] == chosen), None)
     if best:
         page.headline = [("chosen", chosen)] + [(label, f"{best[k]:.2f}×") for k, label in

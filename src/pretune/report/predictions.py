@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ def write_test_predictions(run, frames=None) -> Path | None:
 
 def read_predictions(run_path: Path) -> list[dict]:
     path = Path(run_path) / PREDICTIONS
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return atomic.read_jsonl(path) if path.is_file() else []
 
 
 def _rows(task, table, predicted: list[dict]) -> list[dict]:

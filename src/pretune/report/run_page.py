@@ -8,11 +8,11 @@ files are missing is left out; a run without metrics.json is shown as unfinished
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import numpy as np
 
+from pretune import atomic
 from pretune.plots import classes, curves
 from pretune.report import errors_section
 from pretune.report.environment import ENVIRONMENT
@@ -68,7 +68,7 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
             facts.append(("kept", f"the weights of step {train['best_step']} (best validation {train['best_metric']})"))
     env_file = run.path / ENVIRONMENT
     if env_file.is_file():
-        environment_facts(facts, json.loads(env_file.read_text()))
+        environment_facts(facts, atomic.read_json(env_file))
     page.facts = facts
     headline = CURVES.get(task, ["loss"])[0]
     for split in ("test", "validation"):

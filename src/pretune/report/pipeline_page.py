@@ -1,0 +1,84 @@
+"""The page of a pipeline, from pipeline.json and the directories it names: every stage with its
+time and what it made (linking to the stage's own page), the fine-tuned model against the chosen
+one, and the compression's variants table and chart, so that one page holds the whole path.
+
+Written by the pipeline's report stage, before the release: the chosen model and its figures
+come from compression.json (the release copies that model and repeats its figures)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pretune import atomic
+from pretune.errors import PretuneError
+from pretune.report.compression_page import compression_page
+from pretune.report.page import Block, Cell, Page, fmt, num
+
+STATE, COMPRESSION, REPORT = "pipeline.json", "compression.json", "report.html"
+# figure of the fine-tuned vs chosen table -> (compression.json row key, label)
+FIGURES = [("validation_accuracy", "validation accuracy"), ("accuracy", "test accuracy"),
+           ("throughput", "throughput (batch, /s)"), ("latency_ms_p50", "latency p50 (batch 1, ms)"),
+           ("size_mb", "size (MB)")]
+
+
+def pipeline_page(path: Path) -> Page:
+    summary = atomic.read_json(path / STATE)
+    if not isinstance(summary, dict) or not isinstance(summary.get("stages"), dict):
+        raise PretuneError(f"{path / STATE} is not a pretune pipeline's record (no stages)")
+    stages = summary["stages"]
+    order = [s for s in summary.get("order", stages) if s in stages]
+    page = Page(title=path.name, kind="pipeline", subtitle=" → ".join(order))
+    failed = [s for s in order if stages[s].get("status") == "failed"]
+    page.status = "failed" if failed else "completed" if all(
+        stages[s].get("status") in ("completed", "skipped", "not available") for s in order
+        if s not in ("report", "release")) else "running"
+    if failed:
+        page.status_detail = f"{failed[0]}: {stages[failed[0]].get('error') or stages[failed[0]].get('made', '')}"
+    page.facts = [("recipe", str(path / "recipe.yaml")), ("released model", str(path / "model")),
+                  *[("fit override", o) for o in summary.get("fit_overrides", [])]]
+    stages_section(page, path, stages, order)
+    compressed = stages.get("compress", {}).get("path")
+    if compressed and (Path(compressed) / COMPRESSION).is_file():
+        rows = atomic.read_json(Path(compressed) / COMPRESSION).get("rows", [])
+        chosen = next((r for r in rows if r.get("chosen")), None)
+        if rows:
+            comparison_section(page, rows[0], chosen or rows[0])
+        variants = compression_page(Path(compressed))
+        page.sections += variants.sections
+        page.figures.update(variants.figures)
+    return page
+
+
+def stages_section(page: Page, path: Path, stages: dict, order: list[str]) -> None:
+    table = []
+    for name in order:
+        record = stages[name]
+        cell = Cell(name)
+        made = record.get("path")
+        own = Path(made) / REPORT if made and Path(made).is_dir() else None
+        if own is not None and own.is_file():
+            cell.href = os.path.relpath(own, path)
+        table.append([cell, Cell(str(record.get("status", ""))), num(record.get("seconds")),
+                      Cell(str(record.get("made", "")))])
+    total = sum(r.get("seconds") or 0 for r in stages.values())
+    page.headline = [("stages", str(len(order))), ("seconds", fmt(total))]
+    page.section("stages", "Stages").blocks.append(
+        Block("table", title="Each stage, what it made and how long it took (a stage name links to its own page)",
+              columns=["stage", "status", "seconds", "made"], rows=table))
+
+
+def comparison_section(page: Page, fine_tuned: dict, chosen: dict) -> None:
+    rows = []
+    for key, label in FIGURES:
+        mine, theirs = chosen.get(key), fine_tuned.get(key)
+        numbers = isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and theirs
+        ratio = mine / theirs if numbers else None
+        rows.append([Cell(label), num(theirs), num(mine), Cell("–" if ratio is None else f"{ratio:.2f}×", ratio)])
+    name = chosen.get("name") or "the fine-tuned model"
+    page.headline += [("chosen", name)] + [
+        (label, f"{chosen[k] / fine_tuned[k]:.2f}×") for k, label in (("throughput", "throughput"), ("size_mb", "size"))
+        if isinstance(chosen.get(k), (int, float)) and fine_tuned.get(k)]
+    page.section("chosen", "Fine-tuned against chosen").blocks.append(
+        Block("table", title=f"The fine-tuned model against the released one ({name}); ratio: chosen / fine-tuned",
+              columns=["figure", "fine-tuned", "chosen", "ratio"], rows=rows))
