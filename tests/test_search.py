@@ -189,3 +189,30 @@ def test_a_model_choice_is_searched_and_the_page_plots_metric_against_size(tiny_
     page = (study.path / "report.html").read_text()
     assert 'id="size_vs_metric"' in page or "size_vs_metric" in page
     assert "model_parameters" in page
+
+
+def test_a_storage_outage_is_waited_out_then_one_line(monkeypatch):
+    """A dropped connection (the database restarting) is retried; one that stays down ends in one
+    line naming the storage, not a traceback."""
+    import sqlalchemy
+
+    from pretune.search import workers
+
+    monkeypatch.setattr(workers.time, "sleep", lambda _s: None)
+    plan = type("P", (), {"url": "postgresql://u:secret@db.example:5432/s"})()
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return "done"
+
+    assert workers._through_outages(flaky, plan) == "done" and len(calls) == 3
+
+    def down():
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.")
+
+    with pytest.raises(PretuneError, match=r"lost the study storage .*db\.example.*run the same command") as e:
+        workers._through_outages(down, plan)
+    assert "secret" not in str(e.value) and "\n" not in str(e.value)

@@ -57,23 +57,71 @@ def work(plan: SearchPlan, index: int, deadline: float | None, sampler=None, pru
     objective = Objective(plan.recipe, plan.space, plan.metrics, plan.path, plan.cfg.keep, plan.cfg.evaluations,
                           lambda trial: over_budget(trial, plan.budget), callbacks or [])
     info = plan.info()
-    poll = min(2.0, plan.cfg.heartbeat_seconds)
     while deadline is None or time.time() < deadline:
-        trials = study.get_trials(deepcopy=False)
-        used = counted(trials)
-        running = [t for t in used if t.state == TrialState.RUNNING]
-        waiting = [t for t in used if t.state == TrialState.WAITING]
-        if len(used) - len(running) - len(waiting) >= plan.budget:
+        if not _through_outages(lambda: _one_round(plan, study, objective, info), plan):
             break
-        if len(used) >= plan.budget and not waiting:
-            # The rest run elsewhere: wait for them, or for their heartbeat to lapse (a retry).
-            time.sleep(poll)
-            optuna.storages.fail_stale_trials(study)
+
+
+def _one_round(plan: SearchPlan, study: optuna.Study, objective: Objective, info) -> bool:
+    """One trial, or one wait for trials running elsewhere; False when the budget is used."""
+    trials = study.get_trials(deepcopy=False)
+    used = counted(trials)
+    running = [t for t in used if t.state == TrialState.RUNNING]
+    waiting = [t for t in used if t.state == TrialState.WAITING]
+    if len(used) - len(running) - len(waiting) >= plan.budget:
+        return False
+    if len(used) >= plan.budget and not waiting:
+        # The rest run elsewhere: wait for them, or for their heartbeat to lapse (a retry).
+        time.sleep(min(2.0, plan.cfg.heartbeat_seconds))
+        optuna.storages.fail_stale_trials(study)
+        _fail_unstarted(study, running, plan)
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+    results.write_results(info, study, plan.cfg.keep)
+    return True
+
+
+def _fail_unstarted(study: optuna.Study, running: list[FrozenTrial], plan: SearchPlan) -> None:
+    """A worker killed between creating its trial and its first heartbeat leaves a RUNNING trial
+    that optuna's stale check never sees (it looks at heartbeats only): without this, the others
+    wait for it forever. Failed and retried like a heartbeat-stale one once the grace has passed."""
+    from datetime import datetime
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    grace = plan.cfg.grace_seconds or 3 * plan.cfg.heartbeat_seconds
+    now = datetime.now()
+    for t in running:
+        started = t.datetime_start
+        if "worker" in t.user_attrs or started is None or (now - started).total_seconds() < grace + 5:
             continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
-        results.write_results(info, study, plan.cfg.keep)
+        try:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue  # it ended meanwhile
+        RetryHeartbeatStaleTrialCallback(max_retry=plan.cfg.retries)(study, study._storage.get_trial(t._trial_id))
+
+
+def _through_outages(step, plan: SearchPlan):
+    """`step()`, retried while the study's database is briefly unreachable (a server restart drops
+    every connection; pool_pre_ping reconnects at the next checkout). Past about a minute: one line;
+    completed trials stay in the study and the same command rejoins it."""
+    import sqlalchemy
+
+    from pretune.errors import PretuneError
+    from pretune.search.storage import shown
+
+    for attempt in range(30):
+        try:
+            return step()
+        except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.InterfaceError) as e:
+            last = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            time.sleep(min(2.0, 0.25 * (attempt + 1)))
+    raise PretuneError(f"lost the study storage {shown(plan.url)} ({last}); completed trials are kept there: "
+                       f"run the same command to rejoin")
 
 
 def _worker_main(recipe_yaml: str, path: str, index: int, threads: int, deadline: float | None) -> None:
