@@ -216,3 +216,29 @@ def test_a_storage_outage_is_waited_out_then_one_line(monkeypatch):
     with pytest.raises(PretuneError, match=r"lost the study storage .*db\.example.*run the same command") as e:
         workers._through_outages(down, plan)
     assert "secret" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
+    """optuna's stale check reads heartbeats only: a trial created by a worker killed before its
+    first heartbeat stayed RUNNING, and the other workers waited for it forever (seen in CI)."""
+    import time
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from pretune.search import workers
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    alive.set_user_attr("worker", "host:1")  # the objective ran: its heartbeat is optuna's to judge
+    plan = SimpleNamespace(cfg=SimpleNamespace(grace_seconds=0.2, heartbeat_seconds=1, retries=2))
+    running = study.get_trials(states=(TrialState.RUNNING,))
+    workers._fail_unstarted(study, running, plan)  # within the grace: nothing yet
+    assert [t.state for t in study.get_trials()] == [TrialState.RUNNING] * 2
+    time.sleep(0.3)
+    workers._fail_unstarted(study, running, plan)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == dead.number

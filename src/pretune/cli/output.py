@@ -68,7 +68,7 @@ def compression_table(rows: list[dict], title: str, width: int | None = None) ->
     table.add_column("variant")
     for key in shown:
         table.add_column(MEASURED[key], justify="right")
-    for name, i in zip(names, range(len(rows)), strict=True):
+    for i, name in enumerate(names):
         table.add_row(name, *[cells[key][i] for key in shown])
     return table
 

@@ -26,10 +26,17 @@ COLUMNS = [("backend", "backend"), ("accuracy", "accuracy"), ("f1_macro", "F1 ma
            ("peak_memory_mb", "peak memory MB"), ("parameters", "parameters")]
 
 
-def compression_page(path: Path) -> Page:
+def read_table(path: Path) -> dict:
+    """A compression directory's compression.json, or one line saying what is wrong with it."""
     saved = atomic.read_json(path / "compression.json")
     if not isinstance(saved, dict):
         raise PretuneError(f"{path / 'compression.json'} is not a pretune compression table")
+    return saved
+
+
+def compression_page(path: Path, saved: dict | None = None) -> Page:
+    """The page of the compression in `path` (`saved`: its compression.json, already read)."""
+    saved = read_table(path) if saved is None else saved
     rows = [r for r in saved.get("rows", []) if isinstance(r, dict)]
     for r in rows:
         r.setdefault("name", Path(str(r.get("run", "?"))).name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pretune import atomic
 from pretune.errors import PretuneError
-from pretune.report.compression_page import compression_page
+from pretune.report.compression_page import compression_page, read_table
 from pretune.report.page import Block, Cell, Page, fmt, num
 
 STATE, COMPRESSION, REPORT = "pipeline.json", "compression.json", "report.html"
@@ -29,22 +29,20 @@ def pipeline_page(path: Path) -> Page:
     stages = summary["stages"]
     order = [s for s in summary.get("order", stages) if s in stages]
     page = Page(title=path.name, kind="pipeline", subtitle=" → ".join(order))
-    failed = [s for s in order if stages[s].get("status") == "failed"]
-    page.status = "failed" if failed else "completed" if all(
-        stages[s].get("status") in ("completed", "skipped", "not available") for s in order
-        if s not in ("report", "release")) else "running"
-    if failed:
-        page.status_detail = f"{failed[0]}: {stages[failed[0]].get('error') or stages[failed[0]].get('made', '')}"
+    # A stage that raised stops the pipeline with its status still "running"; the page is written
+    # by the report stage, so report and release are not judged.
+    done = all(stages[s].get("status") in ("completed", "skipped") for s in order if s not in ("report", "release"))
+    page.status = "completed" if done else "running"
     page.facts = [("recipe", str(path / "recipe.yaml")), ("released model", str(path / "model")),
                   *[("fit override", o) for o in summary.get("fit_overrides", [])]]
     stages_section(page, path, stages, order)
     compressed = stages.get("compress", {}).get("path")
     if compressed and (Path(compressed) / COMPRESSION).is_file():
-        rows = atomic.read_json(Path(compressed) / COMPRESSION).get("rows", [])
-        chosen = next((r for r in rows if r.get("chosen")), None)
-        if rows:
-            comparison_section(page, rows[0], chosen or rows[0])
-        variants = compression_page(Path(compressed))
+        saved = read_table(Path(compressed))
+        rows = [r for r in saved.get("rows", []) if isinstance(r, dict)]
+        if rows:  # the first row is the fine-tuned model, measured like every variant
+            comparison_section(page, rows[0], next((r for r in rows if r.get("chosen")), rows[0]))
+        variants = compression_page(Path(compressed), saved)
         page.sections += variants.sections
         page.figures.update(variants.figures)
     return page
@@ -69,16 +67,14 @@ def stages_section(page: Page, path: Path, stages: dict, order: list[str]) -> No
 
 
 def comparison_section(page: Page, fine_tuned: dict, chosen: dict) -> None:
-    rows = []
-    for key, label in FIGURES:
-        mine, theirs = chosen.get(key), fine_tuned.get(key)
-        numbers = isinstance(mine, (int, float)) and isinstance(theirs, (int, float)) and theirs
-        ratio = mine / theirs if numbers else None
-        rows.append([Cell(label), num(theirs), num(mine), Cell("–" if ratio is None else f"{ratio:.2f}×", ratio)])
+    ratios = {k: chosen[k] / fine_tuned[k] for k, _ in FIGURES
+              if isinstance(chosen.get(k), (int, float)) and isinstance(fine_tuned.get(k), (int, float))
+              and fine_tuned[k]}
+    rows = [[Cell(label), num(fine_tuned.get(k)), num(chosen.get(k)),
+             Cell(f"{ratios[k]:.2f}×" if k in ratios else "–", ratios.get(k))] for k, label in FIGURES]
     name = chosen.get("name") or "the fine-tuned model"
-    page.headline += [("chosen", name)] + [
-        (label, f"{chosen[k] / fine_tuned[k]:.2f}×") for k, label in (("throughput", "throughput"), ("size_mb", "size"))
-        if isinstance(chosen.get(k), (int, float)) and fine_tuned.get(k)]
+    page.headline += [("chosen", name)] + [(label, f"{ratios[k]:.2f}×") for k, label in
+                                           (("throughput", "throughput"), ("size_mb", "size")) if k in ratios]
     page.section("chosen", "Fine-tuned against chosen").blocks.append(
         Block("table", title=f"The fine-tuned model against the released one ({name}); ratio: chosen / fine-tuned",
               columns=["figure", "fine-tuned", "chosen", "ratio"], rows=rows))

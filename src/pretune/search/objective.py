@@ -20,6 +20,7 @@ from pretune.train.callbacks import CancelTraining
 from pretune.train.fit import fit
 
 TRAIN_SECONDS = "train_seconds"
+MODEL_PARAMETERS = "model_parameters"  # each trial's model size: what a model choice in the space costs
 
 
 def trial_dir(study_dir: Path, number: int) -> Path:
@@ -110,9 +111,7 @@ class Objective:
         train = metrics["train"]
         trial.set_user_attr(TRAIN_SECONDS, train[TRAIN_SECONDS])
         trial.set_user_attr("steps", train["steps"])
-        # What a model choice in the space (model.source, surgery) costs: the study page plots the
-        # metric against it.
-        trial.set_user_attr("model_parameters", metrics.get("model", {}).get("parameters"))
+        trial.set_user_attr(MODEL_PARAMETERS, metrics.get("model", {}).get("parameters"))
         if reporter.failure:
             return self._fail(trial, TrialFailed(reporter.failure))
         if metrics.get("status") == "cancelled":

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pretune import atomic, runs
 from pretune.recipe import Recipe
-from pretune.search.objective import TRAIN_SECONDS, trial_dir
+from pretune.search.objective import MODEL_PARAMETERS, TRAIN_SECONDS, trial_dir
 from pretune.search.space import Space, apply
 
 STUDY, TRIALS, BEST, PLOTS = "study.json", "trials.csv", "best.yaml", "plots"
@@ -102,7 +102,7 @@ def _trials_csv(info: StudyInfo, trials: list[FrozenTrial]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["number", "state", *info.metrics, *params, "seconds", TRAIN_SECONDS, "steps",
-                     "pruned_at", "retry_of", "reason", "run", "model_parameters"])
+                     "pruned_at", "retry_of", "reason", "run", MODEL_PARAMETERS])
     for t in trials:
         values = t.values if t.values is not None and len(t.values) == len(info.metrics) else [None] * len(info.metrics)
         ended = t.datetime_complete and t.datetime_start
@@ -113,7 +113,7 @@ def _trials_csv(info: StudyInfo, trials: list[FrozenTrial]) -> str:
             None if seconds is None else round(seconds, 2), t.user_attrs.get(TRAIN_SECONDS),
             t.user_attrs.get("steps"), t.user_attrs.get("pruned_at"), t.system_attrs.get("failed_trial"),
             t.user_attrs.get("fail_reason"), trial_dir(info.path, t.number).name,
-            t.user_attrs.get("model_parameters")])
+            t.user_attrs.get(MODEL_PARAMETERS)])
     return out.getvalue()
 
 

@@ -62,8 +62,13 @@ def open_storage(url: str, cfg: SearchConfig) -> RDBStorage:
         raise PretuneError(f"storage {shown(url)}: {e}") from None
     except sqlalchemy.exc.SQLAlchemyError as e:
         where = f"{parsed.host}:{parsed.port or 'default port'}" if parsed.host else parsed.database
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise PretuneError(f"cannot open the study storage at {where} ({shown(url)}): {reason}") from None
+        raise PretuneError(f"cannot open the study storage at {where} ({shown(url)}): {reason_of(e)}") from None
+
+
+def reason_of(error: Exception) -> str:
+    """The first line of what the database driver said (SQLAlchemy wraps it as `.orig`)."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def open_study(storage: RDBStorage, name: str, directions: list[str], sampler=None, pruner=None) -> optuna.Study:

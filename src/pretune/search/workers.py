@@ -92,15 +92,16 @@ def _fail_unstarted(study: optuna.Study, running: list[FrozenTrial], plan: Searc
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     grace = plan.cfg.grace_seconds or 3 * plan.cfg.heartbeat_seconds
-    now = datetime.now()
+    now = datetime.now()  # optuna stamps trials in local time
     for t in running:
+        # The objective records its worker first thing: a trial without one never started running.
         started = t.datetime_start
-        if "worker" in t.user_attrs or started is None or (now - started).total_seconds() < grace + 5:
+        if "worker" in t.user_attrs or started is None or (now - started).total_seconds() < grace:
             continue
-        try:
+        try:  # optuna offers no public call for this: the storage's own, as fail_stale_trials uses
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-            continue  # it ended meanwhile
+        except RuntimeError:  # UpdateFinishedTrialError: it ended meanwhile
+            continue
         RetryHeartbeatStaleTrialCallback(max_retry=plan.cfg.retries)(study, study._storage.get_trial(t._trial_id))
 
 
@@ -111,17 +112,17 @@ def _through_outages(step, plan: SearchPlan):
     import sqlalchemy
 
     from pretune.errors import PretuneError
-    from pretune.search.storage import shown
+    from pretune.search.storage import reason_of, shown
 
     for attempt in range(30):
         try:
             return step()
         except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError,
                 sqlalchemy.exc.InterfaceError) as e:
-            last = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            last = e
             time.sleep(min(2.0, 0.25 * (attempt + 1)))
-    raise PretuneError(f"lost the study storage {shown(plan.url)} ({last}); completed trials are kept there: "
-                       f"run the same command to rejoin")
+    raise PretuneError(f"lost the study storage {shown(plan.url)} ({reason_of(last)}); completed trials are kept "
+                       f"there: run the same command to rejoin")
 
 
 def _worker_main(recipe_yaml: str, path: str, index: int, threads: int, deadline: float | None) -> None:
