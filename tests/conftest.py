@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,6 +90,20 @@ def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end
     assert proc.returncode == 9, proc.stderr[-3000:]
 
 
+def fit_in_child(out: Path, recipe: dict | None = None):
+    """`pretune.fit(recipe, out)`, or with no recipe `pretune.fit(resume=out)`, in a fresh process,
+    as a user's second command runs; returns the Run. A resumed fit compared with an uninterrupted
+    one is compared this way where the suite's process history moved the last bits too far (on an
+    AVX2 machine a token task's test loss ended 2e-4 apart in process, after 500 other tests)."""
+    call = f"pretune.fit(resume={str(out)!r}, quiet=True)" if recipe is None else \
+        f"pretune.fit({recipe!r}, {str(out)!r}, quiet=True)"
+    proc = subprocess.run([sys.executable, "-c", f"import pretune; {call}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from pretune import Run
+
+    return Run(out)
+
+
 def timeless(run) -> list[dict]:
     """A run's history without the wall-clock figures, for comparing two runs exactly."""
     return [{k: v for k, v in r.items() if k not in ("samples_per_second", "train_seconds")} for r in run.history]
@@ -136,3 +151,60 @@ def load_classifier(model_cfg, label_names: list[str] | None, task: str = "seque
     t = create_task(DataConfig(task=task))
     t.label_names = label_names
     return load_model(model_cfg, t)
+
+
+# Builders shared by the task, vision, report and serve tests.
+PLACES = "paris london tokyo berlin madrid".split()
+PEOPLE = "alice bob carol dave erin".split()
+TAG_FILLER = "the a met saw in at with from and today".split()
+
+
+def tagged_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Sentences of filler words with people and places: a learnable tagging problem."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for _ in range(rng.randint(3, 7)):
+            kind = rng.random()
+            if kind < 0.2:
+                tokens.append(rng.choice(PEOPLE)), tags.append("B-PER")
+            elif kind < 0.35:
+                tokens += [rng.choice(PLACES), "city"]
+                tags += ["B-LOC", "I-LOC"]
+            else:
+                tokens.append(rng.choice(TAG_FILLER)), tags.append("O")
+        rows.append({"tokens": tokens, "tags": tags})
+    return pd.DataFrame(rows)
+
+
+def task_recipe(model_dir, task, **train):
+    recipe = tiny_recipe(model_dir, "unused.csv", **train)
+    recipe["data"] = {"task": task, "max_length": 32}
+    return recipe
+
+
+def shapes_frame(n: int, size: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Gray images: a bright square on the left half ('left') or the right half ('right')."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        image = rng.integers(0, 60, (size, size), dtype=np.uint8)
+        side = "left" if i % 2 == 0 else "right"
+        x = rng.integers(0, size // 2 - 4) + (0 if side == "left" else size // 2)
+        y = rng.integers(0, size - 4)
+        image[y:y + 4, x:x + 4] = 255
+        rows.append({"image": image, "label": side})
+    return pd.DataFrame(rows)
+
+
+def image_recipe(model_dir, **train) -> dict:
+    return {"seed": 3, "model": {"source": str(model_dir)},
+            "data": {"task": "image-classification", "image_size": 32},
+            "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 3e-3}, "checkpoint_every_steps": None,
+                      "mixed_precision": "no", **train}}
+
+
+def pretune_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "pretune", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env={**os.environ, **(env or {})})

@@ -1,20 +1,13 @@
 """The command line, run as a user runs it: a real process, real exit codes, real output."""
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import sentiment_frame
-
-
-def pretune_cli(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "pretune", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env={**os.environ, **(env or {})})
+from tests.conftest import pretune_cli, sentiment_frame
 
 
 def assert_clean_error(proc, message):

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import pretune
-from tests.conftest import sentiment_frame, tiny_recipe
-from tests.test_cli import pretune_cli
+from tests.conftest import pretune_cli, sentiment_frame, tiny_recipe
 
 SCRIPT_LABEL = "<script>alert(1)</script>"
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=8", "compress.measure.repeats=1"]
@@ -28,8 +27,7 @@ HEADINGS = {"run": ["Metrics", "Learning curves", "Errors", "Recipe"], "study": 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     """Each kind of report, written as the verbs write them (the comparison by `pretune.report`)."""
-    from tests.test_tasks import tagged_frame
-    from tests.test_vision import shapes_frame
+    from tests.conftest import shapes_frame, tagged_frame
 
     root = tmp_path_factory.mktemp("reports")
     frame = sentiment_frame(96)

@@ -25,9 +25,7 @@ import pretune
 from pretune.serve import create_app, serve_config
 from pretune.serve.batcher import Batcher, QueueFull
 from pretune.serve.server import create_server
-from tests.conftest import sentiment_frame, tiny_recipe
-from tests.test_tasks import tagged_frame, task_recipe
-from tests.test_vision import image_recipe, shapes_frame
+from tests.conftest import image_recipe, sentiment_frame, shapes_frame, tagged_frame, task_recipe, tiny_recipe
 
 TEXTS = sentiment_frame(40, seed=3)["text"].tolist() + ["superb brilliant film", "awful dull plot"]
 

@@ -14,30 +14,22 @@ import pretune
 from pretune import PretuneError
 from pretune.data.encode import sampling_weights, train_batches
 from pretune.tasks import tasks
-from tests.conftest import NEGATIVE, POSITIVE, close, fit_killed_at, sentiment_frame, timeless, tiny_recipe
+from tests.conftest import (
+    NEGATIVE,
+    PEOPLE,
+    PLACES,
+    POSITIVE,
+    close,
+    fit_in_child,
+    fit_killed_at,
+    sentiment_frame,
+    tagged_frame,
+    task_recipe,
+    timeless,
+    tiny_recipe,
+)
 
-PLACES = "paris london tokyo berlin madrid".split()
-PEOPLE = "alice bob carol dave erin".split()
 FILLER = "the a met saw in at with from and today".split()
-
-
-def tagged_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    """Sentences of filler words with people and places: a learnable tagging problem."""
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        tokens, tags = [], []
-        for _ in range(rng.randint(3, 7)):
-            kind = rng.random()
-            if kind < 0.2:
-                tokens.append(rng.choice(PEOPLE)), tags.append("B-PER")
-            elif kind < 0.35:
-                tokens += [rng.choice(PLACES), "city"]
-                tags += ["B-LOC", "I-LOC"]
-            else:
-                tokens.append(rng.choice(FILLER)), tags.append("O")
-        rows.append({"tokens": tokens, "tags": tags})
-    return pd.DataFrame(rows)
 
 
 def labelled_lists(n: int, seed: int = 0) -> pd.DataFrame:
@@ -67,12 +59,6 @@ FRAMES = {
     "multi-label": (lambda: labelled_lists(300), ["alice saw the tokyo"]),
     "token-classification": (lambda: tagged_frame(300), ["bob met alice in paris city today"]),
 }
-
-
-def task_recipe(model_dir, task, **train):
-    recipe = tiny_recipe(model_dir, "unused.csv", **train)
-    recipe["data"] = {"task": task, "max_length": 32}
-    return recipe
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +194,8 @@ def test_kill_and_resume_is_exact_for_a_token_task(tmp_path, tiny_model_dir):
     recipe["data"]["task"] = "token-classification"
     recipe["data"]["sampling"] = "balanced"
     fit_killed_at(recipe, tmp_path / "killed", step=6)
-    resumed = pretune.fit(resume=tmp_path / "killed", quiet=True)
-    whole = pretune.fit(recipe, tmp_path / "whole", quiet=True)
+    resumed = fit_in_child(tmp_path / "killed")
+    whole = fit_in_child(tmp_path / "whole", recipe)
     assert close(resumed.metrics["test"], whole.metrics["test"])
     assert close(timeless(resumed), timeless(whole))
 

@@ -22,20 +22,7 @@ from pretune.data.encode import collate
 from pretune.data.images import ImageSettings, decode_images, read_idx, read_idx_pair, read_image_folder
 from pretune.recipe import AugmentConfig, DataConfig
 from pretune.tasks import create_task
-
-
-def shapes_frame(n: int, size: int = 16, seed: int = 0) -> pd.DataFrame:
-    """Gray images: a bright square on the left half ('left') or the right half ('right')."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        image = rng.integers(0, 60, (size, size), dtype=np.uint8)
-        side = "left" if i % 2 == 0 else "right"
-        x = rng.integers(0, size // 2 - 4) + (0 if side == "left" else size // 2)
-        y = rng.integers(0, size - 4)
-        image[y:y + 4, x:x + 4] = 255
-        rows.append({"image": image, "label": side})
-    return pd.DataFrame(rows)
+from tests.conftest import image_recipe, shapes_frame
 
 
 def save_png_folder(root, frame: pd.DataFrame) -> None:
@@ -57,13 +44,6 @@ def tiny_resnet_dir(tmp_path_factory):
                           num_labels=5)
     ResNetForImageClassification(config).save_pretrained(path)
     return path
-
-
-def image_recipe(model_dir, **train) -> dict:
-    return {"seed": 3, "model": {"source": str(model_dir)},
-            "data": {"task": "image-classification", "image_size": 32},
-            "train": {"epochs": 4, "batch_size": 16, "optimizer": {"lr": 3e-3}, "checkpoint_every_steps": None,
-                      "mixed_precision": "no", **train}}
 
 
 def test_decode_resizes_converts_gray_and_normalises():
