@@ -86,8 +86,13 @@ def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end
                     os._exit(9)
         pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
     """)
+    run_child(script, returncode=9)
+
+
+def run_child(script: str, returncode: int = 0) -> None:
+    """Run a Python script in a fresh interpreter and check how it ended."""
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 9, proc.stderr[-3000:]
+    assert proc.returncode == returncode, proc.stderr[-3000:]
 
 
 def fit_in_child(out: Path, recipe: dict | None = None):
@@ -97,8 +102,7 @@ def fit_in_child(out: Path, recipe: dict | None = None):
     AVX2 machine a token task's test loss ended 2e-4 apart in process, after 500 other tests)."""
     call = f"pretune.fit(resume={str(out)!r}, quiet=True)" if recipe is None else \
         f"pretune.fit({recipe!r}, {str(out)!r}, quiet=True)"
-    proc = subprocess.run([sys.executable, "-c", f"import pretune; {call}"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_child(f"import pretune; {call}")
     from pretune import Run
 
     return Run(out)

@@ -19,6 +19,7 @@ from tests.conftest import (
     PEOPLE,
     PLACES,
     POSITIVE,
+    TAG_FILLER,
     close,
     fit_in_child,
     fit_killed_at,
@@ -29,14 +30,12 @@ from tests.conftest import (
     tiny_recipe,
 )
 
-FILLER = "the a met saw in at with from and today".split()
-
 
 def labelled_lists(n: int, seed: int = 0) -> pd.DataFrame:
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        labels, words = [], rng.sample(FILLER, 3)
+        labels, words = [], rng.sample(TAG_FILLER, 3)
         if rng.random() < 0.5:
             labels.append("person"), words.append(rng.choice(PEOPLE))
         if rng.random() < 0.4:
