@@ -2,17 +2,24 @@
 function of the training steps consumed, on the real bundled model and Rotten Tomatoes.
 
     python benchmarks/search_efficiency.py [--seeds 5] [--trials 20] [--train 1000] [--out DIR]
+        [--methods random,tpe+asha,tpe+asha-late] [--reuse results/search_efficiency.json]
 
 Each trial is a small budget: a slice, one epoch, 4 evaluations, validated on the whole
 1,276-review validation split (300 reviews gave a standard error of 2.4 points, as large as the
 spread between trials: no verdict). A pruned trial's steps are the steps it trained before it was
 stopped. The claim: in at least 4 of 5 seeds, TPE+ASHA reaches random search's median best of
 `--trials` trials with at most 0.5 of random search's steps. Writes results/search_efficiency.json.
+
+`tpe+asha` has ASHA's first rung at the first of the 4 evaluations (`search.prune_from: 1`, the
+default until these figures), `tpe+asha-late` at the second (`prune_from: 2`, the default now).
+Steps do not depend on the machine's speed, so `--reuse` takes the curves of methods not run this
+time from an earlier results file with the same settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -21,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_flags_line, machine, print_table, write_json  # noqa: E402
 
-METHODS = {"random": ("random", "none"), "tpe+asha": ("tpe", "asha")}
+# method -> (sampler, pruner, search.prune_from)
+METHODS = {"random": ("random", "none", 1), "tpe+asha": ("tpe", "asha", 1), "tpe+asha-late": ("tpe", "asha", 2)}
 
-
-def recipe(train: int, trials: int, seed: int, sampler: str, pruner: str) -> dict:
+def recipe(train: int, trials: int, seed: int, sampler: str, pruner: str, prune_from: int) -> dict:
     return {
         "seed": 42,
         "model": {"source": "minilm-l6"},
@@ -32,6 +39,7 @@ def recipe(train: int, trials: int, seed: int, sampler: str, pruner: str) -> dic
         "train": {"epochs": 1, "batch_size": 32, "checkpoint_every_steps": None},
         "search": {
             "metric": "accuracy", "trials": trials, "sampler": sampler, "pruner": pruner, "seed": seed,
+            "prune_from": prune_from,
             "evaluations": 4, "startup_trials": 5, "keep": "none",
             "space": {"train.optimizer.lr": {"loguniform": [1.0e-6, 1.0e-3]},
                       "train.batch_size": {"choice": [16, 32, 64]},
@@ -56,6 +64,19 @@ def steps_to_reach(points: list[tuple[int, float]], target: float) -> int | None
     return next((steps for steps, best in points if best >= target), None)
 
 
+def verdict(curves: dict, method: str) -> dict:
+    """How often, and at what share of random search's steps, `method` reaches random's median best."""
+    target = statistics.median(c[-1][1] for c in curves["random"])
+    random_steps = statistics.median(c[-1][0] for c in curves["random"])
+    reach = [steps_to_reach(c, target) for c in curves[method]]
+    shares = [None if r is None else r / random_steps for r in reach]
+    reached = [s for s in shares if s is not None]
+    return {"target": target, "random_steps": random_steps, "steps_to_target": reach, "shares": shares,
+            "wins": sum(s <= 0.5 for s in reached), "reached": len(reached),
+            "median_share": statistics.median(reached) if reached else None,
+            "median_steps": statistics.median(c[-1][0] for c in curves[method])}
+
+
 def main() -> None:
     import pretune
 
@@ -64,23 +85,30 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--train", type=int, default=1000, help="training samples per trial")
     parser.add_argument("--out", help="keep the studies here (default: a temporary directory)")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated, of: " + ", ".join(METHODS))
+    parser.add_argument("--reuse", help="an earlier results file: its curves for the methods not run")
     args = parser.parse_args()
     print(cpu_flags_line(), flush=True)
 
-    curves: dict[str, list] = {m: [] for m in METHODS}
+    curves: dict[str, list] = {}
+    if args.reuse:
+        earlier = json.loads(Path(args.reuse).read_text())
+        if (earlier["args"]["trials"], earlier["args"]["train"]) != (args.trials, args.train):
+            raise SystemExit(f"{args.reuse} was measured with other --trials / --train")
+        curves = {m: [[tuple(p) for p in c] for c in runs[:args.seeds]] for m, runs in earlier["curves"].items()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
-        for seed in range(args.seeds):
-            for method, (sampler, pruner) in METHODS.items():
-                study = pretune.search(recipe(args.train, args.trials, seed, sampler, pruner),
+        for method in args.methods.split(","):
+            sampler, pruner, prune_from = METHODS[method]
+            curves[method] = []
+            for seed in range(args.seeds):
+                study = pretune.search(recipe(args.train, args.trials, seed, sampler, pruner, prune_from),
                                        root / f"{method}-{seed}")
                 curves[method].append(curve(study))
                 print(f"{method} seed {seed}: best {curves[method][-1][-1][1]:.4f} in "
                       f"{curves[method][-1][-1][0]} steps", flush=True)
 
     target = statistics.median(c[-1][1] for c in curves["random"])
-    random_steps = statistics.median(c[-1][0] for c in curves["random"])
-    reach = [steps_to_reach(c, target) for c in curves["tpe+asha"]]
     rows = []
     for method, runs in curves.items():
         for seed, c in enumerate(runs):
@@ -89,20 +117,17 @@ def main() -> None:
                          "best": c[-1][1], "best_at_half_its_steps": at_half,
                          "steps_to_random_best": steps_to_reach(c, target)})
     print_table(rows, list(rows[0]))
-    # Per seed: the share of random search's (median) steps TPE+ASHA needed to reach its median best.
-    shares = [None if r is None else r / random_steps for r in reach]
-    wins = sum(share is not None and share <= 0.5 for share in shares)
-    ratio = statistics.median(s for s in shares if s is not None) if any(s is not None for s in shares) else None
+    verdicts = {m: verdict(curves, m) for m in curves if m != "random"}
     print(f"\nrandom search's best of {args.trials} (median of {args.seeds} seeds): {target:.4f} "
-          f"in {random_steps:.0f} steps")
-    print(f"TPE+ASHA steps to reach it: {reach}; share of random's steps per seed: "
-          f"{[None if s is None else round(s, 3) for s in shares]}")
-    print(f"verdict: reached at <= 0.5 of random's steps in {wins} of {len(shares)} seeds "
-          f"(target: >= 4 of 5) -> {'met' if wins >= 4 * len(shares) / 5 else 'not met'}")
+          f"in {statistics.median(c[-1][0] for c in curves['random']):.0f} steps")
+    for method, v in verdicts.items():
+        print(f"{method}: steps to reach it {v['steps_to_target']}; share of random's steps per seed "
+              f"{[None if s is None else round(s, 3) for s in v['shares']]}; reached at <= 0.5 of random's "
+              f"steps in {v['wins']} of {len(v['shares'])} seeds (target: >= 4 of 5) -> "
+              f"{'met' if v['wins'] >= 4 * len(v['shares']) / 5 else 'not met'}")
     write_json("search_efficiency", {
-        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows, "target": target,
-        "random_steps": random_steps, "tpe_asha_steps_to_target": reach, "shares": shares, "wins": wins,
-        "median_share": ratio, "curves": curves})
+        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows,
+        "verdicts": verdicts, "curves": curves})
 
 
 if __name__ == "__main__":

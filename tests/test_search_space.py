@@ -128,11 +128,13 @@ def test_sampler_contract_seeded_conditional_space(name):
         assert len({str(sorted(p.items())) for p in params[0]}) == len(params[0])
 
 
+@pytest.mark.parametrize("prune_from", [1, 2, 5])
 @pytest.mark.parametrize("name", pruners.available())
-def test_pruner_contract_a_weak_trial_is_cancelled_at_its_evaluation(name):
+def test_pruner_contract_a_weak_trial_is_cancelled_at_its_evaluation(name, prune_from):
     """Through the callback the fit runs: reports go in at evaluation 1..N; a trial far worse
-    than the others at every evaluation is cancelled by every pruner but `none`."""
-    cfg = recipe_with(startup_trials=2, evaluations=4).search
+    than the others at every evaluation is cancelled by every pruner but `none`, never before
+    `search.prune_from` (past the last evaluation: never)."""
+    cfg = recipe_with(startup_trials=2, evaluations=4, prune_from=prune_from).search
     # Named: hyperband puts trials in brackets by a hash of the study name and trial number.
     study = optuna.create_study(study_name="contract", direction="maximize", pruner=create_pruner(name, cfg))
 
@@ -156,10 +158,12 @@ def test_pruner_contract_a_weak_trial_is_cancelled_at_its_evaluation(name):
     for level in (0.7, 0.75, 0.8, 0.72, 0.74, 0.78, 0.71, 0.76):
         assert run_trial(level) is None or name != "none"
     pruned_at = [run_trial(0.1) for _ in range(2)]
-    if name == "none":
+    if name == "none" or prune_from > cfg.evaluations:
         assert pruned_at == [None, None]
-    else:  # hyperband's brackets start halving at evaluation 1 or 3
-        assert all(p in (1, 3) for p in pruned_at), f"{name} let weaker trials go on: {pruned_at}"
+    else:  # median: the first evaluation it may; asha: its rungs; hyperband: its brackets' first rungs
+        allowed = {"median": {prune_from}, "asha": {prune_from, 3 * prune_from},
+                   "hyperband": {prune_from, 3 * prune_from}}[name]
+        assert all(p in allowed for p in pruned_at), f"{name} let weaker trials go on: {pruned_at}"
 
 
 def test_a_non_finite_loss_fails_the_trial():

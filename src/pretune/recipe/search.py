@@ -43,6 +43,9 @@ class SearchConfig(_Section):
     pruner: str = Field("asha", description="none, median, asha, hyperband (single metric only)")
     evaluations: int = Field(4, gt=0, description="validation passes per trial, the steps pruners compare "
                              "(sets train.evaluations)")
+    prune_from: int = Field(2, ge=1, description="the first evaluation at which a trial may be stopped early "
+                            "(median, asha, hyperband; past the last, none is); at the first, a fine-tune often "
+                            "still predicts the majority class (docs/search.md)")
     startup_trials: int = Field(5, ge=0, description="trials before tpe / gp / median pruning use the history")
     seed: int | None = Field(None, ge=0, lt=2**32, description="sampler seed (null: the recipe's seed)")
     space: dict[str, SpaceEntry] = Field(default_factory=dict, description="dotted recipe key -> its range")
