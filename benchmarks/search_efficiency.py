@@ -64,17 +64,15 @@ def steps_to_reach(points: list[tuple[int, float]], target: float) -> int | None
     return next((steps for steps, best in points if best >= target), None)
 
 
-def verdict(curves: dict, method: str) -> dict:
-    """How often, and at what share of random search's steps, `method` reaches random's median best."""
-    target = statistics.median(c[-1][1] for c in curves["random"])
-    random_steps = statistics.median(c[-1][0] for c in curves["random"])
-    reach = [steps_to_reach(c, target) for c in curves[method]]
+def verdict(runs: list, target: float, random_steps: float) -> dict:
+    """How often, and at what share of random search's steps, a method's `runs` reach `target`."""
+    reach = [steps_to_reach(c, target) for c in runs]
     shares = [None if r is None else r / random_steps for r in reach]
     reached = [s for s in shares if s is not None]
-    return {"target": target, "random_steps": random_steps, "steps_to_target": reach, "shares": shares,
-            "wins": sum(s <= 0.5 for s in reached), "reached": len(reached),
-            "median_share": statistics.median(reached) if reached else None,
-            "median_steps": statistics.median(c[-1][0] for c in curves[method])}
+    wins = sum(s <= 0.5 for s in reached)
+    return {"steps_to_target": reach, "shares": shares, "wins": wins, "reached": len(reached),
+            "met": wins >= 4 * len(runs) / 5, "median_share": statistics.median(reached) if reached else None,
+            "median_steps": statistics.median(c[-1][0] for c in runs)}
 
 
 def main() -> None:
@@ -98,7 +96,7 @@ def main() -> None:
         curves = {m: [[tuple(p) for p in c] for c in runs[:args.seeds]] for m, runs in earlier["curves"].items()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.out or tmp)
-        for method in args.methods.split(","):
+        for method in filter(None, args.methods.split(",")):  # --methods "" --reuse F: F's verdicts again
             sampler, pruner, prune_from = METHODS[method]
             curves[method] = []
             for seed in range(args.seeds):
@@ -108,7 +106,9 @@ def main() -> None:
                 print(f"{method} seed {seed}: best {curves[method][-1][-1][1]:.4f} in "
                       f"{curves[method][-1][-1][0]} steps", flush=True)
 
+    # The bar every other method is held to: random search's median best, and its median steps.
     target = statistics.median(c[-1][1] for c in curves["random"])
+    random_steps = statistics.median(c[-1][0] for c in curves["random"])
     rows = []
     for method, runs in curves.items():
         for seed, c in enumerate(runs):
@@ -117,17 +117,17 @@ def main() -> None:
                          "best": c[-1][1], "best_at_half_its_steps": at_half,
                          "steps_to_random_best": steps_to_reach(c, target)})
     print_table(rows, list(rows[0]))
-    verdicts = {m: verdict(curves, m) for m in curves if m != "random"}
+    verdicts = {m: verdict(runs, target, random_steps) for m, runs in curves.items() if m != "random"}
     print(f"\nrandom search's best of {args.trials} (median of {args.seeds} seeds): {target:.4f} "
-          f"in {statistics.median(c[-1][0] for c in curves['random']):.0f} steps")
+          f"in {random_steps:.0f} steps")
     for method, v in verdicts.items():
         print(f"{method}: steps to reach it {v['steps_to_target']}; share of random's steps per seed "
               f"{[None if s is None else round(s, 3) for s in v['shares']]}; reached at <= 0.5 of random's "
               f"steps in {v['wins']} of {len(v['shares'])} seeds (target: >= 4 of 5) -> "
-              f"{'met' if v['wins'] >= 4 * len(v['shares']) / 5 else 'not met'}")
+              f"{'met' if v['met'] else 'not met'}")
     write_json("search_efficiency", {
-        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows,
-        "verdicts": verdicts, "curves": curves})
+        "machine": machine(), "cpu": cpu_flags_line(), "args": vars(args), "rows": rows, "target": target,
+        "random_steps": random_steps, "verdicts": verdicts, "curves": curves})
 
 
 if __name__ == "__main__":
