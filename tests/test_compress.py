@@ -231,3 +231,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(tiny_run, tmp_path):
     proc = cli("export", tiny_run.path, "--format", "tflite")
     assert proc.returncode == 2 and "unknown export format" in proc.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_run_fitted_beyond_the_model_positions_compresses_with_the_capped_length(tmp_path, tiny_model_dir,
+                                                                                   sentiment_csv):
+    from pretune.compress.loaded import LoadedRun
+    from pretune.report.cards import write_card
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1)
+    recipe["data"]["max_length"] = 4096  # the tiny model has 128 positions: fit caps with a notice
+    run = pretune.fit(recipe, tmp_path / "long", quiet=True)
+    assert LoadedRun(run).max_length == 128 and run.predictor().max_length == 128
+    variant = pretune.compress(run, "quantize", out=tmp_path / "c", overrides=FAST).variants[0]
+    assert len(variant.predict([" ".join(["good"] * 300)])) == 1  # longer than the positions: cut at 128
+    card = write_card(variant).read_text()
+    assert "| max length | 128 |" in card and "Inputs longer than 128 tokens" in card and "4096" not in card

@@ -4,6 +4,7 @@ work under the output directory, and bad input refused in one line before any wo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -11,13 +12,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
 import pretune
 from pretune import PretuneError
 from pretune.compress import choice, steps, tree
-from pretune.recipe import CompressConfig, Recipe
+from pretune.recipe import CompressConfig, DataConfig, Recipe
 from tests.conftest import tiny_recipe
 
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1",
@@ -47,8 +49,8 @@ def test_shared_prefix_runs_once_and_the_data_is_read_once(tiny_run, tmp_path, m
     read_source = prepare_module.read_source
     monkeypatch.setattr(prepare_module, "read_source", lambda *a, **k: reads.append(a[0]) or read_source(*a, **k))
     step = steps.get("distill", "text")
-    monkeypatch.setitem(steps._steps, ("distill", "text"), steps.Step(
-        step.name, step.kind, lambda *a: distills.append(a[2]) or step.run(*a), step.takes, step.gives))
+    monkeypatch.setitem(steps._steps, ("distill", "text"),
+                        dataclasses.replace(step, run=lambda *a: distills.append(a[2]) or step.run(*a)))
     result = pretune.compress(tiny_run, out=tmp_path / "c", overrides=FAST,
                               variants=[["distill", "quantize"], ["distill", "trim-vocab"], ["quantize"]])
     assert distills == [tmp_path / "c" / "distill"]  # one student for both chains through distill
@@ -224,3 +226,37 @@ def test_recipe_updated_is_the_one_dotted_key_editor():
         recipe.updated({"train.epoch": 1})
     with pytest.raises(PretuneError, match="train.epochs"):
         recipe.updated({"train.epochs": -1})
+
+
+def test_max_drop_on_a_regression_run_is_refused_before_any_node_trains(tmp_path, tiny_model_dir, monkeypatch):
+    from tests.conftest import sentiment_frame, task_recipe
+
+    frame = sentiment_frame(48)
+    frame["label"] = [float(len(t.split())) for t in frame["text"]]
+    run = pretune.fit(task_recipe(tiny_model_dir, "regression", epochs=1), tmp_path / "r", data=frame, quiet=True)
+    ran = []
+    for key, step in list(steps._steps.items()):
+        monkeypatch.setitem(steps._steps, key, dataclasses.replace(step, run=lambda *a: ran.append(a[2])))
+    for how in ({"max_drop": 1.0}, {"overrides": ["compress.quantize.max_drop=1"]}):
+        with pytest.raises(PretuneError, match="counts accuracy points, which a regression task does not report"):
+            pretune.compress(run, "distill,quantize", out=tmp_path / "c", **how)
+    assert ran == [] and not (tmp_path / "c").exists()  # refused by the checks, not after the variants
+
+
+def test_a_step_checks_its_own_settings_for_compress_and_the_pipeline_alike():
+    from pretune.compress.steps import TORCH, Parent
+    from pretune.pipeline.plan import check
+    from pretune.tasks import create_task
+
+    task = create_task(DataConfig(task="image-classification"))
+    cfg = CompressConfig(steps=["distill"])
+    with pytest.raises(PretuneError, match="student is a model"):
+        steps.get("distill", "image").check(Parent(task, TORCH), cfg)
+    with pytest.raises(PretuneError, match="student is a model"):
+        tree.check_compression(cfg, task, TORCH)
+    with pytest.raises(PretuneError, match="student is a model"):
+        check(SimpleNamespace(recipe=Recipe.from_dict({"data": {"task": "image-classification"},
+                                                       "compress": {"steps": ["distill"]}}),
+                              stages=["fit", "compress"], fit_overrides=[]))
+    tree.check_compression(cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"student": "x"})}),
+                           task, TORCH)  # with a student: no refusal

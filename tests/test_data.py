@@ -3,10 +3,16 @@ import pandas as pd
 import pytest
 
 from pretune import PretuneError
-from pretune.data import collate, encode, eval_batches, prepare, train_batches
+from pretune.data import collate, encode, eval_batches, train_batches
+from pretune.data import prepare as prepare_for
 from pretune.data.bundled import load_bundled
 from pretune.recipe import DataConfig
+from pretune.tasks import create_task
 from tests.conftest import sentiment_frame
+
+
+def prepare(cfg: DataConfig):
+    return prepare_for(cfg, create_task(cfg))
 
 
 @pytest.mark.parametrize("suffix", ["csv", "jsonl", "parquet"])

@@ -11,7 +11,9 @@ from tests.conftest import tiny_recipe
 
 
 def test_two_process_ddp_fit_shards_batches_and_writes_one_run(tmp_path, tiny_model_dir, sentiment_csv):
-    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=6)
+    # The schedule in epochs converts with the steps per epoch of both ranks together.
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=6,
+                         schedule={"name": "step", "step_size_epochs": 3, "gamma": 0.5, "warmup_ratio": 0})
     out = tmp_path / "ddp"
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(f"""
@@ -26,6 +28,9 @@ def test_two_process_ddp_fit_shards_batches_and_writes_one_run(tmp_path, tiny_mo
     metrics = json.loads((out / "metrics.json").read_text())
     # 192 training rows, batch 16: 12 batches an epoch, 6 on each rank -> 6 steps an epoch.
     assert metrics["train"]["steps"] == 36
+    rates = {r["step"]: r["lr"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+             if r["split"] == "train"}
+    assert rates[16] == 5e-3 and rates[18] == 2.5e-3 and rates[36] == 1.25e-3  # halved every 18 steps
     assert metrics["test"]["accuracy"] >= 0.7
     assert not list(out.rglob("*.tmp"))
     # Each rank ran half of the validation batches; the gathered figures are the whole split's.

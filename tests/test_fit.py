@@ -1,6 +1,7 @@
 """fit / resume / evaluate / predict on the tiny random model: mechanics, determinism, files."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -210,10 +211,11 @@ def test_gradient_accumulation_matches_a_big_batch(tiny_model_dir, sentiment_csv
     from pretune.api import as_recipe
     from pretune.data import encode, prepare
     from pretune.models import load_tokenizer
+    from pretune.tasks import create_task
     from tests.conftest import load_classifier
 
     recipe = as_recipe(tiny_recipe(tiny_model_dir, sentiment_csv), ["model.dropout=0", "model.attention_dropout=0"])
-    data = prepare(recipe.data)
+    data = prepare(recipe.data, create_task(recipe.data))
     tok = load_tokenizer(recipe.model.source)
     split = encode(data.splits["train"], tok, 32)
     from pretune.data import collate
@@ -250,3 +252,37 @@ def test_regression_task(tmp_path, tiny_model_dir):
 
 def test_metrics_json_is_valid_json_after_fit(tiny_run):
     json.loads((tiny_run.path / "metrics.json").read_text())
+
+
+def test_a_schedule_in_epochs_counts_the_real_steps_per_epoch_under_accumulation(tmp_path, tiny_model_dir,
+                                                                                  sentiment_csv):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=3, gradient_accumulation_steps=2, log_every_steps=1,
+                         schedule={"name": "step", "step_size_epochs": 1, "gamma": 0.5, "warmup_ratio": 0})
+    run = pretune.fit(recipe, tmp_path / "r", quiet=True)
+    train = run.metrics["train"]
+    per_epoch = train["total_steps"] // 3
+    assert per_epoch == math.ceil(math.ceil(train["samples"] / 16) / 2)  # batches of 16, two per step
+    rates = {r["step"]: r["lr"] for r in run.history if r["split"] == "train"}
+    assert len(rates) == train["total_steps"]
+    for step, lr in rates.items():  # the rate after each step: halved at every epoch's end
+        assert lr == pytest.approx(5e-3 * 0.5 ** (step // per_epoch)), step
+
+
+def test_a_fit_scores_the_test_split_once_and_its_predictions_come_from_that_pass(tmp_path, tiny_model_dir,
+                                                                                 sentiment_csv, monkeypatch):
+    import importlib
+
+    from pretune.predictor import Run
+
+    prepare_module = importlib.import_module("pretune.data.prepare")  # pretune.data.prepare is also a function
+    fit_module = importlib.import_module("pretune.train.fit")
+    reads, passes = [], []
+    read_source, run_split = prepare_module.read_source, fit_module.run_split
+    monkeypatch.setattr(prepare_module, "read_source", lambda *a, **k: reads.append(a[0]) or read_source(*a, **k))
+    monkeypatch.setattr(fit_module, "run_split", lambda *a, **k: passes.append(len(a[1])) or run_split(*a, **k))
+    monkeypatch.setattr(Run, "predictor", lambda self: pytest.fail("the saved model was reloaded"))
+    run = pretune.fit(tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1), tmp_path / "r", quiet=True)
+    rows = [json.loads(line) for line in (run.path / "predictions" / "test.jsonl").read_text().splitlines()]
+    test = run.metrics["test"]
+    assert len(reads) == 1 and passes == [test["samples"]] == [len(rows)]  # one read, one test pass
+    assert sum(r["true"] == r["pred"] for r in rows) / len(rows) == pytest.approx(test["accuracy"])

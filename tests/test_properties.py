@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pretune.data.conll import read_conll
 from pretune.data.tables import read_table
 from pretune.errors import PretuneError
-from pretune.recipe import Recipe, apply_override, read_yaml
+from pretune.recipe import Recipe, edit, parse_overrides, read_yaml
 
 FAST = settings(max_examples=150, deadline=None, database=None)
 FILES = settings(max_examples=25, deadline=None, database=None,
@@ -55,8 +55,7 @@ YAML_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st
 def test_set_items_give_a_recipe_or_a_pretune_error(items):
     raw: dict = {}
     try:
-        for dotted, value in items:
-            apply_override(raw, f"{dotted}={value}")
+        edit(raw, parse_overrides([f"{dotted}={value}" for dotted, value in items]))
         recipe = Recipe.from_dict(raw)
     except PretuneError as e:
         assert "\n" not in str(e)

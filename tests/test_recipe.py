@@ -77,3 +77,36 @@ def test_task_columns_default_per_task_and_old_name_still_loads():
     assert Recipe.from_dict({"data": {"task": "multi-label"}}).data.text_column == "text"
     assert Recipe.from_dict({"data": {"task": "multi-label", "label_column": "y"}}).data.label_column == "y"
     assert tasks.get("classification") is tasks.get("sequence-classification")
+
+
+def test_yaml_1_1_booleans_are_words_for_every_field(tmp_path):
+    """`no` / `yes` / `on` / `off` are strings (YAML 1.2), from a file and from --set: a Literal
+    field takes them as written, a bool field still reads them as booleans."""
+    path = tmp_path / "r.yaml"
+    path.write_text("report: no\ntrain:\n  mixed_precision: no\ndata:\n  group_by_length: off\n")
+    recipe = Recipe.load(path)
+    assert recipe.train.mixed_precision == "no" and recipe.report is False and recipe.data.group_by_length is False
+    recipe = Recipe.load(None, ["train.mixed_precision=no", "report=yes", "compress.quantize.per_channel=on"])
+    assert recipe.train.mixed_precision == "no" and recipe.report is True and recipe.compress.quantize.per_channel
+    assert Recipe.load(None, ["data.group_by_length=true"]).data.group_by_length is True
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(Recipe.load(None, ["train.mixed_precision=no"]).to_yaml())
+    assert Recipe.load(saved).train.mixed_precision == "no"  # written and read back the same
+    with pytest.raises(PretuneError, match="train.mixed_precision"):
+        Recipe.load(None, ["train.mixed_precision=false"])  # a real boolean is still not a precision
+
+
+def test_one_dotted_key_editor_for_dicts_overrides_and_recipes():
+    from pretune.recipe import check_path, edit, parse_overrides
+
+    raw = {"train": {"epochs": 2}}
+    pairs = parse_overrides(["model.surgery={num_layers: 2}", "model.surgery.num_layers=3", "train.epochs="])
+    assert pairs == [("model.surgery", {"num_layers": 2}), ("model.surgery.num_layers", 3), ("train.epochs", None)]
+    assert edit(raw, pairs[:2]) == {"train": {"epochs": 2}, "model": {"surgery": {"num_layers": 3}}}  # in order
+    assert Recipe().updated(pairs[:2]).model.surgery.num_layers == 3
+    with pytest.raises(PretuneError, match="search.space: unknown key 'train.lrr'; train has: "):
+        check_path("train.lrr", "search.space: ")
+    with pytest.raises(PretuneError, match="'seed' is a value, not a section"):
+        edit({}, {"seed.x": 1})
+    with pytest.raises(PretuneError, match="'model.source': 'model' is not a section"):
+        edit({"model": 5}, {"model.source": "x"})

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pretune import PretuneError
+from pretune import PretuneError, Recipe
 from pretune.recipe import DataConfig, LossConfig, OptimizerConfig, ScheduleConfig
 from pretune.tasks import create_task
 from pretune.train import losses, optimizers, schedules
@@ -96,6 +96,26 @@ def test_schedule_formulas():
     assert one(0) == pytest.approx(1 / 25) and one(30) == 1.0 and one(100) == pytest.approx(1 / 250000)
     lin = lr_multiplier(ScheduleConfig(name="linear", warmup_ratio=0.1), T)
     assert lin(10) == 1.0 and lin(55) == pytest.approx(0.5) and math.isclose(lin(100), 0.0)
+
+
+def test_schedules_in_epochs_become_steps_once():
+    from pretune.train.schedules import in_steps
+
+    cfg = ScheduleConfig(name="step", warmup_ratio=0, step_size_epochs=1.5, milestones_epochs=[1, 2.5], gamma=0.5)
+    steps = in_steps(cfg, steps_per_epoch=6)
+    assert (steps.step_size, steps.milestones) == (9, [6, 15])
+    assert in_steps(cfg, steps_per_epoch=1).step_size == 2 and in_steps(ScheduleConfig(), 6) == ScheduleConfig()
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = create_scheduler(opt, cfg, 100, steps_per_epoch=6)
+    rates = []
+    for _ in range(20):
+        rates.append(sched.get_last_lr()[0])
+        opt.step(), sched.step()
+    assert rates[8] == 1.0 and rates[9] == 0.5 and rates[18] == 0.25  # every 1.5 epochs of 6 steps
+    with pytest.raises(ValueError, match="steps per epoch"):
+        create_scheduler(opt, cfg, 100)
+    with pytest.raises(PretuneError, match="milestones_epochs"):
+        Recipe.load(None, ["train.schedule.milestones_epochs=[0]"])
 
 
 def loss_for(cfg: LossConfig, task: str = "classification", train_labels=None):

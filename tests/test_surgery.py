@@ -303,6 +303,7 @@ def test_fit_with_surgery_saves_reloads_and_reports(tmp_path, tiny_model_dir, se
     import pretune
     from pretune.api import as_recipe
     from pretune.data import prepare
+    from pretune.tasks import create_task
     from tests.conftest import tiny_recipe
 
     recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
@@ -312,7 +313,8 @@ def test_fit_with_surgery_saves_reloads_and_reports(tmp_path, tiny_model_dir, se
     assert changes[0]["change"] == "pretrained" and len(changes) >= 3
     # Dropping or sharing layers shrinks the model; the report says so.
     assert min(c["parameters"] for c in changes[1:]) < changes[0]["parameters"]
-    test = prepare(as_recipe(recipe).data).splits["test"]
+    data_cfg = as_recipe(recipe).data
+    test = prepare(data_cfg, create_task(data_cfg)).splits["test"]
     path = tmp_path / "test.csv"
     pd.DataFrame({"text": test.texts, "label": [["neg", "pos"][i] for i in test.labels]}).to_csv(path, index=False)
     assert pretune.evaluate(run, path)["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])

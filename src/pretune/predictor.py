@@ -1,53 +1,131 @@
 """Use a run: predict with its saved model, or measure it on labelled data, through the same
 task and evaluation path that fit used.
 
-`Run` is the run directory (runs.RunDir) plus these verbs; it is what `pretune.fit` returns
-and `pretune.load_run` opens.
+`RunInputs` is the one loaded run's input side (task, preprocessor, effective max_length, pad
+id, label names): fit builds it once and saves it beside the model; predict, eval, serve,
+compress, report and the finders load it from there. `Run` is the run directory (runs.RunDir)
+plus the verbs; it is what `pretune.fit` returns and `pretune.load_run` opens.
 """
 
 from __future__ import annotations
 
 import copy
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from pretune import atomic
 from pretune.data.prepare import TextTable, prepare, read_rows
 from pretune.evaluate import evaluate, run_split
 from pretune.recipe import DataConfig
 from pretune.runs import RunDir
-from pretune.tasks import create_task
+from pretune.tasks import Task, create_task
+
+INPUTS = "inputs.json"  # in model/: the effective max_length fit encoded with
+
+
+def capped_max_length(requested: int, config) -> tuple[int, str | None]:
+    """The one max_length computation: texts never get longer than the model's position table
+    (RoBERTa's offset included), whatever data.max_length says. (length, notice or None)."""
+    from pretune.models.load import position_limit
+
+    limit = position_limit(config)
+    if limit and requested > limit:
+        return limit, f"data.max_length {requested} is beyond the model's {limit} positions; using {limit}"
+    return requested, None
+
+
+@dataclass
+class RunInputs:
+    """What turns a run's rows into its model's inputs, and outputs back into answers."""
+
+    task: Task
+    preprocessor: object  # a tokenizer, or an image run's ImageSettings
+    max_length: int  # effective: capped at the model's positions; 0 for images (nothing to cut)
+
+    @property
+    def pad_id(self) -> int:
+        # Read from the preprocessor saved with the model, so a trimmed vocabulary's new id counts.
+        return getattr(self.preprocessor, "pad_token_id", None) or 0
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.task.label_names
+
+    @classmethod
+    def build(cls, data_cfg: DataConfig, task: Task, preprocessor, config) -> tuple[RunInputs, list[str]]:
+        """At fit: the recipe's max_length capped by the model's `config`; the notices to tell."""
+        if task.inputs == "image":
+            return cls(task, preprocessor, 0), []
+        length, notice = capped_max_length(data_cfg.max_length, config)
+        return cls(task, preprocessor, length), [notice] if notice else []
+
+    @classmethod
+    def load(cls, model_dir: str | Path, data_cfg: DataConfig) -> RunInputs:
+        """A saved model's inputs: its task (labels from its config), preprocessor and max_length."""
+        from pretune.models.load import load_saved_config
+
+        model_dir = Path(model_dir)
+        task = create_task(data_cfg)
+        config = load_saved_config(model_dir)
+        task.restore(config)
+        if task.inputs == "image":  # the saved size and normalisation: they are the model's
+            from pretune.models.vision import load_image_settings
+
+            return cls(task, load_image_settings(str(model_dir)), 0)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        return cls(task, tokenizer, saved_max_length(model_dir, data_cfg))
+
+    def save(self, model_dir: str | Path) -> None:
+        atomic.write_json(Path(model_dir) / INPUTS, {"max_length": self.max_length})
+
+    def encode(self, table: TextTable):
+        return self.task.encode(table, self.preprocessor, self.max_length)
+
+
+def saved_max_length(model_dir: str | Path, data_cfg: DataConfig) -> int:
+    """The effective max_length a saved model encodes with, read without loading the model (a run
+    written before inputs.json: the same cap, from its config.json)."""
+    model_dir = Path(model_dir)
+    if (model_dir / INPUTS).is_file():
+        return int(atomic.read_json(model_dir / INPUTS)["max_length"])
+    config = model_dir / "config.json"
+    return capped_max_length(data_cfg.max_length, atomic.read_json(config) if config.is_file() else None)[0]
 
 
 class Predictor:
-    """A saved model, its tokenizer and its task, ready to encode, predict and evaluate."""
+    """A saved model and its RunInputs, ready to encode, predict and evaluate."""
 
-    def __init__(self, model_dir: str | Path, data_cfg: DataConfig, batch_size: int = 64):
-        from transformers import AutoTokenizer
-
-        from pretune.models.load import position_limit
+    def __init__(self, model_dir: str | Path, data_cfg: DataConfig, batch_size: int = 64,
+                 inputs: RunInputs | None = None):
         from pretune.models.runners import load_runner
-        from pretune.models.vision import load_image_settings
         from pretune.models.weights_check import loading_weights
 
         self.data_cfg, self.batch_size = data_cfg, batch_size
-        self.task = create_task(data_cfg)
+        self.inputs = inputs or RunInputs.load(model_dir, data_cfg)
+        self.task = self.inputs.task
         with loading_weights(model_dir):
             self.runner = load_runner(model_dir, self.task)
-        if self.task.inputs == "image":  # the saved size and normalisation: they are the model's
-            self.tokenizer = load_image_settings(str(model_dir))
-        else:
-            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.pad_id = getattr(self.tokenizer, "pad_token_id", None) or 0
-        # fit capped max_length at the model's positions (with a notice); cap the same way here.
-        limit = position_limit(json.loads((Path(model_dir) / "config.json").read_text()))
-        self.max_length = min(data_cfg.max_length, limit or data_cfg.max_length)
+
+    @property
+    def tokenizer(self):
+        return self.inputs.preprocessor
+
+    @property
+    def pad_id(self) -> int:
+        return self.inputs.pad_id
+
+    @property
+    def max_length(self) -> int:
+        return self.inputs.max_length
 
     @property
     def label_names(self) -> list[str] | None:
         return self.task.label_names
 
     def encode(self, table: TextTable):
-        return self.task.encode(table, self.tokenizer, self.max_length)
+        return self.inputs.encode(table)
 
     def predict_table(self, table: TextTable) -> list[dict]:
         split = self.encode(table)
@@ -68,12 +146,24 @@ class Predictor:
         return read_rows(path, cfg, task, with_labels)
 
 
+@dataclass
+class SplitAnswers:
+    """The answers of a model on a test table, in row order, with the task that decoded them."""
+
+    task: Task
+    table: TextTable
+    answers: list[dict]
+
+
 class Run(RunDir):
     """A run directory with its model in reach: `predict`, `evaluate`."""
 
     def __init__(self, path: str | Path):
         super().__init__(path)
         self._predictor: Predictor | None = None
+        # What fit's one test pass answered, kept in memory for the report's predictions/test.jsonl
+        # (no second pass, no reload); None for a run loaded from disk.
+        self.test_predictions: SplitAnswers | None = None
 
     def predictor(self) -> Predictor:
         if self._predictor is None:

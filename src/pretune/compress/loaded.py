@@ -14,7 +14,7 @@ from pretune.data.encode import EncodedSplit, collate
 from pretune.data.prepare import TextTable, load_frames
 from pretune.errors import PretuneError
 from pretune.evaluate import TorchRunner, evaluate
-from pretune.predictor import Run
+from pretune.predictor import Run, RunInputs
 from pretune.recipe import DataConfig
 from pretune.tasks import Task, create_task
 
@@ -65,17 +65,6 @@ def backend_of(model_dir: Path) -> str:
     return "torch-int8" if quantization_of(model_dir) else "torch-fp32"
 
 
-def load_preprocessor_of(run: runs.RunDir, task: Task):
-    """The saved model's tokenizer, or for an image run its ImageSettings (size, normalisation)."""
-    if task.inputs == "image":
-        from pretune.models.vision import load_image_settings
-
-        return load_image_settings(str(run.model_path))
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(run.model_path)
-
-
 def load_runner(model_dir: str | Path, task: Task, threads: int | None = None):
     """The run's runner (ONNX, torch int8 or torch) on CPU, with `threads` intra-op threads."""
     import torch
@@ -119,11 +108,9 @@ class LoadedRun:
         self.work = Path(work) if work else self.path.parent / ".pretune-work"
         self.recipe = self.run.recipe
         self.model_path = self.run.model_path
-        self.task = task_of(self.run)
+        self.inputs = RunInputs.load(self.model_path, self.recipe.data)  # what fit saved with the model
+        self.task = self.inputs.task
         self.kind = self.task.inputs
-        self.preprocessor = load_preprocessor_of(self.run, self.task)
-        self.pad_id = getattr(self.preprocessor, "pad_token_id", 0) or 0
-        self.max_length = self.recipe.data.max_length if self.kind == "text" else 0
         self.backend = backend_of(self.model_path)
         self.data: PreparedData = prepare(self.recipe.data, self.task, label_names=self.task.label_names,
                                           frames=self.frames.of(self.recipe.data, self.task))
@@ -135,6 +122,19 @@ class LoadedRun:
         return f"LoadedRun({str(self.path)!r})"
 
     @property
+    def preprocessor(self):
+        """The saved model's tokenizer, or for an image run its ImageSettings."""
+        return self.inputs.preprocessor
+
+    @property
+    def pad_id(self) -> int:
+        return self.inputs.pad_id
+
+    @property
+    def max_length(self) -> int:
+        return self.inputs.max_length
+
+    @property
     def tables(self) -> dict:
         """The command's data tables for this run's recipe: `fit(data=...)` takes them."""
         return self.frames.of(self.recipe.data, self.task)
@@ -143,8 +143,7 @@ class LoadedRun:
         """The split (its first `n` rows) encoded as this run's model takes it; once each."""
         key = (split, n if n is not None and n < len(self.data.splits[split]) else None)
         if key not in self._encoded:
-            self._encoded[key] = self.task.encode(head(self.data.splits[split], key[1]), self.preprocessor,
-                                                  self.max_length)
+            self._encoded[key] = self.inputs.encode(head(self.data.splits[split], key[1]))
         return self._encoded[key]
 
     def batches(self, split: str, n: int, size: int) -> list[dict]:

@@ -3,49 +3,35 @@
 branches on the modality. A step also says which model formats it takes and which it gives, so a
 chain that cannot work (`quantize,distill`: distill needs the fp32 torch model that quantize no
 longer gives) is refused before its first step runs, naming the order.
+
+Adding a step: in its own module, decorate the function with `base.register` (never import this
+module there: it imports the built-ins, see `register_builtin`):
+
+    from pretune.compress import base
+
+    def _check(parent: base.Parent, cfg: CompressConfig) -> None:   # before any work
+        if cfg.mine.x and "accuracy" not in parent.task.metric_names:
+            raise PretuneError("compress.mine.x needs ...")
+
+    @base.register("mine", "text", takes=(base.TORCH,), gives="onnx-int8",
+                   settings=lambda cfg: cfg.mine, check=_check)
+    def mine_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun: ...
+
+and add the module to `register_builtin`. `settings` is the section the node's result depends
+on (a changed section redoes the node); `check(parent, cfg)` sees the task and the parent's model
+format, not a loaded model, and is called by `check_chain` for every step of every chain, by
+`pretune compress` and by the pipeline's plan alike, so a refusal comes before the first node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from pretune.compress.base import KINDS, TORCH, Parent, Step, _steps, register
 from pretune.errors import PretuneError
 from pretune.recipe import CompressConfig
 
-KINDS = ("text", "image")
-TORCH = "torch-fp32"  # what training, surgery and pruning need; measure.backend_of's names
-
-
-@dataclass(frozen=True)
-class Step:
-    """One method for one input kind: the function, the model formats it takes, the one it gives."""
-
-    name: str
-    kind: str
-    run: Callable
-    takes: Callable[[CompressConfig], tuple[str, ...]]
-    gives: Callable[[CompressConfig], str]
-
-
-_steps: dict[tuple[str, str], Step] = {}
-
-
-def register(name: str, kind: str, takes: tuple[str, ...] | Callable = (TORCH,),
-             gives: str | Callable = TORCH) -> Callable:
-    """`@register("quantize", "image", takes=..., gives=...)` over a step function."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown input kind '{kind}'; known: {', '.join(KINDS)}")
-
-    def add(fn: Callable) -> Callable:
-        if (name, kind) in _steps:
-            raise ValueError(f"compression step '{name}' for {kind} runs is already registered")
-        _steps[(name, kind)] = Step(name, kind, fn, takes if callable(takes) else (lambda _cfg: takes),
-                                    gives if callable(gives) else (lambda _cfg: gives))
-        return fn
-
-    return add
+__all__ = ["KINDS", "TORCH", "Parent", "Step", "available", "check_chain", "get", "register", "run_step"]
 
 
 def register_builtin() -> None:
@@ -77,18 +63,19 @@ def get(name: str, kind: str) -> Step:
                        f"{kind} runs take: {', '.join(available(kind))}")
 
 
-def check_chain(chain: list[str], kind: str, backend: str, cfg: CompressConfig) -> None:
-    """Every step resolves for `kind`, and each takes what the one before it gives (the first:
-    the original's `backend`); else one line naming the order."""
+def check_chain(chain: list[str], task, backend: str, cfg: CompressConfig) -> None:
+    """Every step resolves for the task's input kind, each takes what the one before it gives (the
+    first: the original's `backend`), and each step's own `check` passes; else one line."""
     if not chain:
-        raise PretuneError("an empty chain: no compression steps given; known: " + ", ".join(available(kind)))
+        raise PretuneError("an empty chain: no compression steps given; known: " + ", ".join(available(task.inputs)))
     given, before = backend, "the original run"
     for name in chain:
-        step = get(name, kind)
+        step = get(name, task.inputs)
         if given not in step.takes(cfg):
             raise PretuneError(
                 f"step order {','.join(chain)} cannot work: {name} needs a {' or '.join(step.takes(cfg))} model "
                 f"but {before} gives {given}; put quantize and export last")
+        step.check(Parent(task, given), cfg)
         given, before = step.gives(cfg), name
 
 

@@ -29,7 +29,7 @@ from pretune.compress.variant import figures
 from pretune.errors import PretuneError
 from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
-from pretune.tasks import create_task
+from pretune.tasks import Task, create_task
 
 TABLE, PLOT, WORK = "compression.json", "pareto.png", ".work"
 NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
@@ -114,6 +114,19 @@ def chains_of(cfg: CompressConfig, kind: str) -> list[list[str]]:
     return tree + [["distill"]] if kind == "image" and cfg.distill.student else tree
 
 
+def check_compression(cfg: CompressConfig, task: Task, backend: str) -> list[list[str]]:
+    """Every precondition of the whole tree, before any work (no data read, nothing trained):
+    every chain works for the task in its order and each step's own check passes, and a budget
+    has accuracy to count. `pretune compress` and the pipeline's plan both call this. The chains."""
+    chains = chains_of(cfg, task.inputs)
+    for chain in chains:
+        steps.check_chain(chain, task, backend, cfg)
+    if cfg.max_drop is not None and "accuracy" not in task.metric_names:
+        raise PretuneError(f"compress.max_drop (--max-drop) counts accuracy points, which a {task.name} task does "
+                           f"not report; remove it (every variant is then listed, the original kept)")
+    return chains
+
+
 def check_out(out: Path, run: Run) -> None:
     if out.is_file():
         raise PretuneError(f"--out {out} is a file; give a directory for the variants")
@@ -140,10 +153,7 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     cfg = resolve_config(run, steps_, max_drop, overrides, config, variants)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
     check_out(out, run)
-    kind = create_task(run.recipe.data).inputs
-    chains = chains_of(cfg, kind)
-    for chain in chains:  # every chain can work, before the first step runs or the data is read
-        steps.check_chain(chain, kind, backend_of(run.model_path), cfg)
+    chains = check_compression(cfg, create_task(run.recipe.data), backend_of(run.model_path))
     root = LoadedRun(run, Frames(), out / WORK)
     shutil.rmtree(out / WORK, ignore_errors=True)  # a killed command's leftovers
     rows: list[dict] = []
@@ -152,7 +162,8 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
 
     def visit(parent: LoadedRun, node: Node) -> None:
         target = out.joinpath(*node.path)
-        fingerprint = {"original": str(run.path), "path": list(node.path), **_settings(cfg, node.step)}
+        fingerprint = {"original": str(run.path), "path": list(node.path),
+                       "settings": steps.get(node.step, root.kind).settings_of(cfg)}
         reused = _finished(target, fingerprint)
         if reused:
             loaded = parent.child(target)
@@ -198,8 +209,7 @@ def run_step(run: Run, name: str, out: Path, config: CompressConfig | None = Non
     out = Path(out)
     if out.is_file() or (out / runs.RECIPE).exists():
         raise PretuneError(f"--out {out} already exists; give a new directory for the variant")
-    kind = create_task(run.recipe.data).inputs
-    steps.check_chain([name], kind, backend_of(run.model_path), cfg)
+    steps.check_chain([name], create_task(run.recipe.data), backend_of(run.model_path), cfg)
     work = out.with_name(f".{out.name}.work")
     shutil.rmtree(work, ignore_errors=True)
     parent = LoadedRun(run, Frames(), work)
@@ -221,14 +231,6 @@ def _trie(chains: list[list[str]]) -> dict[str, Node]:
 
 def _distinct(chains: list[list[str]]) -> list[str]:
     return list(dict.fromkeys(name for chain in chains for name in chain))
-
-
-def _settings(cfg: CompressConfig, step: str) -> dict:
-    """What a node's result depends on besides its parent: its step's section (and the budget,
-    which the quantize gate reads)."""
-    section = getattr(cfg, step.replace("-", "_"), None)
-    return {"settings": section.model_dump(mode="json") if section is not None else {},
-            **({"max_drop": cfg.max_drop} if step == "quantize" else {})}
 
 
 def _read(path: Path) -> dict | None:

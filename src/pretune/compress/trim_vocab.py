@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.variant import write_variant
 from pretune.errors import PretuneError
 from pretune.recipe import CompressConfig
 
 
-@steps.register("trim-vocab", "text")
+@base.register("trim-vocab", "text", settings=lambda cfg: cfg.trim_vocab)
 def trim_vocab_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     tokenizer = parent.preprocessor
     _check_wordpiece(parent.model_path)

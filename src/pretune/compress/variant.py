@@ -22,6 +22,7 @@ def write_variant(out: Path, parent: LoadedRun, step: str, settings: dict, save_
     run = RunDir.create(out, recipe or parent.recipe)
     with run.writing_model() as tmp:
         save_model(tmp)
+        parent.inputs.save(tmp)  # the same effective max_length as the parent's
     return finish_variant(out, parent, step, settings, notes, noted=noted)
 
 

@@ -87,15 +87,11 @@ def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None
     return frames
 
 
-def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
+def prepare(cfg: DataConfig, task, label_names: list[str] | None = None,
             frames: FramesLike | None = None) -> PreparedData:
-    """Load, check and turn labels into the task's targets (default: a new task of the recipe's
-    kind). `label_names` reuses a trained model's labels; `frames` (a DataFrame or a dict of
-    splits) replaces reading files."""
-    if task is None:
-        from pretune.tasks import create_task  # tasks build on this module: imported when called
-
-        task = create_task(cfg)
+    """Load, check and turn labels into `task`'s targets (tasks.create_task(cfg): tasks build
+    on this module, so it never imports them). `label_names` reuses a trained model's labels;
+    `frames` (a DataFrame or a dict of splits) replaces reading files."""
     frames = load_frames(cfg, task.stratify, frames)
     frames = {k: _checked(v, cfg, k) for k, v in frames.items()}
     if cfg.max_train_samples and len(frames["train"]) > cfg.max_train_samples:

@@ -103,7 +103,7 @@ def doubling_search(fits: Callable[[int], bool], cap: int) -> tuple[int, list[in
 def worst_case_batch(parts: FitParts, size: int, device) -> dict[str, torch.Tensor]:
     """`size` rows of real tokens, none padded: every sequence as long as the recipe allows."""
     train = parts.encoded["train"]
-    length = max_length(parts)
+    length = parts.max_length
     longest = np.asarray(train.features["input_ids"][int(np.argmax(train.lengths))])
     batch = {"input_ids": torch.from_numpy(np.tile(np.resize(longest, length), (size, 1)))}
     if "attention_mask" in train.features:
@@ -112,12 +112,6 @@ def worst_case_batch(parts: FitParts, size: int, device) -> dict[str, torch.Tens
         batch["token_type_ids"] = torch.zeros(size, length, dtype=torch.long)
     batch["labels"] = torch.from_numpy(train.labels[np.arange(size) % len(train)])
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def max_length(parts: FitParts) -> int:
-    # Texts never get longer than the model's position table, whatever data.max_length says.
-    positions = getattr(parts.model.config, "max_position_embeddings", None)
-    return min(parts.recipe.data.max_length, positions or parts.recipe.data.max_length)
 
 
 def _probe_cuda(parts: FitParts, acc, cap: int, budget: int | None) -> tuple[int, dict]:
@@ -143,9 +137,9 @@ def _probe_cuda(parts: FitParts, acc, cap: int, budget: int | None) -> tuple[int
     gc.collect()
     torch.cuda.empty_cache()
     if largest == 0:
-        raise PretuneError(f"even batch size 1 does not fit on {acc.device} at max_length {max_length(parts)}; "
+        raise PretuneError(f"even batch size 1 does not fit on {acc.device} at max_length {parts.max_length}; "
                            "lower data.max_length or train fewer parameters (strategy)")
-    return largest, {"budget_bytes": budget, "max_length": max_length(parts), "peak_bytes": peaks}
+    return largest, {"budget_bytes": budget, "max_length": parts.max_length, "peak_bytes": peaks}
 
 
 def _train_step(model, optimizer, parts: FitParts, acc, size: int) -> None:
@@ -176,10 +170,10 @@ def _estimate(parts: FitParts, acc, cap: int, budget: int) -> tuple[int, dict]:
     largest, _ = doubling_search(fits, cap)
     if largest == 0:
         raise PretuneError(
-            f"even batch size 1 needs about {estimates[1] / GB:.3g} GiB at max_length {max_length(parts)}, over "
+            f"even batch size 1 needs about {estimates[1] / GB:.3g} GiB at max_length {parts.max_length}, over "
             f"the {budget / GB:.3g} GiB budget; lower data.max_length, train fewer parameters, or raise --budget-gb")
     return largest, {
-        "budget_bytes": budget, "max_length": max_length(parts), "weight_bytes": weights,
+        "budget_bytes": budget, "max_length": parts.max_length, "weight_bytes": weights,
         "gradient_bytes": grads, "optimizer_state_bytes": grads * copies,
         "activation_bytes_fixed": int(fixed - weights - grads * (1 + copies)),
         "activation_bytes_per_sample": per_sample, "measured_activation_bytes": {b1: m1, b2: m2},

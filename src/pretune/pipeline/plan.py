@@ -19,7 +19,7 @@ import yaml
 
 from pretune import runs
 from pretune.errors import PretuneError
-from pretune.recipe import Recipe, RecipeLike, apply_override, read_yaml
+from pretune.recipe import Recipe, RecipeLike, edit, parse_overrides, read_yaml
 
 STAGES = ("search", "fit", "compress", "report", "release")
 OPTIONAL = {"search", "compress"}  # the others always run
@@ -86,8 +86,7 @@ def _written(recipe: RecipeLike, overrides: list[str] | None) -> dict:
         raw = recipe.model_dump(mode="json", exclude_unset=True)
     else:
         raw = copy.deepcopy(recipe)
-    for item in overrides or []:
-        apply_override(raw, item)
+    edit(raw, parse_overrides(overrides))
     Recipe.from_dict(raw)  # a bad key fails here, naming it
     return json.loads(json.dumps(raw))  # YAML-typed values (tuples, paths) as they are saved
 
@@ -96,16 +95,9 @@ def _checked(recipe: Recipe, path: Path, fit_overrides: list[str]) -> Plan:
     stages = [s for s in STAGES if s not in OPTIONAL or s in recipe.model_fields_set]
     result = Plan(recipe, path, stages, fit_overrides)
     if fit_overrides:
-        Recipe.from_dict(_with(recipe, fit_overrides))  # the final fit's recipe must be valid too
+        recipe.updated(parse_overrides(fit_overrides))  # the final fit's recipe must be valid too
     check(result)
     return result
-
-
-def _with(recipe: Recipe, overrides: list[str]) -> dict:
-    raw = recipe.model_dump(mode="json")
-    for item in overrides:
-        apply_override(raw, item)
-    return raw
 
 
 def check(p: Plan) -> None:
@@ -122,25 +114,12 @@ def check(p: Plan) -> None:
             raise PretuneError(f"pipeline: search.metric names {len(searched.metrics)} metrics, a Pareto front with "
                                f"no single best recipe to fit; search one metric")
     if "compress" in p.stages:
-        cfg = (Recipe.from_dict(_with(recipe, p.fit_overrides)) if p.fit_overrides else recipe).compress
-        _check_steps(cfg, task)
-        if cfg.max_drop is not None and "accuracy" not in task.metric_names:
-            raise PretuneError(f"compress.max_drop counts accuracy points, which a {task.name} task does not "
-                               f"report; remove max_drop (every variant is then listed, the fine-tuned model kept)")
+        cfg = recipe.updated(parse_overrides(p.fit_overrides)).compress
+        # The same checks `pretune compress` makes, before the fit: the fit will give a torch model.
+        from pretune.compress.steps import TORCH
+        from pretune.compress.tree import check_compression
 
-
-def _check_steps(cfg, task) -> None:
-    """Every chain of the compression tree works for this task's inputs, refused before the fit:
-    the same check `pretune compress` makes (unknown step, one the input kind lacks, an order
-    that cannot work)."""
-    from pretune.compress.steps import TORCH, check_chain
-    from pretune.compress.tree import chains_of
-
-    for chain in chains_of(cfg, task.inputs):
-        check_chain(chain, task.inputs, TORCH, cfg)
-        if task.inputs == "image" and "distill" in chain and not cfg.distill.student:
-            raise PretuneError("compress step 'distill' on an image run needs a student model: set "
-                               "compress.distill.student (e.g. efficientnet-lite0)")
+        check_compression(cfg, task, TORCH)
 
 
 def save(p: Plan, state: dict) -> None:

@@ -24,7 +24,7 @@ from pretune import runs
 from pretune.errors import PretuneError
 from pretune.pipeline.plan import Plan
 from pretune.predictor import Run
-from pretune.recipe import Recipe, apply_override
+from pretune.recipe import Recipe, parse_overrides
 
 COMPRESSION = "compression.json"
 
@@ -83,12 +83,7 @@ def _search_record(study) -> dict:
 def fit_recipe(ctx: Context) -> Recipe:
     """The recipe the final fit trains: the best trial's when searched, with the fit overrides."""
     recipe = ctx.study.best_recipe if ctx.study is not None else ctx.plan.recipe
-    if not ctx.plan.fit_overrides:
-        return recipe
-    raw = recipe.model_dump(mode="json")
-    for item in ctx.plan.fit_overrides:
-        apply_override(raw, item)
-    return Recipe.from_dict(raw)
+    return recipe.updated(parse_overrides(ctx.plan.fit_overrides)) if ctx.plan.fit_overrides else recipe
 
 
 def fit_stage(ctx: Context) -> dict:

@@ -16,7 +16,7 @@ from pretune.recipe.compress import (
 )
 from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
-from pretune.recipe.root import Recipe, RecipeLike, apply_override, as_recipe, validated
+from pretune.recipe.root import Recipe, RecipeLike, as_recipe, check_path, edit, parse_overrides, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
 from pretune.recipe.strategy import GroupOverride, LoraConfig, StrategyConfig
 from pretune.recipe.tracking import MlflowConfig, TrackingConfig
@@ -55,9 +55,11 @@ __all__ = [
     "TrackingConfig",
     "TrainConfig",
     "TrimVocabConfig",
-    "apply_override",
     "as_recipe",
+    "check_path",
+    "edit",
     "load_yaml",
+    "parse_overrides",
     "read_yaml",
     "validated",
 ]

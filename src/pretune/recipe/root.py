@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +60,8 @@ class Recipe(_Section):
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-        raw: dict[str, Any] = {}
-        if path is not None:
-            raw = read_yaml(path)
-        for item in overrides or []:
-            apply_override(raw, item)
-        return cls.from_dict(raw)
+        raw: dict[str, Any] = read_yaml(path) if path is not None else {}
+        return cls.from_dict(edit(raw, parse_overrides(overrides)))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Recipe:
@@ -76,53 +73,65 @@ class Recipe(_Section):
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
-    def updated(self, changes: dict[str, Any]) -> Recipe:
-        """A new, validated recipe with each dotted key set (`{"train.epochs": 1}`); a key naming
-        a section replaces it whole (`{"model.surgery": {}}`). What a task fills in by default
-        (data columns) is filled again for the new values, as when the recipe was read."""
-        raw = self.model_dump(mode="json", exclude_unset=True)
-        for dotted, value in changes.items():
-            keys = dotted.split(".")
-            _check_path(keys)
-            node = raw
-            for key in keys[:-1]:
-                node = node.setdefault(key, {})
-            node[keys[-1]] = value.model_dump(mode="json") if isinstance(value, BaseModel) else copy.deepcopy(value)
-        return Recipe.from_dict(raw)
+    def updated(self, changes: Changes) -> Recipe:
+        """A new, validated recipe with each dotted key set (`{"train.epochs": 1}`, or the pairs
+        `parse_overrides(["train.epochs=1"])` gives); a key naming a section replaces it whole
+        (`{"model.surgery": {}}`). What a task fills in by default (data columns) is filled
+        again for the new values, as when the recipe was read. The one way to edit a Recipe by
+        dotted key (`edit` does it for a recipe dict not yet validated)."""
+        return Recipe.from_dict(edit(self.model_dump(mode="json", exclude_unset=True), changes))
 
 
-def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Apply one `a.b.c=value` override in place; the value is parsed as YAML (1e-4, true, [1,2])."""
-    if "=" not in item:
-        raise PretuneError(f"--set expects section.key=value, got {item!r}")
-    dotted, value = item.split("=", 1)
-    keys = dotted.strip().split(".")
-    _check_path(keys)
-    node = raw
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise PretuneError(f"--set {dotted!r}: {key!r} is not a section")
-    try:
-        node[keys[-1]] = load_yaml(value, f"--set {dotted}") if value.strip() else None
-    except yaml.YAMLError:
-        node[keys[-1]] = value
+Changes = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
 
-def _check_path(keys: list[str]) -> None:
+def edit(raw: dict[str, Any], changes: Changes) -> dict[str, Any]:
+    """`raw` (a recipe dict as written, e.g. read from YAML) with each dotted key set in order, in
+    place, and returned; every key checked against the Recipe first. Recipe.updated's editor."""
+    for dotted, value in changes.items() if isinstance(changes, Mapping) else changes:
+        keys = dotted.split(".")
+        check_path(dotted)
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise PretuneError(f"{dotted!r}: {key!r} is not a section")
+        node[keys[-1]] = value.model_dump(mode="json") if isinstance(value, BaseModel) else copy.deepcopy(value)
+    return raw
+
+
+def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
+    """`--set a.b.c=value` items as (dotted key, value) pairs, in order; each value parsed as YAML
+    (1e-4, true, [1,2]), an empty one as null."""
+    pairs = []
+    for item in items or []:
+        if "=" not in item:
+            raise PretuneError(f"--set expects section.key=value, got {item!r}")
+        dotted, value = item.split("=", 1)
+        dotted = dotted.strip()
+        check_path(dotted)
+        try:
+            pairs.append((dotted, load_yaml(value, f"--set {dotted}") if value.strip() else None))
+        except yaml.YAMLError:
+            pairs.append((dotted, value))
+    return pairs
+
+
+def check_path(dotted: str, where: str = "") -> None:
+    """A dotted key names a field of the Recipe (sections in between); else one line, prefixed
+    with `where` (e.g. "search.space: ")."""
+    keys = dotted.split(".")
     model: type[BaseModel] = Recipe
     for i, key in enumerate(keys):
         fields = model.model_fields
         if key not in fields:
-            where = ".".join(keys[:i]) or "recipe"
-            raise PretuneError(
-                f"unknown key {'.'.join(keys[: i + 1])!r}; {where} has: {', '.join(fields)}"
-            )
+            section = ".".join(keys[:i]) or "recipe"
+            raise PretuneError(f"{where}unknown key {'.'.join(keys[: i + 1])!r}; {section} has: {', '.join(fields)}")
         annotation = fields[key].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation
         elif i < len(keys) - 1:
-            raise PretuneError(f"{'.'.join(keys[: i + 1])!r} is a value, not a section")
+            raise PretuneError(f"{where}{'.'.join(keys[: i + 1])!r} is a value, not a section")
 
 
 def validated(section: type[BaseModel], where: str, **values) -> BaseModel:
@@ -150,9 +159,8 @@ def as_recipe(recipe: RecipeLike, overrides: list[str] | None = None) -> Recipe:
         return Recipe.load(recipe, overrides)
     if isinstance(recipe, Recipe) and not overrides:
         return recipe
-    # exclude_unset: what the recipe left to defaults stays a default, so that `--set data.task=...`
+    # Recipe.updated keeps what the recipe left to defaults a default, so that `--set data.task=...`
     # on a bare Recipe() still gets that task's columns and settings.
-    raw = recipe.model_dump(mode="json", exclude_unset=True) if isinstance(recipe, Recipe) else copy.deepcopy(recipe)
-    for item in overrides or []:
-        apply_override(raw, item)
-    return Recipe.from_dict(raw)
+    if isinstance(recipe, Recipe):
+        return recipe.updated(parse_overrides(overrides))
+    return Recipe.from_dict(edit(copy.deepcopy(recipe), parse_overrides(overrides)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pretune.recipe.base import _Section
 
@@ -27,9 +27,20 @@ class ScheduleConfig(_Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="fraction of steps of linear warm-up")
     warmup_steps: int | None = Field(None, ge=0, description="warm-up steps (overrides ratio)")
     step_size: int = Field(100, gt=0, description="step / exponential: steps per decay by gamma")
+    step_size_epochs: float | None = Field(None, gt=0, description="step / exponential: epochs per decay by gamma "
+                                           "(overrides step_size; converted with the run's real steps per epoch)")
     gamma: float = Field(0.5, gt=0, description="step/multistep/exponential factor; polynomial power")
     milestones: list[int] = Field(default_factory=list, description="multistep: steps where lr *= gamma")
+    milestones_epochs: list[float] | None = Field(None, description="multistep: epochs where lr *= gamma "
+                                                  "(overrides milestones; converted like step_size_epochs)")
     min_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine floor, as a fraction of lr")
+
+    @field_validator("milestones_epochs")
+    @classmethod
+    def _positive(cls, value: list[float] | None) -> list[float] | None:
+        if any(m <= 0 for m in value or []):
+            raise ValueError("every milestone must be above 0 epochs")
+        return value
 
 
 class LossConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,22 @@ from pretune.errors import PretuneError
 # "billion laughs"): the size is counted with every alias expanded, before anything is built.
 MAX_RECIPE_BYTES = 1 << 20
 MAX_EXPANDED_SIZE = 1_000_000  # nodes plus scalar characters, aliases expanded
+BOOL = "tag:yaml.org,2002:bool"
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2's booleans: only true / false. YAML 1.1 also reads yes / no /
+    on / off as booleans, so `mixed_precision: no` arrived as False and was refused; as strings,
+    a Literal field takes them as written and a bool field still reads them (pydantic's lax
+    bool takes yes / no / on / off). One place, for every field, from a file and from --set."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+RecipeLoader.add_implicit_resolver(BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -36,7 +53,7 @@ def load_yaml(text: str, where: str) -> Any:
     """yaml.safe_load, refusing a document whose aliases expand past MAX_EXPANDED_SIZE."""
     if len(text) > MAX_RECIPE_BYTES:
         raise PretuneError(f"{where} is {len(text):,} characters; a recipe is at most {MAX_RECIPE_BYTES:,}")
-    loader = yaml.SafeLoader(text)
+    loader = RecipeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:

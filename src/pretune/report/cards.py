@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from pretune import atomic, runs
+from pretune.predictor import saved_max_length
 from pretune.runs import RunDir
 
 CARD = "README.md"
@@ -99,6 +100,7 @@ def _facts(run: RunDir, measured: dict | None) -> dict:
         "tags": list(dict.fromkeys(tags)), "data_name": data_name, "dataset_id": dataset_id,
         "test_metrics": {k: v for k, v in test.items() if _is_number(v) and k not in NOT_METRICS},
         "chain": chain, "origin": origin, "measured": measured or _measured_row(run),
+        "max_length": saved_max_length(run.path / runs.MODEL, recipe.data),  # effective: capped at the positions
     }
 
 
@@ -156,7 +158,7 @@ def _body(run: RunDir, f: dict) -> str:
              f"with the `{origin.strategy.name}` strategy"
              + (f", then compressed by {' -> '.join(link['step'] for link in reversed(f['chain']))}."
                 if f["chain"] else "."), ""]
-    lines += ["## Training", "", *_training(f["origin"]), ""]
+    lines += ["## Training", "", *_training(f["origin"], f["max_length"]), ""]
     lines += ["## Data", "", *_data(recipe, metrics, f), ""]
     lines += ["## Metrics", "", *_metrics_table(metrics), ""]
     if f["chain"]:
@@ -166,7 +168,7 @@ def _body(run: RunDir, f: dict) -> str:
     return "\n".join(lines)
 
 
-def _training(origin: RunDir) -> list[str]:
+def _training(origin: RunDir, max_length: int) -> list[str]:
     recipe, train = origin.recipe, _metrics_or_empty(origin).get("train", {})
     tc = recipe.train
     rows = [("base model", f"`{recipe.model.source}`"), ("strategy", recipe.strategy.name),
@@ -175,7 +177,7 @@ def _training(origin: RunDir) -> list[str]:
             ("loss", tc.loss.name or "the task's default"),
             ("batch size", f"{tc.batch_size} x {tc.gradient_accumulation_steps} accumulation"),
             ("epochs", f"{tc.epochs:g}" + (f" ({train['steps']} steps)" if "steps" in train else "")),
-            ("max length", str(recipe.data.max_length)), ("seed", str(recipe.seed))]
+            ("max length", str(max_length)), ("seed", str(recipe.seed))]
     if "train_seconds" in train:
         rows.append(("train time", f"{train['train_seconds']:.1f} s"))
     if train.get("best_step") is not None:
@@ -243,7 +245,7 @@ def _limitations(recipe, f: dict) -> list[str]:
            if f["task"] not in ("regression", "token-classification") else
            "- Trained on a small, specific data set; check it on your own data before relying on it."]
     if f["task"] != "image-classification":
-        out.append(f"- Inputs longer than {recipe.data.max_length} tokens are truncated.")
+        out.append(f"- Inputs longer than {f['max_length']} tokens are truncated.")
     if f["onnx"]:
         out.append("- An ONNX model: it runs in ONNX Runtime (pretune's `compress` extra), not in torch.")
     if f["chain"]:

@@ -26,20 +26,26 @@ MAX_ROWS, MAX_TEXT, THUMBS, THUMB_PX = 2000, 400, 32, 64
 
 
 def write_test_predictions(run, frames=None) -> Path | None:
-    """Predict the run's test split with its saved model and write the rows; None when the run
-    saved no model. `frames`: the DataFrames a Python caller gave fit instead of the recipe's data."""
+    """Write the rows of the run's test split; None when the run saved no model. A run fit just
+    returned holds its test answers (`run.test_predictions`: fit's one test pass); otherwise the
+    saved model predicts them. `frames`: the DataFrames a Python caller gave fit instead of the
+    recipe's data."""
     from pretune.data.prepare import TextTable, prepare
 
     if not (run.path / "model").is_dir():
         return None
-    predictor = run.predictor()
-    task = predictor.task
-    prepared = prepare(run.recipe.data, task, label_names=task.label_names, frames=frames)
-    table = prepared.splits["test"]
+    held = getattr(run, "test_predictions", None)
+    if held is not None:
+        task, table, predicted = held.task, held.table, held.answers
+    else:
+        predictor = run.predictor()
+        task = predictor.task
+        table = prepare(run.recipe.data, task, label_names=task.label_names, frames=frames).splits["test"]
+        predicted = None
     n = min(len(table), MAX_ROWS)
     labels = None if table.labels is None else table.labels[:n]
     table = TextTable(table.texts[:n], table.pairs[:n] if table.pairs else None, labels)
-    predicted = predictor.predict_table(table)
+    predicted = predicted[:n] if predicted is not None else predictor.predict_table(table)
     rows = _rows(task, table, predicted)
     atomic.write_jsonl(run.path / PREDICTIONS, rows)
     return run.path / PREDICTIONS

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from pretune.recipe import Recipe
-from pretune.search.space import Space, apply
+from pretune.search.space import Space, trial_base
 from pretune.train.callbacks import CancelTraining
 from pretune.train.fit import fit
 
@@ -80,7 +80,7 @@ class Objective:
 
     def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, keep: str,
                  evaluations: int, over_budget: Callable[[optuna.Trial], bool], callbacks: list):
-        self.base = base.model_dump(mode="json", exclude={"search"})
+        self.base = trial_base(base)
         self.space, self.metrics, self.study_dir = space, metrics, study_dir
         self.keep, self.evaluations, self.over_budget = keep, evaluations, over_budget
         self.callbacks = callbacks
@@ -94,7 +94,7 @@ class Objective:
             # The loop turns `evaluations` into an interval from the steps it counts itself.
             overrides = {**params, "train.evaluations": self.evaluations, "train.eval_every_steps": None}
             trial.set_user_attr("overrides", overrides)
-            recipe = Recipe.from_dict(apply(self.base, overrides))
+            recipe = self.base.updated(overrides)
             out = trial_dir(self.study_dir, trial.number)
             shutil.rmtree(out, ignore_errors=True)  # a half-written try of this very trial
             single = len(self.metrics) == 1 and self.metrics[0] != TRAIN_SECONDS

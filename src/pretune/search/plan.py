@@ -19,7 +19,7 @@ from pretune.search import results
 from pretune.search.objective import TRAIN_SECONDS
 from pretune.search.pruners import pruners
 from pretune.search.samplers import SINGLE_OBJECTIVE, samplers
-from pretune.search.space import Space, parse_space
+from pretune.search.space import Space, parse_space, trial_base
 from pretune.search.storage import shown, storage_url
 from pretune.tasks import create_task
 
@@ -46,7 +46,7 @@ class SearchPlan:
     def info(self) -> results.StudyInfo:
         settings = {"sampler": self.cfg.sampler, "pruner": self.cfg.pruner, "budget": self.budget,
                     "storage": shown(self.url), "keep": self.cfg.keep}
-        return results.StudyInfo(self.path, self.recipe.model_dump(mode="json", exclude={"search"}),
+        return results.StudyInfo(self.path, trial_base(self.recipe),
                                  self.space, self.metrics, self.directions, settings)
 
 

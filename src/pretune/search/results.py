@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pretune import atomic, runs
 from pretune.recipe import Recipe
 from pretune.search.objective import MODEL_PARAMETERS, TRAIN_SECONDS, trial_dir
-from pretune.search.space import Space, apply
+from pretune.search.space import Space
 
 STUDY, TRIALS, BEST, PLOTS = "study.json", "trials.csv", "best.yaml", "plots"
 # A best value in the outer tenth of its range may be better still outside it (tuning playbook).
@@ -36,7 +36,7 @@ class StudyInfo:
     """What results need besides the optuna study: the base recipe and what was asked."""
 
     path: Path
-    base: dict  # the recipe without its search section
+    base: Recipe  # the recipe with its search section at the defaults: each trial's recipe edits it
     space: Space
     metrics: list[str]
     directions: list[str]
@@ -52,7 +52,7 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def trial_recipe(info: StudyInfo, trial: FrozenTrial) -> Recipe:
     overrides = trial.user_attrs.get("overrides") or info.space.decode(trial.params)
-    return Recipe.from_dict(apply(info.base, overrides))
+    return info.base.updated(overrides)
 
 
 def edge_warnings(info: StudyInfo, trial: FrozenTrial) -> list[str]:

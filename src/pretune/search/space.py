@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
 
 from pretune.errors import PretuneError
-from pretune.recipe import Recipe, SpaceEntry
+from pretune.recipe import Recipe, SpaceEntry, check_path
 
 KINDS = ("int", "uniform", "loguniform", "choice")
 _PRIMITIVE = (type(None), bool, int, float, str)
@@ -123,10 +122,10 @@ class Space:
         return count(0, {})
 
 
-def apply(raw: dict, params: dict[str, Any]) -> dict:
-    """A recipe dict with each dotted key set to its value, through `Recipe.updated` (the one
-    dotted-key editor); checked, and whole (defaults filled in)."""
-    return Recipe.from_dict(raw).updated(params).model_dump(mode="json")
+def trial_base(recipe: Recipe) -> Recipe:
+    """The recipe each trial's sample edits (through `Recipe.updated`, the one dotted-key editor):
+    the study's, with its search section at the defaults (a trial searches nothing)."""
+    return recipe.updated({"search": {}})
 
 
 def parse_space(recipe: Recipe) -> Space:
@@ -148,9 +147,8 @@ def parse_space(recipe: Recipe) -> Space:
                 if unknown:
                     raise PretuneError(f"search.space.{p.path}: `when` {key}={unknown[0]!r} is never searched; "
                                        f"{key} takes {list(other.choices)}")
-    base = recipe.model_dump(mode="json", exclude={"search"})
     for p in params:
-        _check_values(base, p)
+        _check_values(recipe, p)
     return Space(_ordered(params))
 
 
@@ -158,7 +156,7 @@ def _param(path: str, entry: SpaceEntry) -> Param:
     where = f"search.space.{path}"
     if path.startswith("search.") or path == "search":
         raise PretuneError(f"{where}: the search section itself cannot be searched")
-    _check_path(path)
+    check_path(path, "search.space: ")
     given = {k: v for k, v in (("int", entry.int_), ("uniform", entry.uniform),
                                 ("loguniform", entry.loguniform), ("choice", entry.choice)) if v is not None}
     if len(given) != 1:
@@ -189,30 +187,14 @@ def _param(path: str, entry: SpaceEntry) -> Param:
     return Param(path, kind, float(low), float(high), step, when=when)
 
 
-def _check_path(path: str) -> None:
-    model: type[BaseModel] = Recipe
-    keys = path.split(".")
-    for i, key in enumerate(keys):
-        fields = model.model_fields
-        if key not in fields:
-            where = ".".join(keys[:i]) or "recipe"
-            raise PretuneError(f"search.space: unknown key '{'.'.join(keys[: i + 1])}'; {where} has: "
-                               f"{', '.join(f for f in fields if f != 'search')}")
-        annotation = fields[key].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        elif i < len(keys) - 1:
-            raise PretuneError(f"search.space: '{'.'.join(keys[: i + 1])}' is a value, not a section")
-
-
-def _check_values(base: dict, p: Param) -> None:
+def _check_values(base: Recipe, p: Param) -> None:
     """Each choice, and each end of a range, must make a valid recipe: fail now, not in trial 7."""
     values = p.choices if p.kind == "choice" else (p.low, p.high)
     if p.kind == "int":
         values = tuple(int(v) for v in values)
     for value in values:
         try:
-            Recipe.from_dict(base).updated({p.path: value})
+            base.updated({p.path: value})
         except PretuneError as e:
             raise PretuneError(f"search.space.{p.path}: value {value!r} is refused: {e}") from None
 

@@ -112,9 +112,7 @@ def search(
     given = {"trials": trials, "timeout": timeout, "storage": storage, "study": study, "workers": workers,
              "keep": keep, "sampler": sampler if isinstance(sampler, str) else None,
              "pruner": pruner if isinstance(pruner, str) else None}
-    raw = base.model_dump(mode="json")
-    raw["search"].update({k: v for k, v in given.items() if v is not None})
-    base = Recipe.from_dict(raw)
+    base = base.updated({f"search.{k}": v for k, v in given.items() if v is not None})
     path = Path(out) if out else default_study_dir(recipe, base)
     plan = plan_search(base, path, sampler, pruner)
     if (isinstance(sampler, BaseSampler) or isinstance(pruner, BasePruner) or callbacks) and plan.cfg.workers > 1:

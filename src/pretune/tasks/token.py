@@ -40,6 +40,7 @@ class TokenClassification(Task):
         super().__init__(cfg)
         self.scheme_slips = 0  # I- tags with no B- before them, counted in learn_labels
         self.truncated_train = 0  # training sentences longer than max_length, counted in encode
+        self.encoded_length = cfg.max_length  # set by encode: the effective one, capped at the model's positions
 
     def _rows(self, frame: pd.DataFrame, column: str, where: str) -> list[list[str]]:
         """Each cell as a list of strings: a list, a Parquet array or a JSON list in a CSV cell;
@@ -82,6 +83,7 @@ class TokenClassification(Task):
     def encode(self, table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
         if not getattr(tokenizer, "is_fast", False):
             raise PretuneError("token classification needs a fast tokenizer (word_ids to align tags)")
+        self.encoded_length = max_length
         raw = bool(table.texts) and isinstance(table.texts[0], str)
         parts: dict[str, list[RaggedRows]] = {}
         word_ids, offsets = [], []
@@ -117,7 +119,7 @@ class TokenClassification(Task):
                         "seqeval reads each as the start of an entity")
         if self.truncated_train:
             said.append(f"train: {self.truncated_train} sentence(s) are longer than data.max_length "
-                        f"{self.cfg.max_length} sub-words; their words past it are not trained on")
+                        f"{self.encoded_length} sub-words; their words past it are not trained on")
         return said
 
     def sampling_classes(self, split: EncodedSplit) -> list[list[int]]:

@@ -17,7 +17,7 @@ from pretune import atomic, runs
 from pretune.data.prepare import resolve_data_paths
 from pretune.errors import PretuneError
 from pretune.evaluate import run_split
-from pretune.predictor import Run
+from pretune.predictor import Run, SplitAnswers
 from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.runs import RunDir
 from pretune.tracking import create_tracking_callbacks
@@ -94,7 +94,7 @@ def fit(
     loop = TrainLoop(
         parts.model, tc, parts.encoded["train"], parts.encoded["validation"], parts.loss_fn,
         parts.task, optimizer_factory=parts.optimizer_factory(),
-        scheduler_factory=lambda opt, total: create_scheduler(opt, tc.schedule, total),
+        scheduler_factory=lambda opt, total, per_epoch: create_scheduler(opt, tc.schedule, total, per_epoch),
         pad_id=parts.pad_id, seed=recipe.seed, group_by_length=recipe.data.group_by_length,
         # The keeper first: a callback that stops training in on_evaluate must not hide that
         # evaluation from it.
@@ -121,17 +121,20 @@ def fit(
             obj.load_state_dict(saved[name])
     state = loop.run()
 
+    done = Run(run_dir)
     if main:
-        _finish(Run(run_dir), parts, loop, keeper, state, save_model, test)
+        done.test_predictions = _finish(done, parts, loop, keeper, state, save_model, test)
         if state.status == "completed":
             # A finished run needs no optimizer state: checkpoints are 3x the model on disk.
             prune_checkpoints(run_dir / runs.CHECKPOINTS, tc.keep_checkpoints_after_fit)
     accelerator.wait_for_everyone()  # the other processes may read metrics.json once it is whole
-    return Run(run_dir)
+    return done
 
 
-def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, test: bool) -> None:
-    """metrics.json (and the model) of a run whose loop has ended."""
+def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, test: bool):
+    """metrics.json (and the model) of a run whose loop has ended; the test split's answers when
+    it was scored (None if not): one test pass gives the figures and the predictions the report
+    shows (api.fit writes them), with no second read of the data or reload of the model."""
     encoded, task = parts.encoded, parts.task
     model = loop.accelerator.unwrap_model(loop.model)
     cancelled = state.status == "cancelled"
@@ -161,9 +164,15 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
         **({"notices": parts.notices} if parts.notices else {}),
         **({"task_defaults": defaults} if (defaults := parts.recipe.task_defaults()) else {}),
     }
+    predictions = None
     if test and not cancelled:
         # The main process alone (the others wait at the barrier): unsharded.
-        final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"], shard=False)}
+        outputs, loss = run_split(loop.runner(), encoded["test"], loop.cfg.eval_batch_size, parts.pad_id,
+                                  parts.loss_fn)
+        final["test"] = {"samples": len(encoded["test"]), **({"loss": loss} if loss is not None else {}),
+                         **task.metrics(outputs, encoded["test"])}
+        table = parts.data.splits["test"]
+        predictions = SplitAnswers(task, table, task.decode(outputs, encoded["test"], table))
     if save_model and not cancelled:
         with run.writing_model() as tmp:
             if hasattr(model, "config"):
@@ -171,7 +180,9 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
             parts.strategy.save(model, tmp)
             if hasattr(parts.tokenizer, "save_pretrained"):
                 parts.tokenizer.save_pretrained(tmp)
+            parts.inputs.save(tmp)
     run.write_metrics(final)
+    return predictions
 
 
 def default_run_dir(recipe: Recipe) -> Path:

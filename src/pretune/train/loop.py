@@ -121,7 +121,7 @@ class TrainLoop:
         self.eval_every = cfg.eval_every_steps or (max(1, math.ceil(total / cfg.evaluations))
                                                    if cfg.evaluations else None)
         optimizer = optimizer_factory(model)
-        scheduler = scheduler_factory(optimizer, total)
+        scheduler = scheduler_factory(optimizer, total, steps_per_epoch)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         # accelerate also wraps the model's own forward in autocast; the training step enters
         # autocast itself, so take that wrapper off: evaluation (`runner`) then runs in fp32.

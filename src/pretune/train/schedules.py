@@ -88,6 +88,18 @@ def one_cycle(step: int, T: int, cfg: ScheduleConfig) -> float:
     return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def in_steps(cfg: ScheduleConfig, steps_per_epoch: int) -> ScheduleConfig:
+    """The schedule with its epoch settings as optimizer steps: the one conversion, from the steps
+    per epoch the loop counts (batches over every process, over gradient accumulation). Like
+    step_size and milestones, the epochs count after warm-up; each is at least one step."""
+    update: dict = {}
+    if cfg.step_size_epochs is not None:
+        update["step_size"] = max(1, round(cfg.step_size_epochs * steps_per_epoch))
+    if cfg.milestones_epochs is not None:
+        update["milestones"] = [max(1, round(m * steps_per_epoch)) for m in cfg.milestones_epochs]
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def warmup_steps(cfg: ScheduleConfig, total_steps: int) -> int:
     if cfg.warmup_steps is not None:
         return min(cfg.warmup_steps, total_steps)
@@ -108,5 +120,10 @@ def lr_multiplier(cfg: ScheduleConfig, total_steps: int) -> Callable[[int], floa
     return multiplier
 
 
-def create_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int) -> LambdaLR:
-    return LambdaLR(optimizer, lr_multiplier(cfg, total_steps))
+def create_scheduler(optimizer, cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int | None = None
+                     ) -> LambdaLR:
+    """`steps_per_epoch`: what step_size_epochs / milestones_epochs convert with (see in_steps)."""
+    if steps_per_epoch is None and (cfg.step_size_epochs is not None or cfg.milestones_epochs is not None):
+        raise ValueError("a schedule in epochs needs the steps per epoch")
+    return LambdaLR(optimizer, lr_multiplier(in_steps(cfg, steps_per_epoch) if steps_per_epoch else cfg,
+                                             total_steps))

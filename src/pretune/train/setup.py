@@ -15,9 +15,10 @@ from torch import nn
 from pretune.data import PreparedData, prepare
 from pretune.data.encode import EncodedSplit, sampling_weights
 from pretune.errors import PretuneError
-from pretune.models import load_model, load_preprocessor, position_limit, resolve_source
+from pretune.models import load_model, load_preprocessor, resolve_source
 from pretune.models.surgery import apply_surgery
 from pretune.models.weights_check import check_weights_match, loading_weights
+from pretune.predictor import RunInputs
 from pretune.recipe import Recipe
 from pretune.strategies import Strategy, create_strategy, strategies
 from pretune.tasks import Task, create_task, tasks
@@ -31,9 +32,8 @@ from pretune.train.schedules import schedules
 @dataclass
 class FitParts:
     recipe: Recipe
-    task: Task
+    inputs: RunInputs  # task, preprocessor, effective max_length, pad id: saved with the model
     data: PreparedData
-    tokenizer: object
     model: nn.Module  # after surgery and the strategy's wrap
     encoded: dict[str, EncodedSplit]
     loss_fn: LossFn
@@ -43,8 +43,20 @@ class FitParts:
     notices: list[str] = field(default_factory=list)  # settings changed at the edge, to tell the user
 
     @property
+    def task(self) -> Task:
+        return self.inputs.task
+
+    @property
+    def tokenizer(self):
+        return self.inputs.preprocessor
+
+    @property
     def pad_id(self) -> int:
-        return getattr(self.tokenizer, "pad_token_id", None) or 0
+        return self.inputs.pad_id
+
+    @property
+    def max_length(self) -> int:
+        return self.inputs.max_length
 
     def optimizer_factory(self):
         groups = self.strategy.param_groups(self.model)
@@ -101,17 +113,14 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
         _check_given_model(model, task)
         if hasattr(getattr(model, "config", None), "to_dict"):
             task.configure(model.config)  # a Hugging Face model saves with the data's labels
-    max_length = recipe.data.max_length
-    limit = position_limit(getattr(model, "config", None))
-    if limit and max_length > limit:
-        notices.append(f"data.max_length {max_length} is beyond the model's {limit} positions; using {limit}")
-        max_length = limit
+    inputs, capped = RunInputs.build(recipe.data, task, tokenizer, getattr(model, "config", None))
+    notices += capped
     report = [{"change": "pretrained", **count_parameters(model)}]
     report += apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
     strategy = create_strategy(recipe.strategy, recipe.train.optimizer, recipe.model)
     model = strategy.wrap(model)
     task.check_model(model, tokenizer)
-    encoded = {name: task.encode(t, tokenizer, max_length) for name, t in prepared.splits.items()}
+    encoded = {name: inputs.encode(t) for name, t in prepared.splits.items()}
     encoded["train"] = task.for_training(encoded["train"], recipe.seed)
     notices += task.notices()
     weights = None
@@ -121,7 +130,7 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
             raise PretuneError(f"data.sampling '{recipe.data.sampling}' needs classes; a {task.name} task has none")
         weights = sampling_weights(classes, recipe.data.sampling)
     loss_fn = create_loss(recipe.train.loss, task, encoded["train"])
-    return FitParts(recipe, task, prepared, tokenizer, model, encoded, loss_fn, strategy, report,
+    return FitParts(recipe, inputs, prepared, model, encoded, loss_fn, strategy, report,
                     weights, notices)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.distill.loss import (
     DistillationCallback,
     student_data,
@@ -24,16 +24,20 @@ from pretune.errors import PretuneError
 from pretune.recipe import CompressConfig
 
 
-@steps.register("distill", "image")
-def distill_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
-    from pretune.train.fit import fit
-
+def check_distill_image(parent: base.Parent, cfg: CompressConfig) -> None:
     dc = cfg.distill
     if not dc.student:
         raise PretuneError("an image run's student is a model: set compress.distill.student (an alias such as "
                            "efficientnet-lite0, or a model directory)")
     if dc.hidden_weight > 0:
         raise PretuneError("hidden-state matching is for text encoders; set compress.distill.hidden_weight=0")
+
+
+@base.register("distill", "image", settings=lambda cfg: cfg.distill, check=check_distill_image)
+def distill_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
+    from pretune.train.fit import fit
+
+    dc = cfg.distill
     augmented = parent.recipe.data.augment.active
     # Cached teacher logits are per un-augmented image: see the docstring.
     recipe = parent.recipe.updated({**student_schedule(parent.recipe, dc), "model": {"source": dc.student},

@@ -21,14 +21,14 @@ from pretune.compress.loaded import SHOWN, LoadedRun
 from pretune.data.prepare import TextTable
 from pretune.evaluate import TorchRunner, evaluate, run_split
 from pretune.models.surgery import evenly_spaced
+from pretune.predictor import RunInputs
 from pretune.recipe import DistillConfig, Recipe
 
 
 def teacher_logits(teacher: LoadedRun, train: TextTable | None = None) -> tuple[torch.Tensor, int]:
     """The teacher's logits on every training row (its own split, or the student's `train`), in
     row order, from one pass; and the rows it ran."""
-    split = teacher.encoded("train") if train is None else teacher.task.encode(train, teacher.preprocessor,
-                                                                                teacher.max_length)
+    split = teacher.encoded("train") if train is None else teacher.inputs.encode(train)
     counting = CountingRunner(teacher.runner())
     logits = run_split(counting, split, 64, teacher.pad_id)[0]
     return torch.from_numpy(np.asarray(logits)), counting.rows
@@ -56,9 +56,11 @@ def untrained_scores(recipe: Recipe, teacher: LoadedRun) -> dict:
 
     model = load_model(recipe.model, teacher.task)
     apply_surgery(model, recipe.model.surgery, recipe.model.layer_prefixes)
-    preprocessor = load_preprocessor(recipe.model.source, teacher.task)
-    split = teacher.task.encode(teacher.data.splits["test"], preprocessor, teacher.max_length)
-    test = evaluate(TorchRunner(model.eval()), split, teacher.task, 64, getattr(preprocessor, "pad_token_id", 0) or 0)
+    # The student's own inputs, as its fit will build them (its tokenizer, its position limit).
+    inputs, _ = RunInputs.build(recipe.data, teacher.task, load_preprocessor(recipe.model.source, teacher.task),
+                                getattr(model, "config", None))
+    test = evaluate(TorchRunner(model.eval()), inputs.encode(teacher.data.splits["test"]), teacher.task, 64,
+                    inputs.pad_id)
     return {k: test[k] for k in SHOWN if k in test}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.distill.loss import (
     DistillationCallback,
     HiddenMatching,
@@ -21,7 +21,7 @@ from pretune.errors import PretuneError
 from pretune.recipe import CompressConfig, DistillConfig, Recipe
 
 
-@steps.register("distill", "text")
+@base.register("distill", "text", settings=lambda cfg: cfg.distill)
 def distill_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     from transformers import AutoConfig
 

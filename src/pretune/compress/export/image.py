@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.export.onnx import check_export, prepare_export, trace
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.variant import write_variant
@@ -26,7 +26,7 @@ def export_image_onnx(model, settings, out_dir: str | Path, batches: list[dict],
     return {"max_abs_diff": check_export(model, out_dir / ONNX_FILE, batches, tolerance), "opset": opset}
 
 
-@steps.register("export", "image", gives="onnx-fp32")
+@base.register("export", "image", gives="onnx-fp32", settings=lambda cfg: cfg.export)
 def export_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     ec = cfg.export
     model, batches = parent.model("export"), parent.batches("validation", CHECK_ROWS, 16)

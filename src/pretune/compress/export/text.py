@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.export.fusions import optimize_onnx
 from pretune.compress.export.onnx import check_export, prepare_export, trace
 from pretune.compress.loaded import LoadedRun
@@ -31,7 +31,7 @@ def export_onnx(model, tokenizer, out_dir: str | Path, batches: list[dict], *, o
     return {"max_abs_diff": check_export(model, out_dir / ONNX_FILE, batches, tolerance), "opset": opset}
 
 
-@steps.register("export", "text", gives="onnx-fp32")
+@base.register("export", "text", gives="onnx-fp32", settings=lambda cfg: cfg.export)
 def export_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     ec = cfg.export
     model, batches = parent.model("export"), parent.batches("validation", CHECK_ROWS, 16)

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.prune.recover import recover
 from pretune.errors import MissingExtraError, PretuneError
@@ -34,12 +34,15 @@ from pretune.models.channels import channel_sizes, record_channels
 from pretune.recipe import CompressConfig
 
 
-@steps.register("prune", "image")
+def check_prune_image(parent: base.Parent, cfg: CompressConfig) -> None:
+    if cfg.prune.method != "structured":
+        raise PretuneError(f"image runs prune whole channels (compress.prune.method structured), "
+                           f"not '{cfg.prune.method}'; magnitude pruning is for text encoders")
+
+
+@base.register("prune", "image", settings=lambda cfg: cfg.prune, check=check_prune_image)
 def prune_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     pc = cfg.prune
-    if pc.method != "structured":
-        raise PretuneError(f"image runs prune whole channels (compress.prune.method structured), "
-                           f"not '{pc.method}'; magnitude pruning is for text encoders")
     model = parent.model("prune")
     notes = prune_channels(model, pc.channels, parent.preprocessor.size, pc.channel_multiple)
     batches = parent.batches("train", 32 * pc.score_batches, 32)

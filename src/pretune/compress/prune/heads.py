@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.prune.recover import recover
 from pretune.data import collate, train_batches
@@ -24,7 +24,7 @@ from pretune.models.pruning import attention_parts, head_size_of, prune_layer, r
 from pretune.recipe import CompressConfig
 
 
-@steps.register("prune", "text")
+@base.register("prune", "text", settings=lambda cfg: cfg.prune)
 def prune_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     pc = cfg.prune
     if pc.method == "magnitude":

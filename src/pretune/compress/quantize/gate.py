@@ -19,10 +19,10 @@ import numpy as np
 
 from pretune.compress.loaded import LoadedRun, input_batches
 from pretune.data.encode import EncodedSplit
-from pretune.errors import MissingExtraError
+from pretune.errors import MissingExtraError, PretuneError
 from pretune.evaluate import evaluate
 from pretune.models.onnx_runner import OnnxRunner
-from pretune.recipe import QuantizeConfig
+from pretune.recipe import CompressConfig, QuantizeConfig
 
 # The node types a group lists for exclusion (ONNX Runtime quantizes these; the rest run as they are).
 QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul", "Attention", "EmbedLayerNormalization", "Gather")
@@ -31,6 +31,19 @@ CALIBRATION_BATCH = 8
 
 def budget_of(qc: QuantizeConfig, max_drop: float | None) -> float | None:
     return qc.max_drop if qc.max_drop is not None else max_drop
+
+
+def quantize_settings(cfg: CompressConfig) -> dict:
+    """The quantize section and the budget its gate reads (the section's own, else the tree's)."""
+    return {**cfg.quantize.model_dump(mode="json"), "budget": budget_of(cfg.quantize, cfg.max_drop)}
+
+
+def check_gate(parent, cfg: CompressConfig) -> None:
+    """The gate counts validation accuracy points: a budget on a task without accuracy is refused."""
+    budget = budget_of(cfg.quantize, cfg.max_drop)
+    if budget is not None and "accuracy" not in parent.task.metric_names:
+        raise PretuneError(f"a compression budget (max_drop {budget:g}) counts accuracy points, which a "
+                           f"{parent.task.name} task does not report; remove max_drop")
 
 
 def histogram_calibration(qc: QuantizeConfig) -> bool:

@@ -14,10 +14,18 @@ import re
 import shutil
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.export.image import CHECK_ROWS, export_image_onnx
 from pretune.compress.loaded import LoadedRun
-from pretune.compress.quantize.gate import QUANTIZABLE_OPS, budget_of, gated_int8, int8_quantizer, validation_scorer
+from pretune.compress.quantize.gate import (
+    QUANTIZABLE_OPS,
+    budget_of,
+    check_gate,
+    gated_int8,
+    int8_quantizer,
+    quantize_settings,
+    validation_scorer,
+)
 from pretune.compress.variant import scratch, write_variant
 from pretune.data.images import PREPROCESSOR_FILE
 from pretune.errors import PretuneError
@@ -27,11 +35,16 @@ from pretune.recipe import CompressConfig
 STAGE = re.compile(r"(?:^|/)([A-Za-z_]+\.\d+)(?:/|$)")  # the first numbered module: _blocks.3, stages.1
 
 
-@steps.register("quantize", "image", takes=("torch-fp32", "onnx-fp32"), gives="onnx-int8")
+def check_quantize_image(parent: base.Parent, cfg: CompressConfig) -> None:
+    if cfg.quantize.backend != "onnx":
+        raise PretuneError("image runs quantize with ONNX Runtime (compress.quantize.backend onnx), not torch")
+    check_gate(parent, cfg)
+
+
+@base.register("quantize", "image", takes=("torch-fp32", "onnx-fp32"), gives="onnx-int8", settings=quantize_settings,
+               check=check_quantize_image)
 def quantize_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     qc = cfg.quantize
-    if qc.backend != "onnx":
-        raise PretuneError("image runs quantize with ONNX Runtime (compress.quantize.backend onnx), not torch")
     qc = qc.model_copy(update={"mode": qc.mode or "static",
                                "per_channel": True if qc.per_channel is None else qc.per_channel})
     budget = budget_of(qc, cfg.max_drop)

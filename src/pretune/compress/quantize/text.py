@@ -18,16 +18,18 @@ import shutil
 import time
 from pathlib import Path
 
-from pretune.compress import steps
+from pretune.compress import base
 from pretune.compress.export.fusions import optimize_onnx
 from pretune.compress.export.text import CHECK_ROWS, export_onnx
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.quantize.gate import (
     QUANTIZABLE_OPS,
     budget_of,
+    check_gate,
     gated,
     gated_int8,
     int8_quantizer,
+    quantize_settings,
     validation_scorer,
 )
 from pretune.compress.variant import scratch, write_variant
@@ -47,7 +49,7 @@ def _gives(cfg: CompressConfig) -> str:
     return "torch-int8" if cfg.quantize.backend == "torch" else "onnx-int8"
 
 
-@steps.register("quantize", "text", takes=_takes, gives=_gives)
+@base.register("quantize", "text", takes=_takes, gives=_gives, settings=quantize_settings, check=check_gate)
 def quantize_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     qc = cfg.quantize
     qc = qc.model_copy(update={"mode": qc.mode or "dynamic", "per_channel": bool(qc.per_channel)})
