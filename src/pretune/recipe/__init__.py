@@ -14,7 +14,7 @@ from pretune.recipe.compress import (
     QuantizeConfig,
     TrimVocabConfig,
 )
-from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
+from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts, task_facts
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
 from pretune.recipe.root import Recipe, RecipeLike, apply_override, as_recipe, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
@@ -26,7 +26,6 @@ from pretune.recipe.yaml_io import MAX_EXPANDED_SIZE, MAX_RECIPE_BYTES, load_yam
 __all__ = [
     "AugmentConfig",
     "CompressConfig",
-    "DEFAULT_COLUMNS",
     "DataConfig",
     "DistillConfig",
     "EarlyStoppingConfig",
@@ -50,8 +49,8 @@ __all__ = [
     "SpaceEntry",
     "StrategyConfig",
     "SurgeryConfig",
-    "TASK_COLUMNS",
-    "TASK_DEFAULTS",
+    "TASK_FACTS",
+    "TaskFacts",
     "TrackingConfig",
     "TrainConfig",
     "TrimVocabConfig",
@@ -59,5 +58,6 @@ __all__ = [
     "as_recipe",
     "load_yaml",
     "read_yaml",
+    "task_facts",
     "validated",
 ]
