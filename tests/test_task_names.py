@@ -62,3 +62,17 @@ def test_no_code_outside_tasks_compares_a_task_name():
                       for line, name, how in name_uses(ast.parse(path.read_text(), str(path)))]
     assert not offenders, "ask the task instead (a ClassVar or method on tasks/base.py's Task):\n" + \
         "\n".join(offenders)
+
+
+def test_every_task_names_what_the_report_and_serving_read():
+    """Each registered task's facts point at things that exist: curves and headline among its
+    metrics, its error view among the report's, a budget metric it reports."""
+    from pretune.report.errors_section import VIEWS
+
+    for name in tasks.available():
+        task = tasks.get(name)
+        assert task.name == name
+        assert task.headline in task.metric_names and set(task.curves) <= set(task.metric_names), name
+        assert task.error_view is None or task.error_view in VIEWS, name
+        assert task.budget_metric is None or task.budget_metric in task.metric_names, name
+        assert task.oip_outputs and all(kind in ("BYTES", "FP32") for _, kind in task.oip_outputs), name

@@ -124,7 +124,7 @@ def check(p: Plan) -> None:
     if "compress" in p.stages:
         cfg = (Recipe.from_dict(_with(recipe, p.fit_overrides)) if p.fit_overrides else recipe).compress
         _check_steps(cfg, task)
-        if cfg.max_drop is not None and "accuracy" not in task.metric_names:
+        if cfg.max_drop is not None and task.budget_metric is None:
             raise PretuneError(f"compress.max_drop counts accuracy points, which a {task.name} task does not "
                                f"report; remove max_drop (every variant is then listed, the fine-tuned model kept)")
 

@@ -49,6 +49,9 @@ class Task:
     # Outputs are the answers themselves (regression), not logits over classes: distillation and
     # pruning recovery match them by squared error, not by softened probabilities.
     predicts_values: ClassVar[bool] = False
+    # The validation metric a compression budget (`compress.max_drop`, points lost) is counted in;
+    # None: this task's figures take no budget (every variant is listed, none chosen by it).
+    budget_metric: ClassVar[str | None] = None
     # Serving: `decode`'s keys as Open Inference Protocol outputs (name, datatype), in order;
     # and whether `transformers.pipeline` answers a list of inputs with one top answer each.
     oip_outputs: ClassVar[tuple[tuple[str, str], ...]] = ()

@@ -23,6 +23,7 @@ class SequenceClassification(Task):
     metric_names = ("loss", "accuracy", *(f"{m}_{a}" for a in AVERAGES for m in ("precision", "recall", "f1")))
     headline = "accuracy"
     stratify = True
+    budget_metric = "accuracy"
     oip_outputs = (("label", "BYTES"), ("score", "FP32"), ("scores", "FP32"))
     pipeline_flat = True
     pipeline_top_k: ClassVar[int] = 1  # labels `pipeline` answers per input unless asked (images: 5)
