@@ -121,3 +121,15 @@ def test_compress_quantize_keeps_the_task(run, tmp_path):
     card = ModelCard.load(variant.model_path / "README.md")
     assert ReviewSentiment.card_limitation in card.text and "compress-quantize" in card.data.tags
     assert np.isfinite(out[0]["margin"])
+
+
+def test_a_report_reads_a_run_whose_task_this_process_never_registered(run, tmp_path, monkeypatch):
+    """report only reads directories: a run of a task whose module is not imported still gets its
+    page and card, with the base task's defaults."""
+    from pretune.report.cards import write_card
+
+    monkeypatch.delitem(tasks._entries, NAME)
+    page = pretune.report(run.path, tmp_path / "page.html").read_text()
+    assert NAME in page and "Metrics" in page
+    card = ModelCard.load(write_card(run))
+    assert card.data.pipeline_tag == "text-classification" and NAME in card.data.tags
