@@ -6,6 +6,8 @@ and none compares its name."""
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,7 +18,7 @@ import pretune
 from pretune.recipe import TASK_FACTS
 from pretune.tasks import create_task, tasks
 from pretune.tasks.sequence import SequenceClassification
-from tests.conftest import sentiment_frame, tiny_recipe
+from tests.conftest import pretune_cli, sentiment_frame, tiny_recipe
 
 NAME = "review-sentiment-with-margin"
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=8", "compress.measure.repeats=1"]
@@ -133,3 +135,19 @@ def test_a_report_reads_a_run_whose_task_this_process_never_registered(run, tmp_
     assert NAME in page and "Metrics" in page
     card = ModelCard.load(write_card(run))
     assert card.data.pipeline_tag == "text-classification" and NAME in card.data.tags
+
+
+def test_the_command_line_loads_an_installed_task_from_its_entry_point(run, tmp_path):
+    """`pretune` imports nothing of the user's: an installed package names its task in the
+    `pretune.tasks` entry-point group (here a package's metadata on the path, pointing at the
+    class above), and the command line predicts with it."""
+    dist = tmp_path / "review_tasks-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: review-tasks\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[pretune.tasks]\n{NAME} = tests.test_user_task:ReviewSentiment\n")
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(tmp_path), str(root), str(root / "src"), os.environ.get("PYTHONPATH", "")])
+    proc = pretune_cli("predict", run.path, "--text", "superb brilliant film", env={"PYTHONPATH": path})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    answer = json.loads(proc.stdout.splitlines()[0])
+    assert answer["label"] == "pos" and answer["margin"] > 0

@@ -31,7 +31,7 @@ from pretune.registry import Registry
 
 
 class Task:
-    name: ClassVar[str]
+    name: ClassVar[str]  # set by `tasks.register(name)`: the one spelling of the name
     auto_class: ClassVar[str] = "AutoModelForSequenceClassification"
     default_loss: ClassVar[str] = "cross_entropy"
     losses: ClassVar[tuple[str, ...]] = ("cross_entropy", "focal")
