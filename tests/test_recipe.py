@@ -65,7 +65,7 @@ def test_an_unknown_task_lists_the_known_ones_before_any_work(tmp_path):
     import pretune
 
     with pytest.raises(PretuneError, match="unknown task 'ranking'; known: image-classification, multi-label, "
-                       "regression, sequence-classification, token-classification"):
+                       "regression, sequence-classification, text-pair-classification, token-classification"):
         pretune.fit({"data": {"task": "ranking"}}, tmp_path / "r", quiet=True)
     assert not (tmp_path / "r").exists()
 

@@ -369,21 +369,21 @@ def test_a_missing_run_and_bad_limits_are_one_line_errors(tmp_path, cls_run):
 def test_multilabel_and_regression_answers_come_from_their_tasks_decoding():
     """The wire shapes of the two tasks not served above, from each task's own `decode`."""
     from pretune.recipe import DataConfig
-    from pretune.serve.model import OUTPUTS
-    from pretune.serve.protocol import infer_response, pipeline_answer
+    from pretune.serve.protocol import infer_response
     from pretune.tasks import create_task
 
     multi = create_task(DataConfig(task="multi-label"))
     multi.label_names, multi.thresholds = ["person", "place"], np.array([0.5, 0.9])
     results = multi.decode(np.array([[2.0, 1.0], [-3.0, 3.0]]), None, None)  # sigmoid: .88/.73, .05/.95
-    body = infer_response("m", 7, OUTPUTS["multi-label"], None, results, multi.label_names)
+    body = infer_response("m", 7, multi.oip_outputs, None, results, multi.label_names)
     assert body["id"] == 7 and [json.loads(x) for x in body["outputs"][0]["data"]] == [["person"], ["place"]]
     assert body["outputs"][1]["shape"] == [2, 2]
-    assert pipeline_answer("multi-label", results[0], "default", multi.label_names, False) == [
+    assert multi.pipeline_answer(results[0], "default") == [
         {"label": "person", "score": pytest.approx(0.8808, abs=1e-4)}]  # place's 0.73 is under its 0.9
-    assert [a["label"] for a in pipeline_answer("multi-label", results[0], None, multi.label_names, False)] == [
+    assert [a["label"] for a in multi.pipeline_answer(results[0], None)] == [
         "person", "place"]
-    value = create_task(DataConfig(task="regression")).decode(np.array([[1.25]]), None, None)
-    body = infer_response("r", None, OUTPUTS["regression"], [{"name": "value"}], value, None)
+    regression = create_task(DataConfig(task="regression"))
+    value = regression.decode(np.array([[1.25]]), None, None)
+    body = infer_response("r", None, regression.oip_outputs, [{"name": "value"}], value, None)
     assert body["outputs"] == [{"name": "value", "datatype": "FP32", "shape": [1], "data": [1.25]}]
-    assert pipeline_answer("regression", value[0], "default", None, False) == [{"label": "LABEL_0", "score": 1.25}]
+    assert regression.pipeline_answer(value[0], "default") == [{"label": "LABEL_0", "score": 1.25}]

@@ -121,7 +121,7 @@ def check_compression(cfg: CompressConfig, task: Task, backend: str) -> list[lis
     chains = chains_of(cfg, task.inputs)
     for chain in chains:
         steps.check_chain(chain, task, backend, cfg)
-    if cfg.max_drop is not None and "accuracy" not in task.metric_names:
+    if cfg.max_drop is not None and task.budget_metric is None:
         raise PretuneError(f"compress.max_drop (--max-drop) counts accuracy points, which a {task.name} task does "
                            f"not report; remove it (every variant is then listed, the original kept)")
     return chains

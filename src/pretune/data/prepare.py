@@ -125,7 +125,7 @@ def resolve_data_paths(cfg: DataConfig) -> DataConfig:
 def read_source(path, cfg: DataConfig) -> pd.DataFrame:
     """A table file; for images also a folder per label or an IDX images file (labels beside
     it), and a table's relative image paths are taken from the table's own folder."""
-    if cfg.task != "image-classification":
+    if cfg.inputs != "image":
         return read_table(path, cfg.encoding, cfg.delimiter)
     from pretune.data import images
 

@@ -14,7 +14,7 @@ from pretune.recipe.compress import (
     QuantizeConfig,
     TrimVocabConfig,
 )
-from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
+from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts, task_facts
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
 from pretune.recipe.root import Recipe, RecipeLike, as_recipe, check_path, edit, parse_overrides, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
@@ -26,7 +26,6 @@ from pretune.recipe.yaml_io import MAX_EXPANDED_SIZE, MAX_RECIPE_BYTES, load_yam
 __all__ = [
     "AugmentConfig",
     "CompressConfig",
-    "DEFAULT_COLUMNS",
     "DataConfig",
     "DistillConfig",
     "EarlyStoppingConfig",
@@ -50,8 +49,8 @@ __all__ = [
     "SpaceEntry",
     "StrategyConfig",
     "SurgeryConfig",
-    "TASK_COLUMNS",
-    "TASK_DEFAULTS",
+    "TASK_FACTS",
+    "TaskFacts",
     "TrackingConfig",
     "TrainConfig",
     "TrimVocabConfig",
@@ -61,5 +60,6 @@ __all__ = [
     "load_yaml",
     "parse_overrides",
     "read_yaml",
+    "task_facts",
     "validated",
 ]

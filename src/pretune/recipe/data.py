@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from pretune.recipe.base import _Section
 
-# The columns each task reads when the recipe names none (text in, labels out).
-TASK_COLUMNS = {"token-classification": ("tokens", "tags"), "multi-label": ("text", "labels"),
-                "image-classification": ("image", "label")}
-DEFAULT_COLUMNS = ("text", "label")
-# Settings a task serves better than the text defaults, used where the recipe sets none. Image
-# classification: EfficientNet-Lite0 on 1,500 MNIST images, 2 epochs, reached 0.50 test accuracy
-# at the text default AdamW 1e-4 and 0.96 at 1e-3 (issue 16).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {"image-classification": {"train.optimizer.lr": 1e-3}}
+
+@dataclass(frozen=True)
+class TaskFacts:
+    """What a recipe knows of a task before any task object exists: the columns it reads when
+    the recipe names none, what its rows hold, and settings it serves better than the text
+    defaults. The tasks (pretune.tasks, a layer above) fill TASK_FACTS as each one registers,
+    so a task defined in a user's module gets its defaults too; a name none registered reads
+    as text in, a label out."""
+
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    inputs: str = "text"  # "text" or "image"
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # dotted recipe keys -> values
+
+
+TASK_FACTS: dict[str, TaskFacts] = {}
+
+
+def task_facts(name: str) -> TaskFacts:
+    return TASK_FACTS.get(name) or TaskFacts()
 
 
 class AugmentConfig(_Section):
@@ -40,11 +55,13 @@ class DataConfig(_Section):
     validation: str | None = Field(None, description="validation table file")
     test: str | None = Field(None, description="test table file")
     task: str = Field("sequence-classification", description="sequence-classification (alias classification), "
-                      "token-classification, multi-label, regression, image-classification")
+                      "text-pair-classification, token-classification, multi-label, regression, "
+                      "image-classification, or a task registered from your own module")
     text_column: str | None = Field(None, description="column holding the text (token-classification: the "
                                     "token lists; image-classification: image paths or arrays); null: text, "
                                     "tokens for token-classification, image for image-classification")
-    text_pair_column: str | None = Field(None, description="second text column for pair tasks")
+    text_pair_column: str | None = Field(None, description="second text column for pair tasks; null: none, "
+                                         "text_pair for text-pair-classification")
     label_column: str | None = Field(None, description="column holding the label; null: label, tags for "
                                      "token-classification, labels for multi-label")
     label_separator: str | None = Field(
@@ -69,12 +86,20 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _task_columns(self) -> DataConfig:
-        text, label = TASK_COLUMNS.get(self.task, DEFAULT_COLUMNS)
+        facts = task_facts(self.task)
         # object.__setattr__: plain assignment would re-run this validator (validate_assignment).
         if self.text_column is None:
-            object.__setattr__(self, "text_column", text)
+            object.__setattr__(self, "text_column", facts.text_column)
+        if self.text_pair_column is None and facts.text_pair_column:
+            object.__setattr__(self, "text_pair_column", facts.text_pair_column)
         if self.label_column is None:
-            object.__setattr__(self, "label_column", label)
-        if self.task != "image-classification" and (self.image_size or self.augment.active):
-            raise ValueError("data.image_size and data.augment apply to task image-classification only")
+            object.__setattr__(self, "label_column", facts.label_column)
+        if facts.inputs != "image" and (self.image_size or self.augment.active):
+            raise ValueError("data.image_size and data.augment apply to tasks that read images only "
+                             "(image-classification)")
         return self
+
+    @property
+    def inputs(self) -> str:
+        """What the task's rows hold: "text" or "image"."""
+        return task_facts(self.task).inputs

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pretune.errors import PretuneError
 from pretune.recipe.base import _Section
 from pretune.recipe.compress import CompressConfig
-from pretune.recipe.data import TASK_DEFAULTS, DataConfig
+from pretune.recipe.data import DataConfig, task_facts
 from pretune.recipe.model import ModelConfig
 from pretune.recipe.search import SearchConfig
 from pretune.recipe.strategy import StrategyConfig
@@ -49,7 +49,7 @@ class Recipe(_Section):
     def task_defaults(self) -> dict[str, Any]:
         """The settings taken from the task's defaults because the recipe set none (dotted keys)."""
         applied = {}
-        for dotted, value in TASK_DEFAULTS.get(self.data.task, {}).items():
+        for dotted, value in task_facts(self.data.task).defaults.items():
             node: BaseModel = self
             for name in dotted.split("."):
                 if name not in node.model_fields_set:

@@ -18,6 +18,7 @@ from pathlib import Path
 from pretune import atomic, runs
 from pretune.predictor import saved_max_length
 from pretune.runs import RunDir
+from pretune.tasks import task_type
 
 CARD = "README.md"
 TABLE = "compression.json"  # compress/pipeline.py's TABLE; read here as a file, not imported
@@ -38,7 +39,6 @@ KNOWN_DATASETS = {
     "wnut16": "wnut16",
     "wnut16-types": "wnut16",
 }
-PIPELINE_TAGS = {"token-classification": "token-classification", "image-classification": "image-classification"}
 # Scalars of metrics.json["test"] that are bookkeeping, not quality.
 NOT_METRICS = {"samples", "loss", "eval_seconds"}
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
@@ -96,7 +96,7 @@ def _facts(run: RunDir, measured: dict | None) -> dict:
     return {
         "name": run.path.name, "task": task, "source": source, "base_hub_id": hub_id, "license": license_,
         "library": "onnx" if onnx else "transformers", "onnx": onnx,
-        "pipeline_tag": PIPELINE_TAGS.get(task, "text-classification"),
+        "pipeline_tag": task_type(task).pipeline_tag,
         "tags": list(dict.fromkeys(tags)), "data_name": data_name, "dataset_id": dataset_id,
         "test_metrics": {k: v for k, v in test.items() if _is_number(v) and k not in NOT_METRICS},
         "chain": chain, "origin": origin, "measured": measured or _measured_row(run),
@@ -239,12 +239,10 @@ def _compression(f: dict) -> list[str]:
 
 
 def _limitations(recipe, f: dict) -> list[str]:
-    inputs = "images" if f["task"] == "image-classification" else "texts"
-    out = [f"- Measured only on the test split of `{f['data_name']}`; {inputs} unlike its data may score lower.",
-           "- It predicts only the labels it was trained on; it has no 'none of these' answer."
-           if f["task"] not in ("regression", "token-classification") else
-           "- Trained on a small, specific data set; check it on your own data before relying on it."]
-    if f["task"] != "image-classification":
+    task = task_type(f["task"])
+    out = [f"- Measured only on the test split of `{f['data_name']}`; {task.inputs}s unlike its data may score "
+           "lower.", f"- {task.card_limitation}"]
+    if task.inputs == "text":
         out.append(f"- Inputs longer than {f['max_length']} tokens are truncated.")
     if f["onnx"]:
         out.append("- An ONNX model: it runs in ONNX Runtime (pretune's `compress` extra), not in torch.")
@@ -256,29 +254,27 @@ def _limitations(recipe, f: dict) -> list[str]:
 def _snippets(run: RunDir, f: dict) -> list[str]:
     """Code that loads this model; the tests run every python block of a card."""
     path = str(run.path.resolve())
-    example = "[np.zeros((64, 64, 3), dtype=np.uint8)]" if f["task"] == "image-classification" else \
-        '["An example text to check the model with."]'
-    out = ["With pretune (any variant: torch, int8 or ONNX):", "", "```python",
-           *(["import numpy as np"] if f["task"] == "image-classification" else []),
+    task = task_type(f["task"])
+    imports, example = task.card_example
+    out = ["With pretune (any variant: torch, int8 or ONNX):", "", "```python", *imports,
            "import pretune", "", f"run = pretune.load_run({path!r})", f"print(run.predict({example}))", "```"]
     if _plain_transformers(run, f):
-        auto = {"token-classification": "AutoModelForTokenClassification"}.get(
-            f["task"], "AutoModelForSequenceClassification")
+        auto = task.auto_class
         model_dir = str((run.path / runs.MODEL).resolve())
         out += ["", "With transformers alone:", "", "```python",
                 f"from transformers import AutoTokenizer, {auto}", "",
                 f"tokenizer = AutoTokenizer.from_pretrained({model_dir!r})",
                 f"model = {auto}.from_pretrained({model_dir!r})",
-                'logits = model(**tokenizer(["An example text."], return_tensors="pt")).logits',
+                f'logits = model(**tokenizer({example}, return_tensors="pt")).logits',
                 "print(logits.argmax(-1).tolist(), model.config.id2label)", "```"]
-    elif f["onnx"] and f["task"] != "image-classification":
+    elif f["onnx"] and task.inputs == "text":
         model_dir = str((run.path / runs.MODEL).resolve())
         out += ["", "With ONNX Runtime alone (the tokenizer is saved beside the model):", "", "```python",
                 "import numpy as np", "import onnxruntime", "from transformers import AutoTokenizer", "",
                 f"tokenizer = AutoTokenizer.from_pretrained({model_dir!r})",
                 f"session = onnxruntime.InferenceSession({model_dir + '/model.onnx'!r}, "
                 "providers=['CPUExecutionProvider'])",
-                'batch = tokenizer(["An example text."], return_tensors="np")',
+                f'batch = tokenizer({example}, return_tensors="np")',
                 "names = {i.name for i in session.get_inputs()}",
                 "logits = session.run(None, {k: v.astype(np.int64) for k, v in batch.items() if k in names})[0]",
                 "print(logits.argmax(-1).tolist())", "```"]
@@ -288,7 +284,7 @@ def _snippets(run: RunDir, f: dict) -> list[str]:
 def _plain_transformers(run: RunDir, f: dict) -> bool:
     """Whether `from_pretrained` alone loads it: a text model in a plain Hugging Face layout."""
     model_dir = run.path / runs.MODEL
-    if f["onnx"] or f["task"] == "image-classification" or (model_dir / "adapter_config.json").is_file():
+    if f["onnx"] or task_type(f["task"]).inputs != "text" or (model_dir / "adapter_config.json").is_file():
         return False
     try:
         config = json.loads((model_dir / "config.json").read_text())

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pretune.plots import curves
 from pretune.report.page import Block, Cell, Page, fmt, num
-from pretune.report.run_page import CURVES, SKIP
+from pretune.report.run_page import SKIP
 from pretune.runs import RunDir
+from pretune.tasks import task_type
 
 LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "hamming_loss", "train_seconds"}
 
@@ -79,7 +80,7 @@ def comparison_page(paths: list[Path]) -> Page:
     section.blocks.append(Block("table", title="Final figures (the best of each row in bold)",
                                 columns=["metric", *names], rows=rows, sortable=True))
     task = sorted(tasks)[0]
-    metric = CURVES.get(task, ["loss"])[0]
+    metric = task_type(task).headline
     histories = {n: r.history for n, r in zip(names, runs, strict=True)}
     if any(histories.values()):
         section = page.section("curves", "Learning curves, overlaid")

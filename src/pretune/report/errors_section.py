@@ -1,10 +1,12 @@
 """Errors a person can read, from a run's test predictions: the most confidently wrong examples,
 the most confused class pairs, misclassified images as thumbnails, and for NER the sentences
-whose predicted entities differ from the gold ones, with the differing words marked."""
+whose predicted entities differ from the gold ones, with the differing words marked. Which list
+a run's page shows is its task's to say (Task.error_view names one of VIEWS)."""
 
 from __future__ import annotations
 
 from pretune.report.page import Block, Cell, Page, fmt
+from pretune.tasks import task_type
 
 SHOWN = 15  # examples per list: enough to see a pattern, few enough to read
 
@@ -14,15 +16,9 @@ def add(page: Page, metrics: dict, task: str, predictions: list[dict]) -> None:
     split = "test" if "test" in metrics else "validation"
     if "confusion_matrix" in metrics.get(split, {}):
         blocks += confused_pairs(metrics[split]["confusion_matrix"], metrics["model"]["labels"], split)
-    if predictions:
-        if task == "token-classification":
-            blocks += differing_sentences(predictions)
-        elif task == "regression":
-            blocks += largest_errors(predictions)
-        elif task == "multi-label":
-            blocks += wrong_label_sets(predictions)
-        else:
-            blocks += confidently_wrong(predictions, images=any("thumbnail" in p for p in predictions))
+    view = VIEWS.get(task_type(task).error_view or "")
+    if predictions and view:
+        blocks += view(predictions)
     if blocks:
         page.section("errors", "Errors").blocks += blocks
 
@@ -80,6 +76,10 @@ def wrong_label_sets(predictions: list[dict]) -> list[Block]:
                   columns=["input", "true labels", "predicted labels", "labels wrong"], rows=rows)]
 
 
+def confidently_wrong_rows(predictions: list[dict]) -> list[Block]:
+    return confidently_wrong(predictions, images=any("thumbnail" in p for p in predictions))
+
+
 def differing_sentences(predictions: list[dict]) -> list[Block]:
     differing = [p for p in predictions if p["true"] != p["pred"]]
     if not differing:
@@ -92,3 +92,8 @@ def differing_sentences(predictions: list[dict]) -> list[Block]:
                           "pred": list(zip(p["tokens"], p["pred"], differs, strict=True))})
     return [Block("spans", title=f"Test sentences whose predicted tags differ from the gold ones "
                                  f"({len(differing)} of {len(predictions)}; differing words in red)", rows=sentences)]
+
+
+# The lists of readable errors a task can name (Task.error_view), each over its report_rows.
+VIEWS = {"confidently-wrong": confidently_wrong_rows, "largest-errors": largest_errors,
+         "wrong-label-sets": wrong_label_sets, "differing-tags": differing_sentences}

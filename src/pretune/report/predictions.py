@@ -4,6 +4,7 @@ the errors a person can read without loading the model again.
 
 One JSON object per row, kept small: texts cut at MAX_TEXT characters, at most MAX_ROWS rows;
 image rows carry a THUMB_PX thumbnail (PNG, base64) only when misclassified, at most THUMBS.
+Each task shapes its rows (Task.report_rows), e.g.
 
     classification / image   {"text", "true", "pred", "score"}        (score: the top probability)
     multi-label              {"text", "true": [...], "pred": [...], "scores": {label: p}}
@@ -16,8 +17,6 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-
-import numpy as np
 
 from pretune import atomic
 
@@ -57,25 +56,12 @@ def read_predictions(run_path: Path) -> list[dict]:
 
 
 def _rows(task, table, predicted: list[dict]) -> list[dict]:
-    names = task.label_names
-    if task.name == "token-classification":
-        return [{"tokens": [str(w) for w in words], "true": [names[t] for t in gold], "pred": p["tags"]}
-                for words, gold, p in zip(table.texts, table.labels, predicted, strict=True)]
-    if task.name == "regression":
-        return [{"text": _text(table, i), "true": float(table.labels[i]), "pred": p["value"]}
-                for i, p in enumerate(predicted)]
-    if task.name == "multi-label":
-        return [{"text": _text(table, i), "true": [names[j] for j in np.flatnonzero(table.labels[i])],
-                 "pred": p["labels"], "scores": {k: round(v, 4) for k, v in p["scores"].items()}}
-                for i, p in enumerate(predicted)]
-    rows, thumbs = [], 0
-    for i, p in enumerate(predicted):
-        row = {"text": _text(table, i), "true": names[int(table.labels[i])], "pred": p["label"],
-               "score": round(p["score"], 4)}
-        if task.inputs == "image" and row["true"] != row["pred"] and thumbs < THUMBS:
-            row["thumbnail"] = _thumbnail(table.texts[i])
-            thumbs += 1
-        rows.append(row)
+    rows, thumbs = task.report_rows(table, predicted, lambda i: _text(table, i)), 0
+    if task.inputs == "image":
+        for i, row in enumerate(rows):
+            if row.get("true") != row.get("pred") and thumbs < THUMBS:
+                row["thumbnail"] = _thumbnail(table.texts[i])
+                thumbs += 1
     return rows
 
 

@@ -19,11 +19,8 @@ from pretune.report.environment import ENVIRONMENT
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.predictions import read_predictions
 from pretune.runs import RunDir
+from pretune.tasks import task_type
 
-# Validation metrics drawn per evaluation, per task: one scale per figure.
-CURVES = {"sequence-classification": ["accuracy", "f1_macro"], "image-classification": ["accuracy", "f1_macro"],
-          "token-classification": ["f1", "precision", "recall"], "multi-label": ["f1_micro", "f1_macro"],
-          "regression": ["mse", "mae"]}
 SPLITS = ("train", "validation", "test")
 SKIP = {"per_class", "per_type", "per_label", "confusion_matrix", "samples"}
 
@@ -70,7 +67,7 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
     if env_file.is_file():
         environment_facts(facts, atomic.read_json(env_file))
     page.facts = facts
-    headline = CURVES.get(task, ["loss"])[0]
+    headline = task_type(task).headline
     for split in ("test", "validation"):
         if headline in metrics.get(split, {}):
             page.headline.append((f"{split} {headline}", fmt(metrics[split][headline])))
@@ -103,7 +100,7 @@ def scalar_table(metrics: dict, order: list[str]) -> Block:
 
 def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict]) -> None:
     section = page.section("metrics", "Metrics")
-    order = CURVES.get(task, []) + ["loss"]
+    order = [*task_type(task).curves, "loss"]
     section.blocks.append(scalar_table(metrics, order))
     split = "test" if "test" in metrics else "validation"
     figures = metrics[split]
@@ -133,7 +130,7 @@ def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict
                     title="Calibration (test)",
                     text=f"Expected calibration error {ece:.3f}: the row-weighted gap between confidence and "
                          f"accuracy over ten confidence bins ({len(predictions):,} test rows).")
-    if predictions and task == "regression":
+    if predictions and task_type(task).predicts_values:
         true, pred = np.array([p["true"] for p in predictions]), np.array([p["pred"] for p in predictions])
         page.figure(section, "predicted_vs_true", classes.predicted_vs_true(true, pred),
                     {"true": true, "pred": pred}, title="Predicted against true (test)", css="full")
@@ -153,7 +150,7 @@ def curves_section(page: Page, run: RunDir, metrics: dict, task: str) -> None:
         last = history[-1]
         steps_per_epoch = last["step"] / last["epoch"] if last.get("epoch") else None
     best = train.get("best_step")
-    wanted = CURVES.get(task, [])
+    wanted = list(task_type(task).curves)
     if recipe.train.keep_best and recipe.train.keep_best not in wanted and recipe.train.keep_best != "loss":
         wanted = [recipe.train.keep_best, *wanted]
     figures = curves.history_figures(history, steps_per_epoch, best, wanted)

@@ -27,7 +27,6 @@ from pretune.serve.protocol import (
     parse_infer,
     parse_json,
     parse_predict,
-    pipeline_answer,
 )
 
 log = logging.getLogger("pretune.serve")
@@ -172,13 +171,12 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> FastAPI:
             raise ServeError(400, f"top_k must be a positive integer or null, not {top_k!r}")
         inputs = checked(texts, "inputs")
         results = await predict(request, inputs, checked(pairs, "text_pair") if pairs else None)
-        answers = [pipeline_answer(model.task.name, r, top_k, model.label_names, model.input_kind == "image")
-                   for r in results]
+        answers = [model.task.pipeline_answer(r, top_k) for r in results]
         # pipeline's shapes: a list of labels (or entities) for one input; one top label per
         # input for a list of texts, unless top_k asks for more.
         if one:
             return answers[0]
-        flat = model.task.name in ("sequence-classification", "regression") and top_k == "default"
+        flat = model.task.pipeline_flat and top_k == "default"
         return [a[0] for a in answers] if flat else answers
 
     @app.get("/metrics")

@@ -15,15 +15,6 @@ from pathlib import Path
 from pretune.evaluate import run_split
 from pretune.predictor import Predictor, Run
 
-# Per task: the Open Inference Protocol outputs, (name, datatype), in the order they are sent.
-OUTPUTS = {
-    "sequence-classification": (("label", "BYTES"), ("score", "FP32"), ("scores", "FP32")),
-    "image-classification": (("label", "BYTES"), ("score", "FP32"), ("scores", "FP32")),
-    "multi-label": (("labels", "BYTES"), ("scores", "FP32")),
-    "token-classification": (("entities", "BYTES"), ("tags", "BYTES")),
-    "regression": (("value", "FP32"),),
-}
-
 
 class ServedModel:
     """One run ready to answer: `predict(inputs, pairs)` gives `pretune predict`'s results."""
@@ -49,7 +40,7 @@ class ServedModel:
 
     @property
     def outputs(self) -> tuple[tuple[str, str], ...]:
-        return OUTPUTS[self.task.name]
+        return self.task.oip_outputs  # the task's: (name, datatype) in the order they are sent
 
     @property
     def label_names(self) -> list[str] | None:

@@ -1,7 +1,8 @@
 """The two wire formats: Open Inference Protocol V2 (KServe, Triton, Seldon MLServer) and the
-Hugging Face `pipeline` answer shape of `POST /predict`. Pure functions from request bodies to
-inputs and from `pretune predict` results to response bodies; every refusal is a ServeError
-with the HTTP status it gets.
+Hugging Face `pipeline` request shape of `POST /predict`. Pure functions from request bodies to
+inputs and from `pretune predict` results to response bodies (each task shapes its own
+`pipeline` answer: Task.pipeline_answer); every refusal is a ServeError with the HTTP status
+it gets.
 
 OIP requests come as JSON, or as JSON followed by raw tensor bytes (Triton's binary tensor
 extension, which `tritonclient` uses by default): the header `Inference-Header-Content-Length`
@@ -177,26 +178,3 @@ def decode_image_text(value: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except ValueError:
         raise ServeError(400, "an image inside JSON must be base64 text") from None
-
-
-def pipeline_answer(task: str, result: dict, top_k, label_names: list[str] | None, image: bool) -> list[dict]:
-    """What `transformers.pipeline` answers for one input, from `pretune predict`'s result.
-
-    Classification: the top `top_k` labels by score (text: 1, images: 5, as pipeline's
-    defaults; None: all). Multi-label: the labels over their tuned thresholds (None: all).
-    NER: `aggregation_strategy="simple"` entities. Regression: the value as the score of the
-    model's one label (pipeline with `function_to_apply="none"`)."""
-    if task == "token-classification":
-        return [{"entity_group": e["type"], "score": e["score"], "word": e["text"], "start": e["start"],
-                 "end": e["end"]} for e in result["entities"]]
-    if task == "regression":
-        return [{"label": (label_names or ["LABEL_0"])[0], "score": result["value"]}]
-    ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])
-    if task == "multi-label" and top_k == "default":
-        chosen = set(result["labels"])
-        ranked = [kv for kv in ranked if kv[0] in chosen]
-    elif top_k == "default":
-        ranked = ranked[:5 if image else 1]
-    elif top_k is not None:
-        ranked = ranked[:top_k]
-    return [{"label": label, "score": score} for label, score in ranked]

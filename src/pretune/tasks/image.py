@@ -19,13 +19,22 @@ from pretune.data.encode import EncodedSplit
 from pretune.data.images import ImageSettings, decode_images
 from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
+from pretune.tasks.base import tasks
 from pretune.tasks.sequence import SequenceClassification
 
 
+@tasks.register("image-classification")
 class ImageClassification(SequenceClassification):
-    name = "image-classification"
     auto_class = "AutoModelForImageClassification"
     inputs = "image"
+    text_column = "image"
+    # EfficientNet-Lite0 on 1,500 MNIST images, 2 epochs, reached 0.50 test accuracy at the text
+    # default AdamW 1e-4 and 0.96 at 1e-3 (issue 16).
+    recipe_defaults = {"train.optimizer.lr": 1e-3}
+    pipeline_flat = False  # pipeline answers each image with its top 5
+    pipeline_top_k = 5
+    pipeline_tag = "image-classification"
+    card_example = (("import numpy as np",), "[np.zeros((64, 64, 3), dtype=np.uint8)]")
 
     def to_table(self, frame: pd.DataFrame, where: str, with_labels: bool = True) -> TextTable:
         images = list(frame[self.cfg.text_column])

@@ -11,7 +11,7 @@ from pretune.data.encode import EncodedSplit
 from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
-from pretune.tasks.base import Task
+from pretune.tasks.base import Task, tasks
 from pretune.tasks.multilabel_utils import (
     binarize,
     multilabel_metrics,
@@ -21,14 +21,19 @@ from pretune.tasks.multilabel_utils import (
 )
 
 
+@tasks.register("multi-label")
 class MultiLabel(Task):
-    name = "multi-label"
     default_loss = "bce"
     losses = ("bce",)
     metric_names = ("loss", "f1_micro", "f1_macro", "precision_micro", "recall_micro", "subset_accuracy",
                     "hamming_loss")
     headline = "f1_micro"
     calibrates = True
+    label_column = "labels"
+    oip_outputs = (("labels", "BYTES"), ("scores", "FP32"))
+    curves = ("f1_micro", "f1_macro")
+    error_view = "wrong-label-sets"
+    card_limitation = "It predicts only the labels it was trained on; it has no 'none of these' answer."
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -88,6 +93,20 @@ class MultiLabel(Task):
              "scores": {n: float(p[i]) for i, n in enumerate(self.label_names)}}
             for p in probs
         ]
+
+    def pipeline_answer(self, result: dict, top_k) -> list[dict]:
+        """The labels over their tuned thresholds by falling score (None: all; a number: that many)."""
+        ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])
+        if top_k == "default":
+            chosen = set(result["labels"])
+            ranked = [kv for kv in ranked if kv[0] in chosen]
+        return [{"label": label, "score": score} for label, score in ranked[:None if top_k == "default" else top_k]]
+
+    def report_rows(self, table: TextTable, predicted: list[dict], text_of) -> list[dict]:
+        names = self.label_names
+        return [{"text": text_of(i), "true": [names[j] for j in np.flatnonzero(table.labels[i])],
+                 "pred": p["labels"], "scores": {k: round(v, 4) for k, v in p["scores"].items()}}
+                for i, p in enumerate(predicted)]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

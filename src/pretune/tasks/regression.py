@@ -10,15 +10,20 @@ from sklearn import metrics as skm
 from pretune.data.encode import EncodedSplit
 from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
-from pretune.tasks.base import Task, require_labels
+from pretune.tasks.base import Task, require_labels, tasks
 
 
+@tasks.register("regression")
 class Regression(Task):
-    name = "regression"
     default_loss = "mse"
     losses = ("mse", "huber")
     metric_names = ("loss", "mse", "mae", "rmse", "r2", "pearson", "spearman")
     headline = "mse"
+    predicts_values = True
+    oip_outputs = (("value", "FP32"),)
+    pipeline_flat = True
+    curves = ("mse", "mae")
+    error_view = "largest-errors"
 
     def configure(self, config) -> None:
         config.num_labels = 1
@@ -37,6 +42,14 @@ class Regression(Task):
 
     def decode(self, outputs: np.ndarray, split: EncodedSplit, table: TextTable) -> list[dict]:
         return [{"value": float(v)} for v in outputs.reshape(-1)]
+
+    def pipeline_answer(self, result: dict, top_k) -> list[dict]:
+        """The value as the score of the model's one label (pipeline with function_to_apply="none")."""
+        return [{"label": (self.label_names or ["LABEL_0"])[0], "score": result["value"]}]
+
+    def report_rows(self, table: TextTable, predicted: list[dict], text_of) -> list[dict]:
+        return [{"text": text_of(i), "true": float(table.labels[i]), "pred": p["value"]}
+                for i, p in enumerate(predicted)]
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pandas as pd
 import torch
@@ -11,16 +13,23 @@ from pretune.data.encode import EncodedSplit
 from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
-from pretune.tasks.base import Task, class_weights, require_labels, softmax
+from pretune.tasks.base import Task, class_weights, require_labels, softmax, tasks
 
 AVERAGES = ("macro", "micro", "weighted")
 
 
+@tasks.register("sequence-classification")
 class SequenceClassification(Task):
-    name = "sequence-classification"
     metric_names = ("loss", "accuracy", *(f"{m}_{a}" for a in AVERAGES for m in ("precision", "recall", "f1")))
     headline = "accuracy"
     stratify = True
+    budget_metric = "accuracy"
+    oip_outputs = (("label", "BYTES"), ("score", "FP32"), ("scores", "FP32"))
+    pipeline_flat = True
+    pipeline_top_k: ClassVar[int] = 1  # labels `pipeline` answers per input unless asked (images: 5)
+    curves = ("accuracy", "f1_macro")
+    error_view = "confidently-wrong"
+    card_limitation = "It predicts only the labels it was trained on; it has no 'none of these' answer."
 
     def learn_labels(self, train: pd.DataFrame) -> None:
         column = train[self.cfg.label_column]
@@ -61,6 +70,24 @@ class SequenceClassification(Task):
              "scores": {name: float(p[i]) for i, name in enumerate(self.label_names)}}
             for p in probs
         ]
+
+    def pipeline_answer(self, result: dict, top_k) -> list[dict]:
+        """The top `top_k` labels by score (default: pipeline's own, 1 for text, 5 for images)."""
+        return ranked_labels(result["scores"], self.pipeline_top_k if top_k == "default" else top_k)
+
+    def report_rows(self, table: TextTable, predicted: list[dict], text_of) -> list[dict]:
+        names = self.label_names
+        return [{"text": text_of(i), "true": names[int(table.labels[i])], "pred": p["label"],
+                 "score": round(p["score"], 4)} for i, p in enumerate(predicted)]
+
+
+tasks.alias("classification", SequenceClassification.name)
+
+
+def ranked_labels(scores: dict[str, float], top_k: int | None) -> list[dict]:
+    """pipeline's classification answer: labels by falling score, the first top_k (None: all)."""
+    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
+    return [{"label": label, "score": score} for label, score in ranked[:top_k]]
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: list[str]) -> dict:

@@ -20,7 +20,7 @@ from pretune.data.prepare import TextTable
 from pretune.data.ragged import RaggedRows
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
-from pretune.tasks.base import Task, class_weights, softmax
+from pretune.tasks.base import Task, class_weights, softmax, tasks
 from pretune.tasks.tagging import (
     align_labels,
     count_scheme_slips,
@@ -30,11 +30,16 @@ from pretune.tasks.tagging import (
 )
 
 
+@tasks.register("token-classification")
 class TokenClassification(Task):
-    name = "token-classification"
     auto_class = "AutoModelForTokenClassification"
     metric_names = ("loss", "f1", "precision", "recall", "f1_macro", "token_accuracy")
     headline = "f1"
+    text_column, label_column = "tokens", "tags"
+    oip_outputs = (("entities", "BYTES"), ("tags", "BYTES"))
+    curves = ("f1", "precision", "recall")
+    error_view = "differing-tags"
+    pipeline_tag = "token-classification"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -174,6 +179,16 @@ class TokenClassification(Task):
             tags = first_subtoken_values(word_ids, [self.label_names[int(i)] for i in ids], words, "O")
             results.append({"entities": entities, "tags": tags})
         return results
+
+    def pipeline_answer(self, result: dict, top_k) -> list[dict]:
+        """pipeline's entities with `aggregation_strategy="simple"`."""
+        return [{"entity_group": e["type"], "score": e["score"], "word": e["text"], "start": e["start"],
+                 "end": e["end"]} for e in result["entities"]]
+
+    def report_rows(self, table: TextTable, predicted: list[dict], text_of) -> list[dict]:
+        names = self.label_names
+        return [{"tokens": [str(w) for w in words], "true": [names[t] for t in gold], "pred": p["tags"]}
+                for words, gold, p in zip(table.texts, table.labels, predicted, strict=True)]
 
 
 def truncated_rows(split: EncodedSplit) -> int:

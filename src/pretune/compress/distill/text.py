@@ -37,7 +37,7 @@ def distill_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun
     before = untrained_scores(recipe, parent)
     hidden = HiddenMatching(parent.model("distill"), dc.hidden_weight, teacher_config.num_hidden_layers) \
         if dc.hidden_weight > 0 else None
-    callback = DistillationCallback(logits, dc.alpha, dc.temperature, regression=parent.task.name == "regression",
+    callback = DistillationCallback(logits, dc.alpha, dc.temperature, regression=parent.task.predicts_values,
                                     hidden=hidden)
     run = fit(recipe, out, callbacks=[callback], data=parent.tables, **FIT_OPTIONS)
     notes = {"teacher": str(parent.path), "teacher_forward_rows": rows, "train_rows": len(train),

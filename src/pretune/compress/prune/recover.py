@@ -36,7 +36,7 @@ def recover(parent: LoadedRun, model, pc: PruneConfig, out: Path, notes: dict, e
     if distilled:
         logits, _ = teacher_logits(parent)
         callbacks.append(DistillationCallback(logits, pc.recovery_distill, 2.0,
-                                              regression=parent.task.name == "regression"))
+                                              regression=parent.task.predicts_values))
     run = fit(recipe, out, model=model, tokenizer=parent.preprocessor, callbacks=callbacks, data=parent.tables,
               **FIT_OPTIONS)
     notes = {**notes, **(after_fit(model) if after_fit else {}), "recovery_epochs": epochs,
