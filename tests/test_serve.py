@@ -185,7 +185,7 @@ BAD = [  # (path, request options, status, words in the error)
     ("/predict", {"json": {"inputs": "é" * 501}}, 413, "1002 bytes; at most 1000"),
     ("/predict", {"json": {"inputs": ["a"] * 9}}, 413, "9 inputs in one request; at most 8"),
     ("/v2/models/cls/infer", {"content": b"\xff" * 100_000}, 413, "request body"),
-    ("/v2/nothing", {"json": {"inputs": "a"}}, 404, "Not Found"),
+    ("/v2/nothing", {"json": {"inputs": "a"}}, 404, "no route POST /v2/nothing"),
 ]
 
 

@@ -1,0 +1,175 @@
+"""Connections from clients that may be hostile: uvicorn's h11 protocol plus what it lacks.
+
+- **A file-descriptor budget.** At start the soft RLIMIT_NOFILE is raised to the hard limit and
+  the server keeps at most `budget` connections, room left for the files already open and for a
+  whole accept() backlog. Past the budget, a new connection closes the oldest one that has no
+  request in progress, so a slowloris of idle sockets never stops accept() (at EMFILE asyncio
+  stops accepting for a second, logging a traceback each time) and health keeps answering.
+- **A header timeout.** A connection that has not sent a whole request head within
+  `header_timeout` seconds of opening (or of its last answer) is closed; uvicorn only times out
+  the idle gap after an answer (`timeout_keep_alive`).
+- **Answers before a close, and a lingering close.** A request head over h11's limit gets 431
+  (other malformed requests 400) with a JSON body; and when the server closes a connection
+  whose client is still sending (that answer, a 413 for a body too large), it half-closes and
+  reads on for a moment first: a close with unread data sends a reset, and the client loses
+  the answer it was about to read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import OrderedDict
+
+log = logging.getLogger("pretune.serve")
+
+MAX_HEADER_BYTES = 16 * 1024  # h11's incomplete-event limit: the request line and headers together
+KEEP_ALIVE_S = 5.0  # idle time after an answer before a keep-alive connection is closed
+BACKLOG = 128  # connections the kernel queues for accept(), and asyncio accepts in one go
+LINGER_S, LINGER_BYTES = 2.0, 8 << 20  # how long and how much is read after a half-close
+
+
+def raise_fd_limit() -> int:
+    """Raises the soft RLIMIT_NOFILE toward the hard limit; the soft limit it ends at."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: no such limit to raise
+        return 1 << 16
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 1 << 16 if hard == resource.RLIM_INFINITY else min(hard, 1 << 16)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def connection_budget(max_connections: int) -> int:
+    """How many client connections fit in the file descriptors left, at most `max_connections`."""
+    soft = raise_fd_limit()
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 64
+    return max(8, min(max_connections, soft - in_use - BACKLOG - 64))
+
+
+def protocol_class(budget: int, header_timeout: float):
+    """uvicorn's H11Protocol with the budget and timeouts above (one class per server: the
+    connections it counts are that server's)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    open_connections: OrderedDict = OrderedDict()  # oldest first
+    unanswerable = {h11.SEND_BODY, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL}  # the client may still be sending
+
+    class Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            self.raw, self.draining, self.drained = transport, False, 0
+            self.header_timer = None
+            super().connection_made(_LingeringTransport(transport, self))
+            open_connections[self] = None
+            self.expect_head()
+            if len(open_connections) > budget:
+                victim = next((c for c in open_connections if c is not self and c.idle), self)
+                open_connections.pop(victim, None)
+                victim.raw.abort()  # a reset: the socket is freed now, not after a lingering close
+
+        @property
+        def idle(self) -> bool:  # no request in progress: at most a partial request head
+            return self.cycle is None or self.cycle.response_complete
+
+        def expect_head(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+            self.header_timer = self.loop.call_later(header_timeout, self.head_too_late)
+
+        def head_too_late(self) -> None:
+            if self.idle and not self.raw.is_closing():
+                open_connections.pop(self, None)
+                self.raw.abort()
+
+        def data_received(self, data: bytes) -> None:
+            if self.draining:  # after our answer and half-close: read and drop, for a while
+                self.drained += len(data)
+                if self.drained > LINGER_BYTES:
+                    self.raw.close()
+                return
+            super().data_received(data)
+            if not self.idle and self.header_timer is not None:
+                self.header_timer.cancel()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.idle and not self.transport.is_closing():
+                self.expect_head()
+
+        def connection_lost(self, exc) -> None:
+            open_connections.pop(self, None)
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+            super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            """A malformed request (h11 refused it): 431 when the head outgrew the limit."""
+            too_long = len(self.conn.trailing_data[0]) > MAX_HEADER_BYTES
+            status, error = (431, f"request line and headers over {MAX_HEADER_BYTES} bytes") if too_long else (
+                400, "malformed HTTP request")
+            body = json.dumps({"error": error}).encode()
+            head = (f"HTTP/1.1 {status} {'Request Header Fields Too Large' if too_long else 'Bad Request'}\r\n"
+                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n")
+            self.transport.write(head.encode() + body)  # h11 is in its ERROR state: written by hand
+            self.transport.close()
+
+        def unanswerable(self) -> bool:
+            return self.conn.their_state in unanswerable
+
+    return Protocol
+
+
+class _LingeringTransport:
+    """The transport as uvicorn sees it; close() lingers while the client may still be sending."""
+
+    def __init__(self, transport, protocol):
+        self._transport, self._protocol, self._closing = transport, protocol, False
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._closing or self._transport.is_closing():
+            return
+        self._closing = True
+        protocol = self._protocol
+        if not protocol.unanswerable() or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        protocol.draining = True
+        self._transport.write_eof()  # our answer, then FIN; the reading goes on
+        protocol.loop.call_later(LINGER_S, self._transport.close)
+
+
+class AcceptErrors:
+    """A loop exception handler that turns accept()'s 'out of system resource' (EMFILE and
+    the like) into one log line per 10 s instead of a traceback per try."""
+
+    def __init__(self, loop):
+        self.previous, self.last = loop.get_exception_handler(), 0.0
+
+    def __call__(self, loop, context: dict) -> None:
+        if "out of system resource" in context.get("message", ""):
+            if time.monotonic() - self.last > 10:
+                self.last = time.monotonic()
+                log.warning("pretune serve: out of file descriptors (%s); accepting again shortly",
+                            context.get("exception"))
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
