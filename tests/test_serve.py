@@ -52,9 +52,9 @@ class ServerProcess:
     """`pretune serve RUN --port 0 ...` in its own process; its stderr (the access log) is read
     all along, so the pipe never fills."""
 
-    def __init__(self, run, *options: str):
+    def __init__(self, run, *options: str, **popen):
         self.proc = subprocess.Popen([sys.executable, "-m", "pretune", "serve", str(run.path), "--port", "0",
-                                      *options], stderr=subprocess.PIPE, text=True)
+                                      *options], stderr=subprocess.PIPE, text=True, **popen)
         self.lines: list[str] = []
         self.address: str | None = None
         started = threading.Event()

@@ -20,15 +20,18 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
+from http import HTTPStatus
 
 log = logging.getLogger("pretune.serve")
 
 MAX_HEADER_BYTES = 16 * 1024  # h11's incomplete-event limit: the request line and headers together
 KEEP_ALIVE_S = 5.0  # idle time after an answer before a keep-alive connection is closed
 BACKLOG = 128  # connections the kernel queues for accept(), and asyncio accepts in one go
-LINGER_S, LINGER_BYTES = 2.0, 8 << 20  # how long and how much is read after a half-close
+_HEAD_END = re.compile(rb"\n\r?\n")  # h11 ends a head at a blank line, CRLF or bare LF
+LINGER_S, LINGER_BYTES = 2.0, 16 << 20  # how long and how much is read after a half-close
 
 
 def raise_fd_limit() -> int:
@@ -64,11 +67,11 @@ def protocol_class(budget: int, header_timeout: float):
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     open_connections: OrderedDict = OrderedDict()  # oldest first
-    unanswerable = {h11.SEND_BODY, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL}  # the client may still be sending
+    unfinished = {h11.SEND_BODY, h11.ERROR, h11.MIGHT_SWITCH_PROTOCOL}  # the client may still be sending
 
     class Protocol(H11Protocol):
         def connection_made(self, transport) -> None:
-            self.raw, self.draining, self.drained = transport, False, 0
+            self.raw, self.draining, self.drained, self.refused = transport, False, 0, False
             self.header_timer = None
             super().connection_made(_LingeringTransport(transport, self))
             open_connections[self] = None
@@ -98,6 +101,9 @@ def protocol_class(budget: int, header_timeout: float):
                 if self.drained > LINGER_BYTES:
                     self.raw.close()
                 return
+            if self.conn.their_state is h11.IDLE and self.head_too_long(data):
+                self.refuse(431, f"request line and headers over {MAX_HEADER_BYTES} bytes")
+                return
             super().data_received(data)
             if not self.idle and self.header_timer is not None:
                 self.header_timer.cancel()
@@ -113,19 +119,28 @@ def protocol_class(budget: int, header_timeout: float):
                 self.header_timer.cancel()
             super().connection_lost(exc)
 
+        def head_too_long(self, data: bytes) -> bool:
+            """h11 bounds only a head that arrives in pieces; one read may bring a whole large one."""
+            pending = self.conn.trailing_data[0] + data
+            return len(pending) > MAX_HEADER_BYTES and not _HEAD_END.search(pending, 0, MAX_HEADER_BYTES + 4)
+
         def send_400_response(self, msg: str) -> None:
             """A malformed request (h11 refused it): 431 when the head outgrew the limit."""
-            too_long = len(self.conn.trailing_data[0]) > MAX_HEADER_BYTES
-            status, error = (431, f"request line and headers over {MAX_HEADER_BYTES} bytes") if too_long else (
-                400, "malformed HTTP request")
+            if len(self.conn.trailing_data[0]) > MAX_HEADER_BYTES:
+                self.refuse(431, f"request line and headers over {MAX_HEADER_BYTES} bytes")
+            else:
+                self.refuse(400, "malformed HTTP request")
+
+        def refuse(self, status: int, error: str) -> None:
             body = json.dumps({"error": error}).encode()
-            head = (f"HTTP/1.1 {status} {'Request Header Fields Too Large' if too_long else 'Bad Request'}\r\n"
-                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\nconnection: close\r\n\r\n")
-            self.transport.write(head.encode() + body)  # h11 is in its ERROR state: written by hand
+            head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+                    f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+            self.refused = True
+            self.transport.write(head.encode() + body)  # h11 is not asked: its state may be ERROR
             self.transport.close()
 
-        def unanswerable(self) -> bool:
-            return self.conn.their_state in unanswerable
+        def may_still_send(self) -> bool:
+            return self.refused or self.conn.their_state in unfinished
 
     return Protocol
 
@@ -147,11 +162,16 @@ class _LingeringTransport:
             return
         self._closing = True
         protocol = self._protocol
-        if not protocol.unanswerable() or not self._transport.can_write_eof():
+        if not protocol.may_still_send() or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        try:
+            self._transport.write_eof()  # our answer, then FIN; the reading goes on
+        except OSError:  # the client is gone already
             self._transport.close()
             return
         protocol.draining = True
-        self._transport.write_eof()  # our answer, then FIN; the reading goes on
+        self._transport.resume_reading()  # uvicorn's flow control may have paused it, and resumes no closing one
         protocol.loop.call_later(LINGER_S, self._transport.close)
 
 
