@@ -311,3 +311,22 @@ def test_a_thousand_idle_sockets_leave_health_answering_within_a_second(run):
     errors = "".join(server.lines)
     assert "Traceback" not in errors and "Too many open files" not in errors
     assert len(server.lines) < 20, errors[-2000:]
+
+
+def test_accept_errors_out_of_descriptors_are_one_line_not_a_traceback_each(caplog):
+    import asyncio
+    import logging
+
+    from pretune.serve.connections import AcceptErrors
+
+    loop = asyncio.new_event_loop()
+    try:
+        handler = AcceptErrors(loop)
+        with caplog.at_level(logging.WARNING, logger="pretune.serve"):
+            for _ in range(1000):  # what asyncio reports at each accept() that hits EMFILE
+                handler(loop, {"message": "socket.accept() out of system resource",
+                               "exception": OSError(24, "Too many open files")})
+        assert len(caplog.records) == 1 and caplog.records[0].exc_info is None
+        assert "out of file descriptors" in caplog.records[0].getMessage()
+    finally:
+        loop.close()
