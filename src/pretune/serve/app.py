@@ -40,7 +40,6 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> FastAPI:
     batcher = Batcher(model.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, cfg.threads,
                       on_batch=metrics.observe_batch)
     limits = Limits(cfg, model.input_kind, len(model.input_names))
-    access = access_logger() if cfg.access_log else None
 
     @asynccontextmanager
     async def lifespan(app):
@@ -52,27 +51,10 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> FastAPI:
 
     # redirect_slashes off: "/v2/health/ready/" gets the protocol's 404, not a redirect
     app = FastAPI(title=f"pretune serve: {model.name}", version=pretune.__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
+                  docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.model, app.state.batcher, app.state.metrics = model, batcher, metrics
     _handle_errors(app)
-
-    @app.middleware("http")
-    async def account(request: Request, call_next):
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:  # a bug: the traceback goes to the log, the client gets one JSON line
-            log.exception("error answering %s %s", request.method, request.url.path)
-            request.state.error = "internal server error"
-            response = JSONResponse({"error": "internal server error"}, 500)
-        seconds = time.perf_counter() - start
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.observe_request(route, response.status_code, seconds)
-        if access is not None:
-            access.info(access_line(request.method, request.url.path, route, response.status_code, seconds,
-                                    request.client.host if request.client else None,
-                                    getattr(request.state, "inputs", None), getattr(request.state, "error", None)))
-        return response
+    account(app, metrics, access_logger() if cfg.access_log else None)
 
     async def predict(request: Request, inputs: list, pairs: list | None) -> list[dict]:
         request.state.inputs = len(inputs)
@@ -136,6 +118,28 @@ def create_app(model: ServedModel, cfg: ServeConfig) -> FastAPI:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def account(app: FastAPI, metrics: ServeMetrics, access: logging.Logger | None) -> None:
+    """Each request counted (route, code, latency) and, with `access`, logged as one JSON line."""
+
+    @app.middleware("http")
+    async def accounted(request: Request, call_next):
+        start = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:  # a bug: the traceback goes to the log, the client gets one JSON line
+            log.exception("error answering %s %s", request.method, request.url.path)
+            request.state.error = "internal server error"
+            response = JSONResponse({"error": "internal server error"}, 500)
+        seconds = time.perf_counter() - start
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.observe_request(route, response.status_code, seconds)
+        if access is not None:
+            access.info(access_line(request.method, request.url.path, route, response.status_code, seconds,
+                                    request.client.host if request.client else None,
+                                    getattr(request.state, "inputs", None), getattr(request.state, "error", None)))
+        return response
 
 
 def _handle_errors(app: FastAPI) -> None:

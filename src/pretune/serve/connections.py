@@ -136,6 +136,8 @@ def protocol_class(budget: int, header_timeout: float):
             head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
                     f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
             self.refused = True
+            if self.header_timer is not None:  # the lingering close ends this connection now
+                self.header_timer.cancel()
             self.transport.write(head.encode() + body)  # h11 is not asked: its state may be ERROR
             self.transport.close()
 
@@ -171,6 +173,8 @@ class _LingeringTransport:
             self._transport.close()
             return
         protocol.draining = True
+        if protocol.header_timer is not None:  # LINGER_S bounds the rest
+            protocol.header_timer.cancel()
         self._transport.resume_reading()  # uvicorn's flow control may have paused it, and resumes no closing one
         protocol.loop.call_later(LINGER_S, self._transport.close)
 
