@@ -141,6 +141,8 @@ BAD_JSON = [  # (path, body, words): each a 400 in the OIP error shape, never a 
     ("/v2/models/cls/infer", OIP % ('["a"]', ', "parameters": {"binary_data_output": "yes"}'), "true or false"),
     ("/v2/models/cls/infer", OIP % ('["a"]', ', "outputs": [{"name": "label", "parameters": []}]'),
      "must be an object"),
+    ("/v2/models/cls/infer", OIP % ('["a"]', ', "outputs": [{"name": "scores", "parameters": {"classification": 2}}]'),
+     "'classification' is not supported"),
 ]
 
 

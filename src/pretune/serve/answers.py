@@ -20,6 +20,9 @@ from fastapi.responses import JSONResponse, Response
 from pretune.serve.errors import ServeError
 from pretune.serve.protocol import infer_response, pipeline_answer
 
+# Triton's classification extension and shared-memory outputs: refused by name, not ignored.
+UNSUPPORTED = {"classification", "shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"}
+
 
 def infer_answer(model, request: dict, results: list[dict]) -> Response:
     wanted = request.get("outputs")
@@ -49,6 +52,11 @@ def binary_outputs(request: dict, wanted: list | None, names: list[str]) -> set[
         return set(names) if default else set()
     names = set()
     for output in wanted:
+        asked = output.get("parameters") if isinstance(output.get("parameters"), dict) else {}
+        unsupported = sorted(set(asked) & UNSUPPORTED)
+        if unsupported:
+            raise ServeError(400, f"output {output['name']!r}: parameter {unsupported[0]!r} is not supported here; "
+                                  "outputs come as JSON or binary tensors (binary_data)")
         if _flag(output.get("parameters"), "binary_data", f"output {output.get('name')!r}", default):
             names.add(output["name"])
     return names
