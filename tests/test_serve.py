@@ -52,9 +52,9 @@ class ServerProcess:
     """`pretune serve RUN --port 0 ...` in its own process; its stderr (the access log) is read
     all along, so the pipe never fills."""
 
-    def __init__(self, run, *options: str):
+    def __init__(self, run, *options: str, **popen):
         self.proc = subprocess.Popen([sys.executable, "-m", "pretune", "serve", str(run.path), "--port", "0",
-                                      *options], stderr=subprocess.PIPE, text=True)
+                                      *options], stderr=subprocess.PIPE, text=True, **popen)
         self.lines: list[str] = []
         self.address: str | None = None
         started = threading.Event()
@@ -185,7 +185,7 @@ BAD = [  # (path, request options, status, words in the error)
     ("/predict", {"json": {"inputs": "é" * 501}}, 413, "1002 bytes; at most 1000"),
     ("/predict", {"json": {"inputs": ["a"] * 9}}, 413, "9 inputs in one request; at most 8"),
     ("/v2/models/cls/infer", {"content": b"\xff" * 100_000}, 413, "request body"),
-    ("/v2/nothing", {"json": {"inputs": "a"}}, 404, "Not Found"),
+    ("/v2/nothing", {"json": {"inputs": "a"}}, 404, "no route POST /v2/nothing"),
 ]
 
 

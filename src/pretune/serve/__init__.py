@@ -3,9 +3,11 @@ dynamic batching, Prometheus metrics and a JSON access log (see docs/serve.md).
 
     pretune.serve("runs/demo", port=8000)          # blocks until SIGTERM / Ctrl-C
 
-Pieces: config.py (ServeConfig), model.py (the run's Predictor, thread-safe), batcher.py
-(the queue and its batches), protocol.py (the wire formats), app.py (FastAPI routes),
-metrics.py (Prometheus, access log), server.py (uvicorn, graceful stop).
+Pieces: config.py (ServeConfig), model.py (the run's Predictor, thread-safe), app.py (FastAPI
+routes) and what a request goes through: reading.py (body and JSON), limits.py (inputs, images),
+batcher.py (the queue and its batches), answers.py (responses), with protocol.py (the wire
+formats) and errors.py (ServeError); metrics.py (Prometheus, access log), server.py (uvicorn,
+binding, graceful stop), connections.py (file-descriptor budget, timeouts, lingering close).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ def create_app(run, cfg: ServeConfig | None = None, **options):
 def serve(run, **options) -> None:
     """Serve `run` until SIGTERM or Ctrl-C (in-flight requests finish first). Options are
     ServeConfig's fields: host, port, name, max_batch, max_wait_ms, threads, max_queue,
-    max_inputs, max_text_bytes, access_log."""
+    max_inputs, max_text_bytes, max_image_pixels, max_connections,
+    header_timeout_s, access_log."""
     from pretune.serve.server import describe, run_server
 
     cfg = serve_config(**options)

@@ -20,6 +20,12 @@ class ServeConfig(BaseModel):
     max_queue: int = Field(512, gt=0, description="inputs waiting at most; beyond, requests get 503 with Retry-After")
     max_inputs: int = Field(256, gt=0, description="most inputs in one request")
     max_text_bytes: int = Field(100_000, gt=0, description="largest text (UTF-8 bytes) or encoded image in a request")
+    max_image_pixels: int = Field(4096 * 4096, gt=0, description="largest image (width x height) decoded; "
+                                  "beyond, 413 before a pixel is decoded")
+    max_connections: int = Field(4096, gt=0, description="open connections at most (fewer if the file "
+                                 "descriptors run short); beyond, the oldest idle one is closed")
+    header_timeout_s: float = Field(10.0, gt=0, description="seconds a client has to send a request's head, "
+                                    "and between two parts of its body")
     access_log: bool = Field(True, description="one JSON line per request on stderr")
 
     @model_validator(mode="after")

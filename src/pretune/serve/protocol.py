@@ -18,20 +18,10 @@ import struct
 
 import numpy as np
 
+from pretune.serve.errors import ServeError
+from pretune.serve.reading import parse_json
 
-class ServeError(Exception):
-    """A refused request: its HTTP status and a one-line message for the JSON body."""
-
-    def __init__(self, status: int, message: str, headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
-
-
-def parse_json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ServeError(400, f"malformed JSON: {e}") from None
+__all__ = ["ServeError", "decode_image_text", "infer_response", "parse_infer", "parse_json", "parse_predict"]
 
 
 # -- Open Inference Protocol V2 -----------------------------------------------------------------
@@ -62,7 +52,10 @@ def parse_infer(body: bytes, header_length: str | None, input_names: tuple[str, 
         shape = tensor.get("shape")
         if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise ServeError(400, f"input '{name}' needs a shape: a list of non-negative integers")
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
+        parameters = tensor.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise ServeError(400, f"input '{name}': 'parameters' must be an object")
+        size = parameters.get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise ServeError(400, f"input '{name}': binary_data_size {size!r} runs past the body")
