@@ -100,6 +100,18 @@ def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None
     return frames
 
 
+def load_checked(cfg: DataConfig, stratify: bool, given: FramesLike | None = None,
+                 notices: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """`load_frames`, each split checked (missing cells, class names as text) and, for classes,
+    too many of them for the training rows refused: the frames `prepare` and `pretune check` see."""
+    notices = [] if notices is None else notices
+    frames = load_frames(cfg, stratify, given, notices)
+    frames = {k: _checked_frame(v, cfg, k, True, stratify, notices) for k, v in frames.items()}
+    if stratify:
+        refuse_too_many_classes(frames["train"][cfg.label_column], "train", cfg.label_column)
+    return frames
+
+
 def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
             frames: FramesLike | None = None) -> PreparedData:
     """Load, check and turn labels into the task's targets (default: a new task of the recipe's
@@ -110,10 +122,7 @@ def prepare(cfg: DataConfig, task=None, label_names: list[str] | None = None,
 
         task = create_task(cfg)
     notices: list[str] = []
-    frames = load_frames(cfg, task.stratify, frames, notices)
-    frames = {k: _checked_frame(v, cfg, k, True, task.stratify, notices) for k, v in frames.items()}
-    if task.stratify:
-        refuse_too_many_classes(frames["train"][cfg.label_column], "train", cfg.label_column)
+    frames = load_checked(cfg, task.stratify, frames, notices)
     if cfg.drop_duplicates or cfg.drop_leaked:
         notices += drop_from_train(frames, cfg.text_column, cfg.drop_duplicates, cfg.drop_leaked)
     if cfg.max_train_samples and len(frames["train"]) > cfg.max_train_samples:
