@@ -150,3 +150,23 @@ def test_a_data_frame_given_in_python_is_checked_the_same_way():
     frame = pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": [1, "1", "one", 2.0] * 5})
     data = prepare(DataConfig(), frames=frame)
     assert data.label_names == ["1", "2", "one"]
+
+
+def test_predict_reads_a_held_out_file_in_its_own_encoding(tmp_path, tiny_model_dir, capsys):
+    """A run trained from a latin-1 file reads a UTF-8 file as UTF-8 (it read it as latin-1,
+    mangling 6 of 20 tweets), and --encoding still chooses."""
+    import pretune
+    from pretune.cli.predict_cmd import predict
+
+    rows = [{"text": f"caf\u00e9 cr\u00e8me {i}", "label": "pos" if i % 2 else "neg"} for i in range(20)]
+    (tmp_path / "train.csv").write_bytes(csv(rows).encode("latin-1"))
+    run = pretune.fit({"seed": 1, "model": {"source": str(tiny_model_dir)},
+                       "data": {"source": str(tmp_path / "train.csv"), "encoding": "latin-1", "max_length": 16},
+                       "train": {"max_steps": 1, "batch_size": 8, "checkpoint_every_steps": None}},
+                      tmp_path / "run", quiet=True, report=False, test=False)
+    (tmp_path / "new.jsonl").write_text(jsonl([{"text": "na\u00efve r\u00e9sum\u00e9"}]), encoding="utf-8")
+    capsys.readouterr()
+    predict(run.path, [], tmp_path / "new.jsonl", [], None, None)
+    assert json.loads(capsys.readouterr().out)["text"] == "na\u00efve r\u00e9sum\u00e9"
+    predict(run.path, [], tmp_path / "new.jsonl", [], None, "latin-1")
+    assert json.loads(capsys.readouterr().out)["text"] == "na\u00efve r\u00e9sum\u00e9".encode().decode("latin-1")

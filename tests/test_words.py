@@ -3,6 +3,8 @@ run trained on `日本` tags `日本`, not `日` and `本` as two entities."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,20 @@ def test_a_space_separated_run_keeps_the_tokenizers_words(tokenizer):
     assert not hasattr(config, "pretune_words")
     split = task.encode(TextTable(["Paris, again"], None, None), tokenizer, 32)
     assert split.meta["offsets"][0][1:4] == [(0, 5), (5, 6), (7, 12)]
+
+
+def test_a_japanese_tagger_predicts_on_its_training_words(tmp_path, tiny_model_dir):
+    import pretune
+
+    sentences = [JAPANESE.iloc[i % 3] for i in range(24)]
+    conll = "\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(s["tokens"], s["tags"], strict=True))
+                        for s in sentences)
+    (tmp_path / "ja.conll").write_text(conll + "\n")
+    run = pretune.fit({"seed": 1, "model": {"source": str(tiny_model_dir)},
+                       "data": {"task": "token-classification", "source": str(tmp_path / "ja.conll"), "max_length": 32},
+                       "train": {"max_steps": 2, "batch_size": 8, "checkpoint_every_steps": None}},
+                      tmp_path / "run", quiet=True, report=False, test=False)
+    assert "日本" in json.loads((run.model_path / "config.json").read_text())["pretune_words"]["lexicon"]
+    [result] = pretune.load_run(run.path).predict(["日本に行った"])
+    assert len(result["tags"]) == 4  # 日本 / に / 行っ / た, whatever the untrained model says of each
+    assert all(e["text"] != "本" for e in result["entities"])
