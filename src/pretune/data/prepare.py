@@ -157,8 +157,8 @@ def read_source(path, cfg: DataConfig, labels_as_text: bool = False) -> pd.DataF
     """A table file; for images also a folder per label or an IDX images file (labels beside
     it), and a table's relative image paths are taken from the table's own folder. Text columns
     (and the label column when `labels_as_text`) keep a delimited file's spelling (`007`)."""
+    text = [cfg.text_column, cfg.text_pair_column] + ([cfg.label_column] if labels_as_text else [])
     if cfg.task != "image-classification":
-        text = [cfg.text_column, cfg.text_pair_column] + ([cfg.label_column] if labels_as_text else [])
         return read_table(path, cfg.encoding, cfg.delimiter, text)
     from pretune.data import images
 
@@ -167,7 +167,7 @@ def read_source(path, cfg: DataConfig, labels_as_text: bool = False) -> pd.DataF
         return images.read_image_folder(path, cfg.text_column, cfg.label_column)
     if images.is_idx(path):
         return images.read_idx_pair(path, cfg.text_column, cfg.label_column)
-    return images.resolve_paths(read_table(path, cfg.encoding, cfg.delimiter), cfg.text_column, path.parent)
+    return images.resolve_paths(read_table(path, cfg.encoding, cfg.delimiter, text), cfg.text_column, path.parent)
 
 
 def read_rows(path, cfg: DataConfig, task, with_labels: bool) -> TextTable:
