@@ -118,6 +118,8 @@ def test_too_many_classes_for_the_rows_are_refused(tmp_path):
     with pytest.raises(PretuneError, match=r"200 distinct labels in 400 rows \(2.0 rows per class\).*"
                                            r"is 'label' the label column\?"):
         prepared(tmp_path, jsonl(rows))
+    few_shot = [{"text": f"t{i}", "label": f"intent{i % 77}"} for i in range(77 * 4)]  # 4 of each
+    assert len(prepared(tmp_path, jsonl(few_shot)).label_names) == 77
 
 
 def test_drop_duplicates_and_leaked(tmp_path):

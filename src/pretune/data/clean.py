@@ -22,7 +22,8 @@ from pretune.errors import PretuneError
 MANY_CLASSES = 50
 # Below this many training rows per class on average, a classifier cannot learn the classes: the
 # issue's case, 10,000 labels in 20,000 rows (2 per class), is an ID column taken for a label.
-MIN_ROWS_PER_CLASS = 5
+# Not higher: few-shot sets (SetFit's 4 or 8 examples of each of 77 intents) must pass.
+MIN_ROWS_PER_CLASS = 3
 _NOT_WORD = re.compile(r"[\W_]+")
 
 

@@ -122,7 +122,7 @@ def read_table(path: str | Path, encoding: str = "utf-8", delimiter: str | None 
         frame = reader(path, encoding, delimiter, [c for c in text_columns if c])
     except UnicodeDecodeError as e:
         raise PretuneError(f"cannot read {path} as {encoding} ({e.reason} at byte {e.start}); "
-                           "set data.encoding, e.g. latin-1") from None
+                           "set data.encoding (eval, predict: --encoding), e.g. latin-1") from None
     except LookupError:
         raise PretuneError(f"data.encoding '{encoding}' is not a known text encoding") from None
     except pd.errors.ParserError as e:
