@@ -84,7 +84,8 @@ def test_nan_and_unseen_labels_and_empty_data(cli_run, tmp_path):
     frame = sentiment_frame(20)
     frame.loc[3, "label"] = None
     frame.to_csv(tmp_path / "nan.csv", index=False)
-    assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "nan.csv"), "have no label (NaN)")
+    assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "nan.csv"),
+                       "1 row(s) have no label in 'label', first at row 3")
     pd.DataFrame({"text": ["a"], "label": ["neutral"]}).to_csv(tmp_path / "u.csv", index=False)
     assert_clean_error(pretune_cli("eval", cli_run, "--data", tmp_path / "u.csv"), "'neutral' never seen in training")
     (tmp_path / "empty.csv").write_text("text,label\n")

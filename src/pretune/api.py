@@ -14,8 +14,8 @@ from pretune.tracking import end_group, finish_tracking, start_group
 from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 
-__all__ = ["as_recipe", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict", "report",
-           "search", "serve"]
+__all__ = ["as_recipe", "check", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict",
+           "report", "search", "serve"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
@@ -68,6 +68,25 @@ def _for_the_report(what: str, write, target, *args) -> None:
     except Exception as e:  # noqa: BLE001 - the run, study or compression on disk stays whole and usable
         where = getattr(target, "path", target)
         print(f"pretune: warning: {what} not written for {where}: {e}", file=sys.stderr)
+
+
+def check(data=None, *, label: str | None = None, text: str | None = None, overrides: list[str] | None = None,
+          out: str | Path | None = None, tokenizer="model") -> dict:
+    """What a data set holds before a fit: exact and near-duplicate texts, texts shared between
+    training and validation / test, class counts and imbalance (with the recipe's remedy), empty
+    texts, the share cut at max_length per split. `data`: a recipe (Recipe, dict, YAML path), a
+    bundled dataset's name, or a data file (`label` / `text`: its columns, else the obvious
+    ones). `out`: the result also written there as JSON. See pretune.data.check."""
+    from pretune.atomic import write_json
+    from pretune.data.check import check as check_data
+    from pretune.data.check import check_recipe
+    from pretune.tasks import create_task
+
+    recipe = check_recipe(data, label, text, overrides)
+    result = check_data(recipe, create_task(recipe.data), tokenizer)
+    if out is not None:
+        write_json(out, result)
+    return result
 
 
 def evaluate(run: Run | str | Path, data: str | Path | None = None, **columns) -> dict:

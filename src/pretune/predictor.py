@@ -140,6 +140,17 @@ class Predictor:
                                                   self.pad_id)}
 
     def read(self, path: str | Path, with_labels: bool = True, **columns) -> TextTable:
+        """A held-out table through the run's columns (or those given); `encoding` unset: the
+        file's own (UTF-8, else detected with a notice), never the training file's, which says
+        nothing about a file made elsewhere (a latin-1 run read a UTF-8 file as latin-1)."""
+        if columns.get("encoding") is None:
+            import sys
+
+            from pretune.data.tables import detect_encoding
+
+            columns["encoding"], notice = detect_encoding(path)
+            if notice:
+                print(f"pretune: notice: {notice}", file=sys.stderr)
         cfg = self.data_cfg.model_copy(update={k: v for k, v in columns.items() if v is not None})
         task = copy.copy(self.task)  # the same labels, read through the overridden columns
         task.cfg = cfg

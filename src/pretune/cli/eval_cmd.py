@@ -15,12 +15,14 @@ def eval_(
                                      "(default: the run's own test split)"),
     text_column: str | None = typer.Option(None, help="default: the run's text column"),
     label_column: str | None = typer.Option(None, help="default: the run's label column"),
+    encoding: str | None = typer.Option(None, help="of the --data file (default: UTF-8, else detected, "
+                                        "with a notice)"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
 ) -> None:
     """Measure a run's model on labelled data."""
     from pretune.predictor import Run
 
-    metrics = Run(run_dir).evaluate(data, text_column=text_column, label_column=label_column)
+    metrics = Run(run_dir).evaluate(data, text_column=text_column, label_column=label_column, encoding=encoding)
     if as_json:
         print(to_json(metrics, indent=2))
     else:

@@ -11,6 +11,7 @@ import typer
 
 from pretune.cli import (
     batch_find_cmd,
+    check_cmd,
     compare_cmd,
     compress_cmd,
     eval_cmd,
@@ -45,6 +46,7 @@ app.command("runs")(runs_cmd.runs)
 app.command("compare")(compare_cmd.compare)
 app.command("pipeline")(pipeline_cmd.pipeline)
 app.command("serve")(serve_cmd.serve)
+app.command("check")(check_cmd.check)
 
 
 def run() -> None:

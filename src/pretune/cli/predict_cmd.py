@@ -16,6 +16,8 @@ def predict(
     data: Path | None = typer.Option(None, "--data", help="table of texts: csv, jsonl, parquet or conll"),
     image: list[Path] = typer.Option([], "--image", help="an image file, or a folder of them (repeatable)"),
     text_column: str | None = typer.Option(None, help="default: the run's text column"),
+    encoding: str | None = typer.Option(None, help="of the --data file (default: UTF-8, else detected, "
+                                        "with a notice)"),
 ) -> None:
     """Predict with a run's model; one JSON object per line (label and scores, labels,
     entities with their character offsets, or a value: as the run's task says)."""
@@ -38,6 +40,6 @@ def predict(
             print(to_json({"image": path, **result}))
         return
     table = predictor.task.unlabelled(text) if data is None else predictor.read(
-        data, with_labels=False, text_column=text_column)
+        data, with_labels=False, text_column=text_column, encoding=encoding)
     for row, result in zip(table.texts, predictor.predict_table(table), strict=True):
         print(to_json({"text": row, **result}))

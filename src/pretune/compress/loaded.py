@@ -20,7 +20,7 @@ from pretune.tasks import Task, create_task
 
 # The DataConfig fields that decide what is read from disk (the rest shape rows after reading).
 READ_FIELDS = {"source", "train", "validation", "test", "task", "text_column", "text_pair_column", "label_column",
-               "label_separator", "encoding", "validation_fraction", "test_fraction", "split_seed"}
+               "label_separator", "encoding", "validation_fraction", "test_fraction", "split_seed", "drop_missing"}
 SHOWN = ("accuracy", "f1_macro", "mse")
 
 

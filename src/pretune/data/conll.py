@@ -27,7 +27,14 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     path = Path(path)
     if not path.is_file():
         raise PretuneError(f"data file not found: {path}")
-    raw = path.read_bytes()
+    from pretune.data.tables import OPENERS, bom_encoding
+
+    try:
+        with OPENERS.get(path.suffix, open)(path, "rb") as f:  # .conll.gz / .bz2 / .xz too
+            raw = f.read()
+    except (OSError, EOFError, ValueError) as e:
+        raise PretuneError(f"cannot read {path}: {(str(e) or type(e).__name__).splitlines()[0]}") from None
+    encoding = bom_encoding(path, encoding)
     try:
         text = raw.decode(encoding)
     except LookupError:
@@ -49,12 +56,15 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
     `-DOCSTART-` lines are skipped. Tab-separated lines may carry a varying number of features
     (a morphological analyser's output). Space-separated lines must keep the first line's
     column count: there a token holding a space shifts its line's columns, and the error says so.
+    The file's first token line decides the separator for all: a space-separated line in a
+    tab-separated file (`New York B-LOC` among `Paris<TAB>B-LOC`) would silently lose its words
+    between the first and the tag, so it is refused, and so is a tab line in a space file.
     """
     path = Path(path)
     sentences: list[tuple[list[str], list[str]]] = []
     tokens: list[str] = []
     tags: list[str] = []
-    first: tuple[int, int] | None = None  # (columns, line) of the file's first token line
+    first: tuple[int, int, bool] | None = None  # (columns, line, tabbed) of the file's first token line
     # split("\n"), not splitlines(): tweets hold U+2028 and friends inside tokens.
     for number, line in enumerate(read_text(path, encoding).split("\n"), start=1):
         if not line.strip() or line.lstrip().startswith(DOCSTART):
@@ -70,7 +80,11 @@ def read_conll(path: str | Path, encoding: str = "utf-8") -> pd.DataFrame:
         if len(fields) < 2:
             raise PretuneError(f"{where}: expected 'token<TAB>tag', found one field (a token without "
                                f"its tag?): {line[:60]!r}")
-        first = first or (len(fields), number)
+        first = first or (len(fields), number, tabbed)
+        if tabbed != first[2]:
+            kinds = ("tabs", "spaces") if first[2] else ("spaces", "tabs")
+            raise PretuneError(f"{where}: columns separated by {kinds[1]} where line {first[1]} uses {kinds[0]}; "
+                               f"use one separator in the whole file: {line[:60]!r}")
         if not fields[0]:
             raise PretuneError(f"{where}: empty token before the tag {fields[-1]!r}")
         if not tabbed and len(fields) != first[0]:

@@ -80,6 +80,13 @@ class DataConfig(_Section):
         None, gt=0, description="image-classification: side of the square input in pixels (null: the model's own)")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     group_by_length: bool = Field(True, description="batch texts of similar length together")
+    drop_missing: bool = Field(
+        False, description="drop rows with no text or no label (with a count) instead of refusing the file")
+    drop_duplicates: bool = Field(
+        False, description="drop training texts that repeat an earlier one (case, spacing and punctuation "
+        "aside), with a count; `pretune check` lists them")
+    drop_leaked: bool = Field(
+        False, description="drop training texts that also occur in validation or test, with a count")
     sampling: Literal["natural", "balanced", "sqrt"] = Field(
         "natural", description="training rows drawn as they come, or with class weights 1/n (balanced) "
         "or 1/sqrt(n) (sqrt); multi-label and tagging tasks weigh a row by its rarest label")

@@ -18,6 +18,7 @@ from pretune.data.conll import as_token_list, checked_tag
 from pretune.data.encode import ENCODE_CHUNK, FEATURE_TYPES, IGNORE_INDEX, EncodedSplit, lengths_of
 from pretune.data.prepare import TextTable
 from pretune.data.ragged import RaggedRows
+from pretune.data.words import split_words, training_lexicon
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task, class_weights, softmax, tasks
@@ -46,6 +47,9 @@ class TokenClassification(Task):
         self.scheme_slips = 0  # I- tags with no B- before them, counted in learn_labels
         self.truncated_train = 0  # training sentences longer than max_length, counted in encode
         self.encoded_length = cfg.max_length  # set by encode: the effective one, capped at the model's positions
+        # The training file's CJK words, when the tokenizer would cut them apart: raw text is then
+        # split into words against them (data/words.py); None: the tokenizer's own words.
+        self.lexicon: list[str] | None = None
 
     def _rows(self, frame: pd.DataFrame, column: str, where: str) -> list[list[str]]:
         """Each cell as a list of strings: a list, a Parquet array or a JSON list in a CSV cell;
@@ -59,6 +63,7 @@ class TokenClassification(Task):
 
     def learn_labels(self, train: pd.DataFrame) -> None:
         tags = self._rows(train, self.cfg.label_column, "train")
+        self.lexicon = training_lexicon(self._rows(train, self.cfg.text_column, "train"))
         self.scheme_slips = count_scheme_slips(tags)
         names = sorted({t for row in tags for t in row})
         if names == ["O"]:
@@ -85,21 +90,45 @@ class TokenClassification(Task):
         words = self._rows(frame, self.cfg.text_column, where)
         return TextTable(words, None, self.labels_of(frame, where) if with_labels else None)
 
+    def configure(self, config) -> None:
+        super().configure(config)
+        if self.lexicon is not None:
+            config.pretune_words = {"split": "lexicon", "lexicon": self.lexicon}
+
+    def restore(self, config) -> None:
+        super().restore(config)
+        saved = getattr(config, "pretune_words", None)
+        self.lexicon = saved.get("lexicon") if isinstance(saved, dict) else None
+
+    def _split_raw(self, texts: list[str]) -> tuple[list[list[str]], list[list[tuple[int, int]]]]:
+        """Raw texts as the training file's words (and their character spans)."""
+        lexicon = set(self.lexicon)
+        longest = max(map(len, lexicon), default=1)
+        spans = [split_words(text, lexicon, longest) for text in texts]
+        return [[text[a:b] for a, b in row] for text, row in zip(texts, spans, strict=True)], spans
+
     def encode(self, table: TextTable, tokenizer, max_length: int) -> EncodedSplit:
         if not getattr(tokenizer, "is_fast", False):
             raise PretuneError("token classification needs a fast tokenizer (word_ids to align tags)")
         self.encoded_length = max_length
         raw = bool(table.texts) and isinstance(table.texts[0], str)
+        texts, spans = table.texts, None
+        if raw and self.lexicon:
+            texts, spans = self._split_raw(table.texts)
         parts: dict[str, list[RaggedRows]] = {}
         word_ids, offsets = [], []
-        for start in range(0, max(len(table.texts), 1), ENCODE_CHUNK):  # chunks: see data/encode.py
-            enc = tokenizer(table.texts[start:start + ENCODE_CHUNK], truncation=True, max_length=max_length,
-                            padding=False, is_split_into_words=not raw, return_offsets_mapping=raw)
+        for start in range(0, max(len(texts), 1), ENCODE_CHUNK):  # chunks: see data/encode.py
+            enc = tokenizer(texts[start:start + ENCODE_CHUNK], truncation=True, max_length=max_length,
+                            padding=False, is_split_into_words=not raw or spans is not None,
+                            return_offsets_mapping=raw and spans is None)
             for name, dtype in FEATURE_TYPES.items():
                 if name in enc:
                     parts.setdefault(name, []).append(RaggedRows.from_lists(enc[name], dtype))
             word_ids += [enc.word_ids(i) for i in range(len(enc["input_ids"]))]
-            offsets += enc["offset_mapping"] if raw else []
+            if raw and spans is None:
+                offsets += enc["offset_mapping"]
+        if spans is not None:  # each sub-word spans its whole word: entities cover whole words
+            offsets = [[(0, 0) if w is None else row[w] for w in ids] for ids, row in zip(word_ids, spans, strict=True)]
         features = {name: RaggedRows.concat(chunks, FEATURE_TYPES[name]) for name, chunks in parts.items()}
         labels = None
         if table.labels is not None:

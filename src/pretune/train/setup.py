@@ -104,7 +104,7 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     if tokenizer is None:
         tokenizer = default_preprocessor(recipe, task) if model is not None else None
         tokenizer = tokenizer or load_preprocessor(recipe.model.source, task)
-    notices: list[str] = []
+    notices: list[str] = list(prepared.notices)  # rows dropped, labels read as text
     if model is None:
         with loading_weights(recipe.model.source):
             model = load_model(recipe.model, task)
