@@ -16,6 +16,7 @@ from pretune.recipe.compress import (
 )
 from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
+from pretune.recipe.pipeline import PipelineConfig
 from pretune.recipe.root import Recipe, RecipeLike, apply_override, as_recipe, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
 from pretune.recipe.strategy import GroupOverride, LoraConfig, StrategyConfig
@@ -41,6 +42,7 @@ __all__ = [
     "MlflowConfig",
     "ModelConfig",
     "OptimizerConfig",
+    "PipelineConfig",
     "PruneConfig",
     "QuantizeConfig",
     "Recipe",
