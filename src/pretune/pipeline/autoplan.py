@@ -5,8 +5,8 @@ Measured: a probe fit of a few optimizer steps and one validation pass on rows d
 training split (so at the data's real lengths), with the recipe's model, batch size and
 max_length: the seconds to set a fit up, per optimizer step and per inference batch.
 
-Decided, from those figures and the split sizes (each a line on the terminal, a key of the saved
-recipe, and the stages' marks in pipeline.json):
+Decided, from those figures and the split sizes (each a line on the terminal and a key of the saved
+recipe; where each stage must end as `pipeline.shares`):
 - search: how many trials fit in SEARCH_SHARE of the time; fewer than MIN_TRIALS: no search;
 - fit: the recipe's epochs when they fit what is left after the search and the cheapest
   compression chain, else fewer (fractional) epochs;

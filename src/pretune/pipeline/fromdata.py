@@ -28,7 +28,7 @@ def request(recipe: RecipeLike | None, *, label: str | None = None, text: str | 
     if not data and (label or text):
         raise PretuneError("--label and --text name the columns of a data file; the first argument is a recipe "
                            "(set data.label_column / data.text_column in it instead)")
-    if not data and preset is None and time_limit is None and not _unplanned_limit(recipe):
+    if not data and preset is None and time_limit is None and not _unplanned_limit(recipe, overrides):
         return None
     if data:
         inferred = infer(recipe, label, text)
@@ -53,19 +53,19 @@ def request(recipe: RecipeLike | None, *, label: str | None = None, text: str | 
     return raw
 
 
-def _unplanned_limit(recipe: RecipeLike | None) -> bool:
-    """A recipe whose own `pipeline.time_limit` has not been planned yet (a user's recipe, not one
-    saved by a planned pipeline)."""
-    if recipe is None:
+def _unplanned_limit(recipe: RecipeLike | None, overrides: list[str] | None) -> bool:
+    """A recipe (with its --set) whose own `pipeline.time_limit` has not been planned yet (a user's
+    recipe, not one saved by a planned pipeline)."""
+    if recipe is None and not overrides:
         return False
-    timed = (recipe if isinstance(recipe, Recipe) else Recipe.from_dict(_as_written(recipe))).pipeline
+    timed = Recipe.from_dict(_as_written(recipe if recipe is not None else {}, overrides)).pipeline
     return timed.time_limit is not None and not timed.planned
 
 
-def _as_written(recipe: RecipeLike) -> dict:
+def _as_written(recipe: RecipeLike, overrides: list[str] | None = None) -> dict:
     from pretune.pipeline.plan import _written
 
-    return _written(recipe, None)
+    return _written(recipe, overrides)
 
 
 def default_out(recipe: RecipeLike | None) -> Path:

@@ -174,18 +174,20 @@ def _timed(written: dict, out: Path, fit_overrides, began: float, say, quiet: bo
     decision = autoplan.decide(recipe, measured, limit - elapsed, stages_of)
     for line in decision.lines:
         say(line)
-    marks = {stage: round(mark + elapsed, 2) for stage, mark in decision.marks.items()}
-    return autoplan.applied(written, decision.changes), {"plan": {"marks": marks, "estimates": decision.estimates,
-                                                                 "lines": decision.lines}}
+    # Shares of the limit, in the recipe: its saved copy runs again with the same stage ends.
+    shares = {stage: round((mark + elapsed) / limit, 4) for stage, mark in decision.marks.items()}
+    changes = {**decision.changes, "pipeline.shares": shares}
+    return autoplan.applied(written, changes), {"plan": {"estimates": decision.estimates, "lines": decision.lines}}
 
 
 def _clock(p: planning.Plan, state: dict, began: float) -> Clock | None:
     limit = parse_limit(p.recipe.pipeline.time_limit)
     if limit is None:
         return None
-    plan = state.get("plan") or {}
+    shares = p.recipe.pipeline.shares or {}
     spent = float((state.get("time") or {}).get("spent", 0.0))
-    return Clock(limit, spent, plan.get("marks") or {}, plan.get("estimates") or {}, started=began)
+    return Clock(limit, spent, {stage: share * limit for stage, share in shares.items()},
+                 (state.get("plan") or {}).get("estimates") or {}, started=began)
 
 
 def _load_state(p: planning.Plan) -> dict:

@@ -13,5 +13,8 @@ class PipelineConfig(_Section):
         "or seconds (null: no limit); each stage stops at its share and keeps the best it has")
     preset: str | None = Field(None, description="the preset (fast, balanced, best) this recipe was resolved from; "
                                "informative: its settings are already in the recipe")
+    shares: dict[str, float] | None = Field(
+        None, description="for each stage (search, fit, compress), the share of the time limit by which it must end "
+        "(null: search 0.35, fit 0.7, compress the rest; the plan writes what it measured)")
     planned: bool = Field(False, description="the time plan's choices (trials, epochs, chains) are already in this "
                           "recipe: the pipeline measures nothing and plans again nothing, it only keeps the limit")
