@@ -230,3 +230,16 @@ def test_dry_run_prints_the_inference_and_the_plan_and_writes_nothing(tiny_model
                   "pipeline: dry run: would run fit -> compress -> report -> release"):
         assert any(line.startswith(start) for line in proc.stdout.splitlines()), start
     assert not (tmp_path / "p").exists()
+
+
+def test_a_recipes_own_time_limit_is_planned_once(tiny_model_dir, sentiment_csv, tmp_path):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
+    assert request(recipe, say=quiet) is None  # no limit, no preset: the pipeline reads it as always
+    path = tmp_path / "timed.yaml"
+    path.write_text(yaml.safe_dump({**recipe, "pipeline": {"time_limit": "10m"}}))
+    assert request(path, say=quiet)["pipeline"]["time_limit"] == "10m"  # to be measured and planned
+    assert request(recipe, overrides=["pipeline.time_limit=90s"], say=quiet)["pipeline"]["time_limit"] == "90s"
+    path.write_text(yaml.safe_dump({**recipe, "pipeline": {"time_limit": "10m", "planned": True}}))
+    assert request(path, say=quiet) is None  # a saved, planned recipe: the clock only
+    with pytest.raises(PretuneError, match="--label and --text name the columns of a data file"):
+        request(path, label="label", say=quiet)

@@ -33,10 +33,14 @@ PROBE_STEPS = 4
 SEARCH_SHARE = 0.4
 MIN_TRIALS = 3
 MIN_FIT_STEPS = 10
-# Seconds of a compression step beyond the training it does: export, quantization, vocabulary
-# cut; and a variant's measurement in its own process (start, timing rounds).
-STEP_OVERHEAD = {"quantize": 30.0, "export": 15.0, "trim-vocab": 10.0, "distill": 10.0, "prune": 10.0}
-MEASURE_OVERHEAD = 15.0
+# A compression step's work beyond the training it does (export, quantization with and without
+# fusions, vocabulary cut), and a variant's measurement in its own process (start, load, timing
+# rounds), in units of the probe fit's set-up time: both load a model and run it, so they slow down
+# with the machine as it does. The first try, in seconds (30 s for int8, 15 s per measurement),
+# ran past a 3-minute limit by 41 s on a machine loaded 8-fold: int8 took 119 s there.
+STEP_UNITS = {"quantize": 4.0, "export": 2.0, "trim-vocab": 1.0, "distill": 1.0, "prune": 1.0}
+MEASURE_UNITS = 2.0
+MIN_UNIT = 5.0
 # A distilled student of half the teacher's depth costs its own step plus the teacher's forward pass:
 # about 0.75 of a teacher step.
 STUDENT_STEP = 0.75
@@ -121,8 +125,10 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
              f"{m.batch_seconds:.2f} s per inference batch ({train.eval_batch_size}), {m.setup_seconds:.0f} s to set "
              f"a fit up; train {m.rows['train']:,} rows, validation {m.rows['validation']:,}, test {m.rows['test']:,}"]
     changes: dict = {"pipeline.planned": True}
-    estimates, chains = _chain_costs(recipe, epoch, test) if "compress" in stages else ({}, [])
-    cheapest = chains[0][1] + test * 0.5 + MEASURE_OVERHEAD if chains else 0.0
+    unit = max(m.setup_seconds, MIN_UNIT)
+    measuring = MEASURE_UNITS * unit + test  # one variant's row: the original's is measured too
+    estimates, chains = _chain_costs(recipe, epoch, unit, measuring) if "compress" in stages else ({}, [])
+    cheapest = chains[0][1] + measuring if chains else 0.0
     marks, spent = {}, 0.0
     if "search" in stages:
         trial = fit_cost(_trial_epochs(recipe), recipe.search.evaluations)
@@ -160,9 +166,10 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
         left = avail - spent
         kept, used = [], 0.0
         for chain, cost in chains:
-            if used + cost + MEASURE_OVERHEAD <= left or not kept:
+            if used + cost + measuring <= left or not kept:
                 kept.append(chain)
-                used += cost + MEASURE_OVERHEAD
+                used += cost
+        used += measuring  # the original's row
         dropped = [chain for chain, _ in chains if chain not in kept]
         changes["compress.variants"] = kept
         changes["compress.steps"] = None
@@ -181,19 +188,19 @@ def applied(written: dict, changes: dict) -> dict:
     return Recipe.from_dict(raw).updated(updates).model_dump(mode="json", exclude_unset=True)
 
 
-def _chain_costs(recipe: Recipe, epoch: float, test: float) -> tuple[dict, list]:
-    """Seconds per step kind, and each chain with what it adds beyond the chains before it (shared
-    prefixes run once, as in the compression tree)."""
+def _chain_costs(recipe: Recipe, epoch: float, unit: float, measuring: float) -> tuple[dict, list]:
+    """Seconds per step kind (and `measure`: one row of the table), and each chain with what it
+    adds beyond the chains before it (shared prefixes run once, as in the compression tree)."""
     from pretune.compress.tree import chains_of
     from pretune.tasks import create_task
 
     cfg = recipe.compress
     step_seconds = {
-        "distill": (cfg.distill.epochs or recipe.train.epochs) * epoch * STUDENT_STEP + STEP_OVERHEAD["distill"],
-        "prune": cfg.prune.recovery_epochs * cfg.prune.rounds * epoch + STEP_OVERHEAD["prune"],
+        "distill": (cfg.distill.epochs or recipe.train.epochs) * epoch * STUDENT_STEP + STEP_UNITS["distill"] * unit,
+        "prune": cfg.prune.recovery_epochs * cfg.prune.rounds * epoch + STEP_UNITS["prune"] * unit,
     }
-    estimates = {name: step_seconds.get(name, STEP_OVERHEAD.get(name, 10.0)) for name in
-                 ("distill", "prune", "quantize", "export", "trim-vocab")}
+    estimates = {name: round(step_seconds.get(name, STEP_UNITS[name] * unit), 1) for name in STEP_UNITS}
+    estimates["measure"] = round(measuring, 1)
     done: set[tuple] = set()
     chains = []
     for chain in chains_of(cfg, create_task(recipe.data).inputs):
@@ -201,7 +208,7 @@ def _chain_costs(recipe: Recipe, epoch: float, test: float) -> tuple[dict, list]
         for i in range(len(chain)):
             if tuple(chain[: i + 1]) not in done:
                 done.add(tuple(chain[: i + 1]))
-                cost += estimates.get(chain[i], 10.0) + test * 0.5 + MEASURE_OVERHEAD
+                cost += estimates.get(chain[i], unit) + measuring
         chains.append((list(chain), cost))
     return estimates, chains
 
