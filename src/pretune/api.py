@@ -101,7 +101,7 @@ def predict(run: Run | str | Path, texts: list, pairs: list[str] | None = None) 
 
 def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True,
-             variants: list[list[str]] | str | None = None, report: bool | None = None):
+             variants: list[list[str]] | str | None = None, report: bool | None = None, allows=None):
     """Variants of a run, a tree of step chains (`steps`: one chain; `variants`: several, shared
     prefixes run once), each node a Run measured beside the original, the fastest within
     `max_drop` chosen on validation; writes compression.json, pareto.png and report.html
@@ -116,7 +116,7 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
         start_group(out, tracking, "compress", {"original": str(run.path), "steps": str(steps)})
     try:
         compression = compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
-                                    quiet=quiet, variants=variants)
+                                    quiet=quiet, variants=variants, allows=allows)
     except BaseException:
         if out is not None:
             end_group(out, tracking, [], failed=True)
@@ -207,7 +207,9 @@ def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options
     """search -> fit -> compress -> report -> release, as the recipe's sections say; resumable
     (the same call again continues). Returns a `pretune.pipeline.Pipeline`.
 
-    Options: resume, overrides, fit_overrides, quiet (see `pretune.pipeline.run.pipeline`)."""
+    `recipe` may be a data file or folder: `pipeline("reviews.csv", label="sentiment", time_limit="15m")`.
+    Options: resume, overrides, fit_overrides, quiet, label, text, preset, time_limit, dry_run (see
+    `pretune.pipeline.run.pipeline`)."""
     from pretune.pipeline import Verbs
     from pretune.pipeline import pipeline as run_pipeline
 

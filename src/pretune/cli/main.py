@@ -21,6 +21,7 @@ from pretune.cli import (
     measure_cmd,
     pipeline_cmd,
     predict_cmd,
+    preset_cmd,
     report_cmd,
     runs_cmd,
     search_cmd,
@@ -45,6 +46,7 @@ app.command("report")(report_cmd.report)
 app.command("runs")(runs_cmd.runs)
 app.command("compare")(compare_cmd.compare)
 app.command("pipeline")(pipeline_cmd.pipeline)
+app.add_typer(preset_cmd.app, name="preset")
 app.command("serve")(serve_cmd.serve)
 app.command("check")(check_cmd.check)
 

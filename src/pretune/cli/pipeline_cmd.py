@@ -1,4 +1,5 @@
-"""pretune pipeline RECIPE [--out DIR] [--set k=v ...] [--fit-set k=v ...] | --resume DIR"""
+"""pretune pipeline RECIPE|DATA [--label COL] [--text COL] [--preset NAME] [--time-limit 15m] [--dry-run]
+[--out DIR] [--set k=v ...] [--fit-set k=v ...] | --resume DIR"""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ ROWS = (("validation_{m}", "validation {m}"), ("test_{m}", "test {m}"), ("throug
 
 
 def pipeline(
-    recipe: Path | None = typer.Argument(None, help="recipe YAML; its search: and compress: sections add stages"),
+    recipe: Path | None = typer.Argument(None, help="recipe YAML (its search: and compress: sections add stages), "
+                                         "or a data file / image folder: the task, columns, encoding and splits "
+                                         "are inferred and written into the pipeline's recipe"),
+    label: str | None = typer.Option(None, "--label", help="data file: the label column"),
+    text: str | None = typer.Option(None, "--text", help="data file: the text column (default: the one "
+                                     "text-like column)"),
+    preset: str | None = typer.Option(None, "--preset", help="fast, balanced (default for a data file) or best; "
+                                      "`pretune preset show NAME` prints one"),
+    time_limit: str | None = typer.Option(None, "--time-limit", help="wall clock for the whole pipeline, e.g. "
+                                          "15m: measured, planned and kept (pipeline.time_limit)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print what is inferred and the plan, then stop"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. train.epochs=2"),
     fit_set: list[str] = typer.Option([], "--fit-set", help="override for the final fit only, on top of the "
                                       "best trial's recipe, e.g. data.max_train_samples=null"),
@@ -25,7 +36,10 @@ def pipeline(
     """Search (if asked), fine-tune, compress (if asked), report and release the chosen model."""
     from pretune.api import pipeline as pipeline_api
 
-    result = pipeline_api(recipe, out, resume=resume, overrides=set_, fit_overrides=fit_set, quiet=quiet)
+    result = pipeline_api(recipe, out, resume=resume, overrides=set_, fit_overrides=fit_set, quiet=quiet,
+                          label=label, text=text, preset=preset, time_limit=time_limit, dry_run=dry_run)
+    if result is None:  # a dry run: the plan is printed
+        return
     if quiet:
         print(result.model)
         return

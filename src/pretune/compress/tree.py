@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,7 +149,9 @@ def finished_run(run: Run) -> Run:
 def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None,
              config: CompressConfig | dict | None = None, variants: list[list[str]] | str | None = None,
-             quiet: bool = True) -> Compression:
+             quiet: bool = True, allows: Callable[[str], bool] | None = None) -> Compression:
+    """`allows(step)`: asked before each node that is not already made (a time limit's check); False
+    skips the node and its subtree, listed in compression.json's `skipped`."""
     run = finished_run(run if isinstance(run, Run) else Run(run))
     cfg = resolve_config(run, steps_, max_drop, overrides, config, variants)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
@@ -159,12 +162,16 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     rows: list[dict] = []
     variants_made: list[Run] = []
     tree: dict[str, dict] = {}
+    skipped: list[str] = []
 
     def visit(parent: LoadedRun, node: Node) -> None:
         target = out.joinpath(*node.path)
         fingerprint = {"original": str(run.path), "path": list(node.path),
                        "settings": steps.get(node.step, root.kind).settings_of(cfg)}
         reused = _finished(target, fingerprint)
+        if not reused and allows is not None and not allows(node.step):
+            skipped.append(node.name)
+            return
         if reused:
             loaded = parent.child(target)
         else:
@@ -197,7 +204,7 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
         "variants": chains, "tree": tree, "chosen_on": "validation",
         "choice": {"name": chosen and chosen["name"], "reason": message, "on": "validation accuracy drop",
                    "reported": "test"},
-        "original_validation": rows[0].get("validation", {})})
+        "original_validation": rows[0].get("validation", {}), "skipped": skipped})
     pareto_plot(rows, out / PLOT)
     return Compression(out, variants_made, rows, chosen, message, chains, root.frames.reads)
 

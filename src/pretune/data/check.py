@@ -25,47 +25,16 @@ LISTED = 20  # groups of repeated texts listed in the result; all of them are co
 SHOWN = 5  # of those, printed on the terminal
 IMBALANCED = 3.0  # largest / smallest class count from which the summary suggests a remedy
 ENCODE_CHUNK = 1024  # texts tokenized at once when counting lengths
-LABEL_NAMES = ("label", "labels", "category", "class", "sentiment", "target", "tags")
-TOKEN_SUFFIXES = (".conll", ".bio", ".txt")
 
 
 def recipe_for_file(path: str | Path, label: str | None = None, text: str | None = None,
                     overrides: list[str] | None = None) -> Recipe:
-    """The recipe of a bare data file: the given columns, else the obvious ones (`text`, the
-    first of LABEL_NAMES), the task from the file's kind, its encoding. Simple by intent: the
-    pipeline's fuller inference (data/infer.py) replaces this one function."""
-    from pretune.data.tables import detect_encoding, read_table
-
-    path = Path(path)
-    if path.is_dir():
-        data = {"task": "image-classification", "source": str(path)}
-    elif any(s in TOKEN_SUFFIXES for s in path.suffixes):
-        data = {"task": "token-classification", "source": str(path)}
-    else:
-        encoding, _ = detect_encoding(path)
-        head = read_table(path, encoding).head(1000)
-        columns = [str(c) for c in head.columns]
-        label = label or next((c for c in LABEL_NAMES if c in columns), None)
-        if label is None or label not in columns:
-            raise PretuneError(f"{path}: {'no column ' + repr(label) if label else 'which column is the label?'}; "
-                               f"the columns are {', '.join(columns)}: pass --label COL")
-        texts = [c for c in columns if c != label and head[c].dropna().map(lambda v: isinstance(v, str)).all()]
-        text = text or ("text" if "text" in columns else max(texts, key=lambda c: head[c].str.len().mean(),
-                                                                default=None))
-        if text is None:
-            raise PretuneError(f"{path}: no column of texts among {', '.join(columns)}: pass --text COL")
-        values = head[label].dropna()
-        lists = values.map(lambda v: isinstance(v, list)).any()
-        many_floats = pd.api.types.is_float_dtype(values) and values.nunique() > 20
-        task = "multi-label" if lists else "regression" if many_floats else "sequence-classification"
-        data = {"task": task, "source": str(path), "text_column": text, "label_column": label, "encoding": encoding}
-    if label and "label_column" not in data:
-        data["label_column"] = label
-    if text and "text_column" not in data:
-        data["text_column"] = text
+    """The recipe of a bare data file: what the pipeline infers from it (data/infer.py), so that
+    `pretune check FILE` and `pretune pipeline FILE` read the same columns the same way."""
+    from pretune.data.infer import infer
     from pretune.recipe import as_recipe
 
-    return as_recipe({"data": data}, overrides)
+    return as_recipe({"data": infer(path, label, text).data}, overrides)
 
 
 def check_recipe(data=None, label: str | None = None, text: str | None = None,

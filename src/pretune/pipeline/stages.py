@@ -176,7 +176,8 @@ def resumed(ctx: Context, stage: str) -> None:
     if stage == "search":
         from pretune.search.study import Study
 
-        ctx.study = Study(record["path"])
+        # None: stopped at the time limit before any trial finished (the fit took the recipe).
+        ctx.study = Study(record["path"]) if record.get("best_trial", -1) is not None else None
     elif stage == "fit":
         ctx.run = Run(record["path"])
     elif stage == "compress":
@@ -188,6 +189,6 @@ def resumed(ctx: Context, stage: str) -> None:
 def finished(ctx: Context, stage: str) -> bool:
     """Whether a stage's record says completed and its output is still there."""
     record = ctx.records.get(stage, {})
-    if record.get("status") not in ("completed", "not available"):
+    if record.get("status") not in ("completed", "not available", "stopped-at-limit"):
         return False
     return not record.get("path") or Path(record["path"]).exists()

@@ -15,6 +15,7 @@ from pretune.recipe.base import _Section
 from pretune.recipe.compress import CompressConfig
 from pretune.recipe.data import DataConfig, task_facts
 from pretune.recipe.model import ModelConfig
+from pretune.recipe.pipeline import PipelineConfig
 from pretune.recipe.search import SearchConfig
 from pretune.recipe.strategy import StrategyConfig
 from pretune.recipe.tracking import TrackingConfig
@@ -35,6 +36,7 @@ class Recipe(_Section):
     compress: CompressConfig = Field(default_factory=CompressConfig)
     report: bool = Field(True, description="fit, search and compress write report.html into their directory")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     @model_validator(mode="after")
     def _task_defaults(self) -> Recipe:

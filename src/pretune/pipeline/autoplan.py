@@ -1,0 +1,238 @@
+"""How a pipeline with a time limit spends its time, decided before any work from what this machine
+measures on this data.
+
+Measured: a probe fit of a few optimizer steps and one validation pass on rows drawn from the
+training split (so at the data's real lengths), with the recipe's model, batch size and
+max_length: the seconds to set a fit up, per optimizer step and per inference batch.
+
+Decided, from those figures and the split sizes (each a line on the terminal and a key of the saved
+recipe; where each stage must end as `pipeline.shares`):
+- search: how many trials fit in SEARCH_SHARE of the time; fewer than MIN_TRIALS: no search;
+- fit: the recipe's epochs when they fit what is left after the search and the cheapest
+  compression chain, else fewer (fractional) epochs;
+- compress: the recipe's chains, in their order, while their estimated time fits what is left;
+- report and release: a reserve (clock.reserve_of).
+Estimates are deliberately plain (steps x seconds per step); the clock, not the estimate, is the
+wall: a stage that runs long is stopped at its mark.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pretune.errors import PretuneError
+from pretune.pipeline.clock import reserve_of
+from pretune.recipe import Recipe
+
+PROBE_STEPS = 4
+SEARCH_SHARE = 0.4
+MIN_TRIALS = 3
+MIN_FIT_STEPS = 10
+# A compression step's work beyond the training it does (export, quantization with and without
+# fusions, vocabulary cut), and a variant's measurement in its own process (start, load, timing
+# rounds), in units of the probe fit's set-up time: both load a model and run it, so they slow down
+# with the machine as it does. The first try, in seconds (30 s for int8, 15 s per measurement),
+# ran past a 3-minute limit by 41 s on a machine loaded 8-fold: int8 took 119 s there.
+STEP_UNITS = {"quantize": 4.0, "export": 2.0, "trim-vocab": 1.0, "distill": 1.0, "prune": 1.0}
+MEASURE_UNITS = 2.0
+MIN_UNIT = 5.0
+# A distilled student of half the teacher's depth costs its own step plus the teacher's forward pass:
+# about 0.75 of a teacher step.
+STUDENT_STEP = 0.75
+
+
+@dataclass
+class Measured:
+    setup_seconds: float
+    step_seconds: float
+    batch_seconds: float  # one inference batch of eval_batch_size
+    rows: dict  # split -> rows
+
+
+@dataclass
+class Decision:
+    lines: list[str]
+    changes: dict  # dotted recipe key -> value
+    marks: dict  # stage -> spent seconds by which it must end
+    estimates: dict = field(default_factory=dict)  # compression step -> seconds
+
+
+def measure(recipe: Recipe, quiet: bool = True) -> Measured:
+    """A few optimizer steps and one validation pass of the recipe's model on its own data."""
+    from pretune.data.prepare import load_frames
+    from pretune.tasks import create_task
+    from pretune.train.fit import fit
+
+    task = create_task(recipe.data)
+    frames = load_frames(recipe.data, task.stratify)
+    rows = {split: len(frame) for split, frame in frames.items()}
+    batch, eval_batch = recipe.train.batch_size, recipe.train.eval_batch_size
+    probe = recipe.updated({
+        "train.max_steps": PROBE_STEPS, "train.epochs": 1, "train.evaluations": None, "train.eval_every_steps": None,
+        "train.early_stopping.patience": None, "train.keep_best": None,
+        "data.max_train_samples": min(rows["train"], PROBE_STEPS * batch),
+        "data.max_eval_samples": min(rows["validation"], 2 * eval_batch), "report": False,
+        "tracking": {}, "search": {}})
+    timer = _Timer()
+    where = Path(tempfile.mkdtemp(prefix="pretune-plan-"))
+    try:
+        started = time.time()
+        fit(probe, where / "probe", callbacks=[timer], lean=True, quiet=quiet)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    steps = timer.steps
+    if len(steps) < 2 or timer.evaluated is None:
+        raise PretuneError("the time plan's probe fit made too few steps to time: is the training split empty?")
+    step = (steps[-1] - steps[0]) / (len(steps) - 1)
+    batches = math.ceil(min(rows["validation"], 2 * eval_batch) / eval_batch)
+    return Measured(timer.fit_start - started, step, (timer.evaluated - steps[-1]) / batches, rows)
+
+
+class _Timer:
+    def __init__(self):
+        self.fit_start: float = 0.0
+        self.steps: list[float] = []
+        self.evaluated: float | None = None
+
+    def on_fit_start(self, state) -> None:
+        self.fit_start = time.time()
+
+    def on_batch_end(self, state) -> None:
+        self.steps.append(time.time())
+
+    def on_evaluate(self, state) -> None:
+        self.evaluated = self.evaluated or time.time()
+
+
+def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Decision:
+    """How `limit` seconds (what is left of the limit) are spent: see the module docstring."""
+    train, batch = recipe.train, recipe.train.batch_size
+    epoch = math.ceil(m.rows["train"] / batch) * m.step_seconds
+    evaluation = math.ceil(m.rows["validation"] / train.eval_batch_size) * m.batch_seconds
+    test = math.ceil(m.rows["test"] / train.eval_batch_size) * m.batch_seconds
+
+    def fit_cost(epochs: float, evaluations: int) -> float:
+        return m.setup_seconds + epochs * epoch + (evaluations + 1) * evaluation + test
+
+    reserve = reserve_of(limit)
+    avail = limit - reserve
+    lines = [f"plan: measured here: {m.step_seconds:.2f} s per training step (batch {batch}), "
+             f"{m.batch_seconds:.2f} s per inference batch ({train.eval_batch_size}), {m.setup_seconds:.0f} s to set "
+             f"a fit up; train {m.rows['train']:,} rows, validation {m.rows['validation']:,}, test {m.rows['test']:,}"]
+    changes: dict = {"pipeline.planned": True}
+    unit = max(m.setup_seconds, MIN_UNIT)
+    measuring = MEASURE_UNITS * unit + test  # one variant's row: the original's is measured too
+    estimates, chains = _chain_costs(recipe, epoch, unit, measuring) if "compress" in stages else ({}, [])
+    cheapest = chains[0][1] + measuring if chains else 0.0
+    marks, spent = {}, 0.0
+    if "search" in stages:
+        trial = fit_cost(_trial_epochs(recipe), recipe.search.evaluations)
+        trials = min(recipe.search.trials, int(SEARCH_SHARE * avail // trial))
+        if trials >= MIN_TRIALS:
+            spent = trials * trial
+            changes["search.trials"] = trials
+            lines.append(f"plan: search: {trials} trials of ~{_t(trial)} each, {_t(spent)} "
+                         f"({_share(spent, limit)})")
+        else:
+            changes["search"] = None  # the section goes: no search stage
+            lines.append(f"plan: search: none (a trial takes ~{_t(trial)}: fewer than {MIN_TRIALS} fit in "
+                         f"{SEARCH_SHARE:.0%} of {_t(limit)})")
+        marks["search"] = spent
+    fit_budget = avail - spent - cheapest
+    epochs, evaluations = train.epochs, _evaluations(train)
+    if fit_cost(epochs, evaluations) > fit_budget and evaluations > 1:
+        evaluations = 1  # validation passes go first: each costs what many steps do
+        changes["train.evaluations"] = 1
+    if fit_cost(epochs, evaluations) > fit_budget:
+        epochs = round(max((fit_budget - fit_cost(0, evaluations)) / epoch, 0.0), 2)
+        if epochs * m.rows["train"] / batch < MIN_FIT_STEPS:
+            need = fit_cost(MIN_FIT_STEPS * batch / m.rows["train"], evaluations) + cheapest + reserve
+            raise PretuneError(f"a time limit of {_t(limit)} is too short here: {MIN_FIT_STEPS} training steps, a "
+                               f"validation and a test pass and the cheapest compression need ~{_t(need)} "
+                               f"(measured); give a longer --time-limit or fewer rows (data.max_train_samples)")
+        changes["train.epochs"] = epochs
+    fit = fit_cost(epochs, evaluations)
+    lines.append(f"plan: fit: {epochs:g} epoch(s) on {m.rows['train']:,} rows "
+                 f"({math.ceil(epochs * m.rows['train'] / batch):,} steps), ~{_t(fit)} ({_share(fit, limit)})"
+                 + (f"; the recipe's {train.epochs:g} do not fit" if epochs != train.epochs else ""))
+    spent += fit
+    marks["fit"] = spent
+    if "compress" in stages:
+        left = avail - spent
+        kept, used = [], 0.0
+        for chain, cost in chains:
+            if used + cost + measuring <= left or not kept:
+                kept.append(chain)
+                used += cost
+        used += measuring  # the original's row
+        dropped = [chain for chain, _ in chains if chain not in kept]
+        changes["compress.variants"] = kept
+        changes["compress.steps"] = None
+        lines.append(f"plan: compress: {'; '.join(' -> '.join(c) for c in kept)}, ~{_t(used)} "
+                     f"({_share(used, limit)})" + (f"; left out (do not fit): "
+                                                   f"{'; '.join(' -> '.join(c) for c in dropped)}" if dropped else ""))
+        marks["compress"] = avail
+    lines.append(f"plan: report and release: {_t(reserve)} reserved; the limit is {_t(limit)}")
+    return Decision(lines, changes, marks, estimates)
+
+
+def applied(written: dict, changes: dict) -> dict:
+    """The recipe as written with the decision's changes (a section set to None is removed)."""
+    raw = {k: v for k, v in written.items() if changes.get(k, ...) is not None}
+    updates = {k: v for k, v in changes.items() if v is not None or "." in k}
+    return Recipe.from_dict(raw).updated(updates).model_dump(mode="json", exclude_unset=True)
+
+
+def _chain_costs(recipe: Recipe, epoch: float, unit: float, measuring: float) -> tuple[dict, list]:
+    """Seconds per step kind (and `measure`: one row of the table), and each chain with what it
+    adds beyond the chains before it (shared prefixes run once, as in the compression tree)."""
+    from pretune.compress.tree import chains_of
+    from pretune.tasks import create_task
+
+    cfg = recipe.compress
+    step_seconds = {
+        "distill": (cfg.distill.epochs or recipe.train.epochs) * epoch * STUDENT_STEP + STEP_UNITS["distill"] * unit,
+        "prune": cfg.prune.recovery_epochs * cfg.prune.rounds * epoch + STEP_UNITS["prune"] * unit,
+    }
+    estimates = {name: round(step_seconds.get(name, STEP_UNITS[name] * unit), 1) for name in STEP_UNITS}
+    estimates["measure"] = round(measuring, 1)
+    done: set[tuple] = set()
+    chains = []
+    for chain in chains_of(cfg, create_task(recipe.data).inputs):
+        cost = 0.0
+        for i in range(len(chain)):
+            if tuple(chain[: i + 1]) not in done:
+                done.add(tuple(chain[: i + 1]))
+                cost += estimates.get(chain[i], unit) + measuring
+        chains.append((list(chain), cost))
+    return estimates, chains
+
+
+def _trial_epochs(recipe: Recipe) -> float:
+    entry = recipe.search.space.get("train.epochs")
+    if entry is not None and entry.choice:
+        return sum(entry.choice) / len(entry.choice)
+    if entry is not None and (entry.int_ or entry.uniform):
+        low, high = entry.int_ or entry.uniform
+        return (low + high) / 2
+    return recipe.train.epochs
+
+
+def _evaluations(train) -> int:
+    return train.evaluations or 1
+
+
+def _share(seconds: float, limit: float) -> str:
+    return f"{seconds / limit:.0%} of the limit"
+
+
+def _t(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.1f} min"

