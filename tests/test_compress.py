@@ -22,6 +22,8 @@ from tests.conftest import tiny_recipe
 
 TEXTS = ["superb brilliant film", "awful dull plot with a weak story", "the movie was quite lovely and warm"]
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1"]
+# the tokens the training texts use: a few hundred forward passes of the encoder, not 30k
+STATIC_FAST = ["compress.static.tokens=seen", "compress.static.dimensions=16", "compress.static.epochs=10"]
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +186,7 @@ def test_not_a_run_directory(tmp_path):
 @pytest.mark.parametrize("step", steps.available("text"))
 def test_every_text_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
     cfg = tree.resolve_config(tiny_run, [step], overrides=[
-        *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1"])
+        *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1", *STATIC_FAST])
     variant = tree.run_step(tiny_run, step, tmp_path / step, cfg)
     assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
     assert variant.metrics["compress"]["step"] == step and 0 <= variant.metrics["test"]["accuracy"] <= 1

@@ -17,7 +17,8 @@ import pytest
 import pretune
 from pretune import PretuneError
 from pretune.compress import choice, steps, tree
-from pretune.recipe import CompressConfig, Recipe
+from pretune.recipe import CompressConfig, DataConfig, Recipe
+from pretune.tasks import create_task
 from tests.conftest import tiny_recipe
 
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1",
@@ -142,7 +143,10 @@ def test_the_choice_is_made_on_validation_and_reported_on_test():
 
 def test_default_trees_per_input_kind():
     assert tree.chains_of(CompressConfig(), "text") == [["quantize"], ["distill", "quantize"],
-                                                          ["distill", "trim-vocab", "quantize"], ["prune", "quantize"]]
+                                                          ["distill", "trim-vocab", "quantize"], ["prune", "quantize"],
+                                                          ["static"]]
+    regression = create_task(DataConfig(task="regression"))
+    assert ["static"] not in tree.chains_of(CompressConfig(), "text", regression)
     assert tree.chains_of(CompressConfig(), "image") == [["quantize"], ["prune"], ["prune", "quantize"]]
     assert tree.chains_of(CompressConfig(distill={"student": "s"}), "image")[-1] == ["distill"]
     assert tree.chains_of(CompressConfig(steps=["prune"]), "text") == [["prune"]]

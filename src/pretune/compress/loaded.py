@@ -22,6 +22,7 @@ from pretune.tasks import Task, create_task
 READ_FIELDS = {"source", "train", "validation", "test", "task", "text_column", "text_pair_column", "label_column",
                "label_separator", "encoding", "validation_fraction", "test_fraction", "split_seed"}
 SHOWN = ("accuracy", "f1_macro", "mse")
+STATIC = "static"  # a static-embedding model (models/static.py): no step takes it further
 
 
 class Frames:
@@ -50,10 +51,13 @@ def task_of(run: runs.RunDir) -> Task:
 
 
 def backend_of(model_dir: Path) -> str:
-    """torch-fp32, torch-int8, onnx-fp32 or onnx-int8: what a model directory holds."""
+    """torch-fp32, torch-int8, onnx-fp32, onnx-int8 or static: what a model directory holds."""
     from pretune.models.onnx_runner import ONNX_FILE
+    from pretune.models.static import is_static
 
     model_dir = Path(model_dir)
+    if is_static(model_dir):
+        return STATIC
     if (model_dir / ONNX_FILE).is_file():
         import onnx
 

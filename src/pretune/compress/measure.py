@@ -160,7 +160,10 @@ def count_parameters(model_dir: Path) -> dict:
                 "nonzero_parameters": int(sum(np.count_nonzero(a) for a in arrays))}
     from safetensors.numpy import load_file
 
-    tensors = load_file(str(model_dir / "model.safetensors")).values()
+    from pretune.models.static import WEIGHTS_FILE, is_static
+
+    weights = WEIGHTS_FILE if is_static(model_dir) else "model.safetensors"
+    tensors = [t for name, t in load_file(str(model_dir / weights)).items() if name != "skip_ids"]
     return {"parameters": int(sum(t.size for t in tensors)),
             "nonzero_parameters": int(sum(np.count_nonzero(t) for t in tensors))}
 

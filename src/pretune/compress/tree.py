@@ -25,6 +25,7 @@ from pretune.compress import steps
 from pretune.compress.choice import add_ratios, choose, pareto_plot
 from pretune.compress.loaded import Frames, LoadedRun, backend_of
 from pretune.compress.measure import measure
+from pretune.compress.static import takes_task
 from pretune.compress.variant import figures
 from pretune.errors import PretuneError
 from pretune.predictor import Run
@@ -35,7 +36,8 @@ TABLE, PLOT, WORK = "compression.json", "pareto.png", ".work"
 NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
 NOTE_SPARSE = "sparsity alone gives no CPU speed-up (dense kernels)"
 DEFAULT_TREES = {
-    "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"]],
+    "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"],
+             ["static"]],
     "image": [["quantize"], ["prune"], ["prune", "quantize"]],
 }
 
@@ -102,8 +104,9 @@ def resolve_config(run: Run, step_names: list[str] | str | None = None, max_drop
     return recipe.updated(changes).compress if changes else recipe.compress
 
 
-def chains_of(cfg: CompressConfig, kind: str) -> list[list[str]]:
-    """`variants`, else the one chain `steps`, else the input kind's default tree."""
+def chains_of(cfg: CompressConfig, kind: str, task=None) -> list[list[str]]:
+    """`variants`, else the one chain `steps`, else the input kind's default tree (without
+    `[static]` for a `task` the static student cannot take: regression, tokens)."""
     if cfg.variants is not None:
         if not cfg.variants:
             raise PretuneError("compress.variants is empty: give at least one chain, e.g. [[quantize]]")
@@ -111,6 +114,8 @@ def chains_of(cfg: CompressConfig, kind: str) -> list[list[str]]:
     if cfg.steps is not None:
         return [cfg.steps]
     tree = [list(chain) for chain in DEFAULT_TREES[kind]]
+    if task is not None and not takes_task(task):
+        tree = [chain for chain in tree if chain != ["static"]]
     return tree + [["distill"]] if kind == "image" and cfg.distill.student else tree
 
 
@@ -140,8 +145,9 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     cfg = resolve_config(run, steps_, max_drop, overrides, config, variants)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
     check_out(out, run)
-    kind = create_task(run.recipe.data).inputs
-    chains = chains_of(cfg, kind)
+    task = create_task(run.recipe.data)
+    kind = task.inputs
+    chains = chains_of(cfg, kind, task)
     for chain in chains:  # every chain can work, before the first step runs or the data is read
         steps.check_chain(chain, kind, backend_of(run.model_path), cfg)
     root = LoadedRun(run, Frames(), out / WORK)

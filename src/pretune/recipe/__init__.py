@@ -12,6 +12,7 @@ from pretune.recipe.compress import (
     MeasureConfig,
     PruneConfig,
     QuantizeConfig,
+    StaticConfig,
     TrimVocabConfig,
 )
 from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
@@ -47,6 +48,7 @@ __all__ = [
     "RecipeLike",
     "ScheduleConfig",
     "SearchConfig",
+    "StaticConfig",
     "SpaceEntry",
     "StrategyConfig",
     "SurgeryConfig",

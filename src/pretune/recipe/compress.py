@@ -69,6 +69,22 @@ class TrimVocabConfig(_Section):
                                   "so an unseen word is spelled in pieces instead of becoming [UNK]")
 
 
+class StaticConfig(_Section):
+    # 256 is model2vec's default: its published models keep most of the encoder's accuracy there.
+    dimensions: int | None = Field(256, gt=0, description="PCA dimensions of the static embeddings (null: the "
+                                   "encoder's width)")
+    vocabulary: int = Field(0, ge=0, description="most frequent training words added as tokens of their own "
+                            "(model2vec's vocabulary; 0: the encoder's tokens only)")
+    tokens: Literal["all", "seen"] = Field("all", description="all: distil every token of the encoder's "
+                                           "vocabulary; seen: only those the training texts use, plus single "
+                                           "characters (WordPiece; faster to distil, smaller)")
+    epochs: int = Field(30, gt=0, description="passes of the classifier over the teacher-labelled texts")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of the classifier (AdamW, cosine decay)")
+    temperature: float = Field(1.0, gt=0, description="softmax temperature of the teacher's soft labels")
+    unlabeled: str | None = Field(None, description="a file of more texts the teacher labels for the classifier "
+                                  "(.txt: one per line; a table: the recipe's text column)")
+
+
 class ExportConfig(_Section):
     opset: int = Field(17, ge=14, description="ONNX opset")
     optimize: bool = Field(False, description="apply ONNX Runtime transformer fusions to the export")
@@ -86,8 +102,8 @@ class MeasureConfig(_Section):
 
 class CompressConfig(_Section):
     steps: list[str] | None = Field(
-        None, description="one chain, in order: distill, prune, trim-vocab, quantize, export; each runs on the one "
-        "before (null: `variants`)")
+        None, description="one chain, in order: distill, prune, trim-vocab, quantize, export (or static alone); "
+        "each runs on the one before (null: `variants`)")
     variants: list[list[str]] | None = Field(
         None, description="a tree of chains, e.g. [[quantize], [distill, quantize]]; shared prefixes run once "
         "(null: `steps` when given, else the input kind's default tree)")
@@ -97,6 +113,7 @@ class CompressConfig(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     trim_vocab: TrimVocabConfig = Field(default_factory=TrimVocabConfig)
+    static: StaticConfig = Field(default_factory=StaticConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
 
