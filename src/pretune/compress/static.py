@@ -101,6 +101,7 @@ def static_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
             config = AutoConfig.from_pretrained(parent.model_path)
             task.configure(config)
             config.architectures = ["StaticEmbeddingClassifier"]
+            config.pretune_static = True  # a pretune_ key: cards offer no from_pretrained snippet
             config.save_pretrained(model_dir)
             tokenizer.save_pretrained(model_dir)
             save_static(model_dir, embeddings, skip, weight, bias,

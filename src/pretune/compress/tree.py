@@ -25,6 +25,8 @@ from pretune.compress import steps
 from pretune.compress.choice import add_ratios, choose, pareto_plot
 from pretune.compress.loaded import Frames, LoadedRun, backend_of
 from pretune.compress.measure import measure
+from pretune.compress.quantize.gate import budget_of
+from pretune.compress.rounds import timed_in_rounds
 from pretune.compress.static import takes_task
 from pretune.compress.variant import figures
 from pretune.errors import PretuneError
@@ -32,7 +34,7 @@ from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
 from pretune.tasks import create_task
 
-TABLE, PLOT, WORK = "compression.json", "pareto.png", ".work"
+TABLE, PLOT, WORK, TIMING = "compression.json", "pareto.png", ".work", "timing.json"
 NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
 NOTE_SPARSE = "sparsity alone gives no CPU speed-up (dense kernels)"
 DEFAULT_TREES = {
@@ -155,11 +157,15 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     rows: list[dict] = []
     variants_made: list[Run] = []
     tree: dict[str, dict] = {}
+    timed: list[tuple[LoadedRun, dict]] = []  # each row's run and fingerprint, in row order
 
     def visit(parent: LoadedRun, node: Node) -> None:
         target = out.joinpath(*node.path)
         fingerprint = {"original": str(run.path), "path": list(node.path), **_settings(cfg, node.step)}
-        reused = _finished(target, fingerprint)
+        reused, why = _finished(target, fingerprint), None
+        if reused and node.step == "quantize":
+            why = _gate_changed(target, budget_of(cfg.quantize, cfg.max_drop))
+            reused = why is None
         if reused:
             loaded = parent.child(target)
         else:
@@ -167,11 +173,12 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
             loaded = steps.get(node.step, root.kind).run(parent, cfg, target)
             atomic.write_json(target / NODE, fingerprint)
         if not quiet:
-            print(f"{node.name}: {target}" + (" (reused)" if reused else ""))
+            print(f"{node.name}: {target}" + (" (reused)" if reused else f" (rebuilt: {why})" if why else ""))
         rows.append(_row(loaded, cfg, target / MEASUREMENT, fingerprint, node.name, node.name))
+        timed.append((loaded, fingerprint))
         variants_made.append(loaded.run)
         tree[node.name] = {"step": node.step, "parent": "/".join(node.path[:-1]), "run": str(target),
-                           "reused": reused}
+                           "reused": reused, **({"rebuilt": why} if why else {})}
         for child in node.children.values():
             visit(loaded, child)
 
@@ -180,10 +187,12 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
             visit(root, node)
         out.mkdir(parents=True, exist_ok=True)
         rows.insert(0, _row(root, cfg, out / ORIGINAL, {"original": str(run.path)}, run.path.name, ""))
+        timed.insert(0, (root, {"original": str(run.path)}))
+        _time_rows(rows, timed, cfg, out)
     finally:
         shutil.rmtree(out / WORK, ignore_errors=True)
     add_ratios(rows)
-    chosen, message = choose(rows, cfg.max_drop)
+    chosen, message = choose(rows, cfg.max_drop, cfg.measure.tie)
     for row in rows:
         row["chosen"] = row is chosen
     atomic.write_json(out / TABLE, {
@@ -230,11 +239,43 @@ def _distinct(chains: list[list[str]]) -> list[str]:
 
 
 def _settings(cfg: CompressConfig, step: str) -> dict:
-    """What a node's result depends on besides its parent: its step's section (and the budget,
-    which the quantize gate reads)."""
+    """What a node's result depends on besides its parent: its step's section. The budget that
+    the quantize gate reads is not in it: `_gate_changed` says whether a new one changes the node."""
     section = getattr(cfg, step.replace("-", "_"), None)
-    return {"settings": section.model_dump(mode="json") if section is not None else {},
-            **({"max_drop": cfg.max_drop} if step == "quantize" else {})}
+    return {"settings": section.model_dump(mode="json") if section is not None else {}}
+
+
+def _gate_changed(target: Path, budget: float | None) -> str | None:
+    """Why a finished quantize node is not what `budget` would build (None: it is). A gate that
+    kept nothing fp32 gives the same model under any budget its full-int8 drop fits in (or
+    none); one that kept layers fp32 decided them for its own budget."""
+    notes = (_read(target / runs.METRICS) or {}).get("compress", {})
+    built = notes.get("settings", {}).get("max_drop")
+    if budget == built:
+        return None
+    if notes.get("kept_fp32"):
+        return f"its accuracy gate kept {', '.join(notes['kept_fp32'])} fp32 for a budget of {built} points"
+    fp32, int8 = notes.get("validation_accuracy_fp32"), notes.get("validation_accuracy_int8")
+    if budget is None or (fp32 is not None and int8 is not None and (fp32 - int8) * 100 <= budget):
+        return None
+    return f"int8 everywhere loses {(fp32 - int8) * 100:.2f} validation points, past the budget of {budget}" \
+        if fp32 is not None and int8 is not None else "no gate figures stored"
+
+
+def _time_rows(rows: list[dict], timed: list[tuple[LoadedRun, dict]], cfg: CompressConfig, out: Path) -> None:
+    """Every row's throughput from one set of interleaved rounds (rounds.py): stored, and
+    reused only when every row is (a stored timing is never compared with a fresh one)."""
+    key = {"rows": [[row["name"], fingerprint] for row, (_, fingerprint) in zip(rows, timed, strict=True)],
+           "measure": cfg.measure.model_dump(mode="json", exclude={"tie"})}
+    saved = _read(out / TIMING)
+    if saved and saved.get("key") == key and all(row["reused"] for row in rows):
+        figures = saved["rows"]
+    else:
+        figures = timed_in_rounds([loaded for loaded, _ in timed], cfg.measure, out / WORK)
+        atomic.write_json(out / TIMING, {"key": key, "rows": figures})
+    for row, timing in zip(rows, figures, strict=True):
+        row["throughput_alone"] = row.get("throughput_alone", row["throughput"])  # measure.py's, timed alone
+        row.update(timing)
 
 
 def _read(path: Path) -> dict | None:
@@ -252,7 +293,7 @@ def _finished(target: Path, fingerprint: dict) -> bool:
 
 def _row(loaded: LoadedRun, cfg: CompressConfig, stored: Path, fingerprint: dict, name: str, node: str) -> dict:
     """The node's measured row: reused when stored with the same settings, else measured now."""
-    key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json")}
+    key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json", exclude={"rounds", "tie"})}
     saved = _read(stored)
     if saved and saved.get("key") == key:
         return {**saved["row"], "reused": True}

@@ -97,6 +97,11 @@ class MeasureConfig(_Section):
     repeats: int = Field(3, gt=0, description="timed passes; the median counts")
     batch_size: int = Field(32, gt=0, description="throughput batch size")
     isolate: bool = Field(True, description="measure each variant in a fresh process (fair peak memory)")
+    rounds: int = Field(3, gt=0, description="a compression's throughput: rounds interleaved across its rows, "
+                        "each row keeping its best")
+    # A floor under the measured spread: three rounds can agree by chance on a noisy machine.
+    tie: float = Field(0.03, ge=0, lt=1, description="throughputs within this fraction of the fastest (or its "
+                       "measured spread, if larger) are tied; a tie goes to accuracy, then size, then chain length")
     evaluate: bool = Field(True, description="also measure test accuracy (off: timing only)")
 
 
