@@ -69,7 +69,7 @@ def tied_with(fastest: dict, rows: list[dict], tie: float) -> list[dict]:
 
 
 def tie_order(row: dict) -> tuple:
-    return (-row.get("validation_accuracy", 0.0), row["size_mb"], len(row["name"].split("/")), row["name"])
+    return (-row.get("validation_accuracy", 0.0), row.get("size_mb", 0.0), len(row["name"].split("/")), row["name"])
 
 
 def _decided_by(first: dict, second: dict) -> str:

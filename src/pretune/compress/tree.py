@@ -253,6 +253,8 @@ def _gate_changed(target: Path, budget: float | None) -> str | None:
     built = notes.get("settings", {}).get("max_drop")
     if budget == built:
         return None
+    if "backend_choice" in notes:
+        return f"its int8 backend (ONNX Runtime or OpenVINO) was chosen for a budget of {built} points"
     if notes.get("kept_fp32"):
         return f"its accuracy gate kept {', '.join(notes['kept_fp32'])} fp32 for a budget of {built} points"
     fp32, int8 = notes.get("validation_accuracy_fp32"), notes.get("validation_accuracy_int8")

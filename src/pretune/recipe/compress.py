@@ -43,7 +43,9 @@ class PruneConfig(_Section):
 
 
 class QuantizeConfig(_Section):
-    backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
+    backend: Literal["onnx", "torch", "openvino", "auto"] = Field(
+        "onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8; openvino: OpenVINO int8 (NNCF, "
+        "static, calibrated); auto: ONNX Runtime and OpenVINO both built, the faster inside the budget kept")
     mode: Literal["dynamic", "static"] | None = Field(
         None, description="onnx: dynamic or static (calibrated) int8 (null: static for images, dynamic for text)")
     # Measured, not fixed: on MiniLM (benchmarks/compress_tradeoff.py) the fused int8 model was ~5%
@@ -67,6 +69,9 @@ class TrimVocabConfig(_Section):
     min_count: int = Field(1, gt=0, description="keep tokens seen at least this often in the training texts")
     keep_characters: bool = Field(True, description="also keep every single-character piece (and its ## form), "
                                   "so an unseen word is spelled in pieces instead of becoming [UNK]")
+    max_unk_rate: float | None = Field(None, ge=0, lt=1, description="keep only the most frequent training tokens "
+                                       "that leave at most this share of the validation tokens out of the "
+                                       "vocabulary (null: every token seen min_count times)")
 
 
 class StaticConfig(_Section):
@@ -86,6 +91,8 @@ class StaticConfig(_Section):
 
 
 class ExportConfig(_Section):
+    format: Literal["onnx", "openvino"] = Field("onnx", description="onnx: ONNX Runtime; openvino: OpenVINO IR "
+                                                "converted from the checked ONNX export")
     opset: int = Field(17, ge=14, description="ONNX opset")
     optimize: bool = Field(False, description="apply ONNX Runtime transformer fusions to the export")
     tolerance: float = Field(1e-3, gt=0, description="largest |logit difference| to torch allowed")
