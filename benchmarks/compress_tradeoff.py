@@ -51,6 +51,11 @@ VARIANTS = {
                                                      "compress.quantize.optimize=false"]),
     "chain-int8-unfused": ("distill-3-trim", "quantize", ["compress.quantize.max_drop=1.5",
                                                           "compress.quantize.optimize=false"]),
+    # The far end of the front: a Model2Vec static-embedding student (no training of the encoder).
+    "static-256": ("teacher", "static", ["compress.static.dimensions=256"]),
+    # OpenVINO: NNCF static int8 of the export, and the faster of it and ONNX Runtime's int8.
+    "openvino-int8": ("teacher", "quantize", ["compress.quantize.backend=openvino"]),
+    "auto-int8": ("teacher", "quantize", ["compress.quantize.backend=auto", "compress.quantize.max_drop=1.0"]),
 }
 
 
@@ -65,6 +70,7 @@ QUICK = {
     "chain-int8": ("layers-3-trim", "quantize", []),
     "chain-int8-static": ("layers-3-trim", "quantize", ["compress.quantize.mode=static",
                                                         "compress.quantize.calibration=minmax"]),
+    "static-256": VARIANTS["static-256"],  # no encoder training: quick enough for a busy machine
 }
 
 

@@ -1,8 +1,8 @@
 """pretune compress on image runs: EfficientNet-Lite0 fine-tuned on a Fashion-MNIST slice, then
-exported, int8-quantized (static, and dynamic for comparison), channel-pruned (30 % + recovery)
-and distilled from a fine-tuned EfficientNet-Lite2; every variant measured the same way
-(pretune's measure, each in a fresh process, fixed threads) into the compression table, with
-ratios against the torch fp32 Lite0.
+exported, int8-quantized (static by ONNX Runtime and by NNCF on OpenVINO, and dynamic for
+comparison), channel-pruned (30 % + recovery) and distilled from a fine-tuned EfficientNet-Lite2;
+every variant measured the same way (pretune's measure, each in a fresh process, fixed threads)
+into the compression table, with ratios against the torch fp32 Lite0.
 
     python benchmarks/vision_compress.py [--samples 320] [--eval-samples 160] [--image-size 64]
                                          [--epochs 3] [--threads 2] [--timed 400] [--repeats 10]
@@ -40,6 +40,11 @@ VARIANTS = {
     "pruned-30-int8": ("pruned-30", "quantize", ["compress.quantize.calibration=minmax"]),
     "pruned-30-int8-percentile": ("pruned-30", "quantize", ["compress.quantize.calibration=percentile"]),
     "distilled-lite2": ("lite2", "distill", ["compress.distill.student=efficientnet-lite0"]),
+    # Static int8 by NNCF on OpenVINO, and the faster of it and ONNX Runtime's inside 1 point.
+    "openvino-fp32": ("lite0", "export", ["compress.export.format=openvino"]),
+    "openvino-int8-static": ("lite0", "quantize", ["compress.quantize.backend=openvino"]),
+    "auto-int8-static": ("lite0", "quantize", ["compress.quantize.backend=auto", "compress.quantize.max_drop=1.0"]),
+    "pruned-30-openvino-int8": ("pruned-30", "quantize", ["compress.quantize.backend=openvino"]),
 }
 COLUMNS = ["name", "backend", "accuracy", "size_mb", "parameters", "latency_ms_p50", "latency_ms_p95", "throughput",
            "peak_memory_mb", "speedup_batch", "speedup_latency", "size_ratio", "drop_points", "seconds"]

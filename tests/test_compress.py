@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import pretune
 from pretune import PretuneError
 from pretune.compress import choice, steps, tree
+from pretune.compress.loaded import backend_of as measure_backend
 from pretune.compress.loaded import load_runner
 from pretune.compress.measure import count_parameters
 from pretune.compress.quantize.gate import gated
@@ -22,6 +23,8 @@ from tests.conftest import tiny_recipe
 
 TEXTS = ["superb brilliant film", "awful dull plot with a weak story", "the movie was quite lovely and warm"]
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1"]
+# the tokens the training texts use: a few hundred forward passes of the encoder, not 30k
+STATIC_FAST = ["compress.static.tokens=seen", "compress.static.dimensions=16", "compress.static.epochs=10"]
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +187,7 @@ def test_not_a_run_directory(tmp_path):
 @pytest.mark.parametrize("step", steps.available("text"))
 def test_every_text_step_gives_a_run_with_fits_layout(tiny_run, tmp_path, step):
     cfg = tree.resolve_config(tiny_run, [step], overrides=[
-        *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1"])
+        *FAST, "compress.prune.recovery_epochs=0", "compress.distill.epochs=1", *STATIC_FAST])
     variant = tree.run_step(tiny_run, step, tmp_path / step, cfg)
     assert {"recipe.yaml", "metrics.json", "model"} <= {p.name for p in variant.path.iterdir()}
     assert variant.metrics["compress"]["step"] == step and 0 <= variant.metrics["test"]["accuracy"] <= 1
@@ -246,3 +249,45 @@ def test_a_run_fitted_beyond_the_model_positions_compresses_with_the_capped_leng
     assert len(variant.predict([" ".join(["good"] * 300)])) == 1  # longer than the positions: cut at 128
     card = write_card(variant).read_text()
     assert "| max length | 128 |" in card and "Inputs longer than 128 tokens" in card and "4096" not in card
+
+
+def test_openvino_export_and_int8_agree_with_torch(tiny_run, tmp_path):
+    # fp32 IR: within 1e-4 of torch's logits; NNCF int8 (calibrated on training texts): within 0.1
+    from pretune.api import export
+    from pretune.models.openvino_runner import OpenVinoRunner
+
+    fp32 = export(tiny_run, tmp_path / "ov", format="openvino")
+    assert (fp32.model_path / "openvino_model.xml").is_file() and not (fp32.model_path / "model.onnx").exists()
+    expected, batch = torch_logits(tiny_run.model_path, TEXTS)
+    assert isinstance(load_runner(fp32.model_path, create_task(DataConfig())), OpenVinoRunner)
+    np.testing.assert_allclose(served(fp32.model_path, batch), expected, atol=1e-4)
+    assert fp32.metrics["compress"]["check"]["max_abs_diff_openvino"] < 1e-4
+    cfg = tree.resolve_config(tiny_run, ["quantize"], overrides=[
+        "compress.quantize.backend=auto", "compress.quantize.calibration_samples=16"])
+    int8 = tree.run_step(tiny_run, "quantize", tmp_path / "int8", cfg)
+    choice_notes = int8.metrics["compress"]["backend_choice"]
+    assert set(choice_notes) == {"onnx", "openvino", "chosen", "budget"}
+    assert choice_notes["chosen"] == ("openvino" if (int8.model_path / "openvino_model.xml").is_file() else "onnx")
+    assert measure_backend(int8.model_path) == f"{'openvino' if choice_notes['chosen'] == 'openvino' else 'onnx'}-int8"
+    np.testing.assert_allclose(served(int8.model_path, batch), expected, atol=0.1)
+    forced = tree.run_step(tiny_run, "quantize", tmp_path / "forced", cfg.model_copy(
+        update={"quantize": cfg.quantize.model_copy(update={"backend": "openvino"})}))
+    assert measure_backend(forced.model_path) == "openvino-int8" and count_parameters(forced.model_path)["parameters"]
+    np.testing.assert_allclose(served(forced.model_path, batch), expected, atol=0.1)
+
+
+def test_trim_vocab_keeps_what_validation_needs_within_the_stated_rate(minilm_dir):
+    from pretune.compress.trim_vocab import needed_token_ids, used_token_ids
+    from pretune.data.prepare import TextTable
+
+    tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
+    train = TextTable(["the film was good"] * 20 + ["the plot was bad"] * 10 + ["zebra xylophone quokka"], None, None)
+    validation = TextTable(["the film was bad", "a good plot", "the quokka"], None, None)
+    seen = used_token_ids(tokenizer, train.texts, None)
+    keep, missing = needed_token_ids(tokenizer, train, validation, 1, 0.3)
+    assert missing <= 0.3 and len(keep) < len(seen)
+    assert tokenizer.convert_tokens_to_ids("the") in keep and tokenizer.convert_tokens_to_ids("zebra") not in keep
+    ids = [i for text in validation.texts for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+    assert sum(i not in keep for i in ids) / len(ids) == pytest.approx(missing)
+    everything, none_missing = needed_token_ids(tokenizer, train, validation, 1, 0.0)
+    assert set(everything) == set(seen) and none_missing == pytest.approx(sum(i not in seen for i in ids) / len(ids))

@@ -147,3 +147,54 @@ def test_magnitude_zeros_stay_zero_through_recovery(tiny_run, tmp_path):
     result = pretune.compress(tiny_run, "prune", out=tmp_path / "c", overrides=[
         *FAST, "compress.prune.method=magnitude", "compress.prune.sparsity=0.5", "compress.prune.recovery_epochs=1"])
     assert sparsity(load_saved_classifier(result.variants[0].model_path)) == pytest.approx(0.5, abs=0.01)
+
+
+STATIC_FAST = ["compress.static.tokens=seen", "compress.static.dimensions=16", "compress.static.epochs=20"]
+
+
+def test_static_student_learns_from_soft_labels_and_is_a_run_like_any_other(tiny_run, tmp_path, monkeypatch):
+    def no_hub(*args, **kwargs):
+        raise AssertionError("model2vec asked the hub")
+
+    monkeypatch.setattr("model2vec.distill.distillation.model_info", no_hub)
+    unlabeled = tmp_path / "more.txt"
+    unlabeled.write_text("a superb and witty film\n\nthe plot was dull and tedious\n")
+    result = pretune.compress(tiny_run, "static", out=tmp_path / "c", max_drop=100.0, overrides=[
+        *FAST, *STATIC_FAST, f"compress.static.unlabeled={unlabeled}"])
+    student = result.variants[0]
+    info = student.metrics["compress"]
+    assert info["unlabeled_rows"] == 2 and info["teacher_forward_rows"] == info["train_rows"] + 2
+    assert info["dimensions"] == 16 and info["head"]["train_agreement_with_teacher"] >= 0.8
+    files = {p.name for p in student.model_path.iterdir()}
+    assert {"static.safetensors", "static.json", "config.json", "tokenizer.json"} <= files
+    assert not files & {"model.safetensors", "pytorch_model.bin"}  # no from_pretrained into random weights
+    assert student.metrics["test"]["accuracy"] >= 0.7
+    row = result.rows[1]
+    assert row["backend"] == "static" and row["size_ratio"] < 1 and row["parameters"] < result.rows[0]["parameters"]
+    # predict and eval go through the same runner protocol: numpy pooling, then the head
+    test = student.predictor().read(student.recipe.data.source).texts[-40:]
+    predicted = student.predict(test)
+    teacher = tiny_run.predict(test)
+    assert np.mean([s["label"] == t["label"] for s, t in zip(predicted, teacher, strict=True)]) >= 0.8
+    assert student.evaluate()["accuracy"] == pytest.approx(student.metrics["test"]["accuracy"])
+
+
+def test_static_is_refused_in_one_line_for_a_task_it_cannot_take(tmp_path):
+    from pretune.compress.static import check_task
+
+    with pytest.raises(PretuneError, match="takes text classification and multi-label runs, not regression"):
+        check_task(create_task(DataConfig(task="regression")))
+    with pytest.raises(PretuneError, match="not token-classification"):
+        check_task(create_task(DataConfig(task="token-classification")))
+
+
+def test_static_head_fits_soft_multi_label_targets_and_folds_its_scaling():
+    from pretune.compress.static import train_head
+    from pretune.recipe import StaticConfig
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32) * 5 + 3  # far from standardised
+    teacher = np.stack([x[:, 0] - 3, 3 - x[:, 1]], axis=1) * 2  # two labels, each from one feature
+    weight, bias, notes = train_head(x, teacher, True, StaticConfig(epochs=15, lr=0.1), seed=0)
+    agree = ((x @ weight.T + bias > 0) == (teacher > 0)).mean()
+    assert agree >= 0.95 and notes["head"]["train_agreement_with_teacher"] == pytest.approx(agree, abs=0.02)

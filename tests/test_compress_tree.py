@@ -20,6 +20,7 @@ import pretune
 from pretune import PretuneError
 from pretune.compress import choice, steps, tree
 from pretune.recipe import CompressConfig, DataConfig, Recipe
+from pretune.tasks import create_task
 from tests.conftest import tiny_recipe
 
 FAST = ["compress.measure.isolate=false", "compress.measure.samples=16", "compress.measure.repeats=1",
@@ -84,6 +85,11 @@ def test_changed_settings_redo_the_node_and_its_subtree(tiny_run, tmp_path):
     again = pretune.compress(tiny_run, ["trim-vocab", "quantize"], out=tmp_path / "c",
                              overrides=[*FAST, "compress.trim_vocab.keep_characters=false"])
     assert not any(r["reused"] for r in again.rows[1:]) and again.rows[0]["reused"]
+    # a rebuilt node: every row timed again in the same rounds, the reused original too
+    assert again.rows[0]["throughput_rounds"] != first.rows[0]["throughput_rounds"]
+    for row in again.rows:
+        assert len(row["throughput_rounds"]) == 3 and row["throughput"] == pytest.approx(max(row["throughput_rounds"]),
+                                                                                          abs=0.01)
     before, after = (r.rows[1]["parameters"] for r in (first, again))
     assert after < before  # fewer embedding rows without the single characters
 
@@ -144,7 +150,10 @@ def test_the_choice_is_made_on_validation_and_reported_on_test():
 
 def test_default_trees_per_input_kind():
     assert tree.chains_of(CompressConfig(), "text") == [["quantize"], ["distill", "quantize"],
-                                                          ["distill", "trim-vocab", "quantize"], ["prune", "quantize"]]
+                                                          ["distill", "trim-vocab", "quantize"], ["prune", "quantize"],
+                                                          ["static"]]
+    regression = create_task(DataConfig(task="regression"))
+    assert ["static"] not in tree.chains_of(CompressConfig(), "text", regression)
     assert tree.chains_of(CompressConfig(), "image") == [["quantize"], ["prune"], ["prune", "quantize"]]
     assert tree.chains_of(CompressConfig(distill={"student": "s"}), "image")[-1] == ["distill"]
     assert tree.chains_of(CompressConfig(steps=["prune"]), "text") == [["prune"]]
@@ -260,3 +269,63 @@ def test_a_step_checks_its_own_settings_for_compress_and_the_pipeline_alike():
                               stages=["fit", "compress"], fit_overrides=[]))
     tree.check_compression(cfg.model_copy(update={"distill": cfg.distill.model_copy(update={"student": "x"})}),
                            task, TORCH)  # with a student: no refusal
+
+
+def tie_rows(*rows):
+    out = [{"name": "run", "throughput": 10.0, "latency_ms_p50": 5.0, "size_mb": 10.0, "validation_accuracy": 0.8}]
+    for name, throughput, spread, accuracy, size in rows:
+        out.append({"name": name, "throughput": throughput, "throughput_spread": spread, "latency_ms_p50": 1.0,
+                    "size_mb": size, "validation_accuracy": accuracy})
+    return choice.add_ratios(out)
+
+
+def test_nodes_within_the_measured_noise_tie_and_the_tie_is_broken_in_a_stated_order():
+    # b is 2% slower than a, inside a's 3% spread: tied, and b is more accurate
+    chosen, message = choice.choose(tie_rows(("a", 100.0, 0.03, 0.79, 3.0), ("b", 98.0, 0.0, 0.80, 3.0),
+                                             ("c", 90.0, 0.0, 0.81, 1.0)), 5.0)
+    assert chosen["name"] == "b" and "tied within the measured throughput noise (3%) with a" in message
+    assert "chosen by higher validation accuracy" in message  # c is 10% slower: not tied
+    # equal accuracy: the smaller; equal size too: the shorter chain
+    chosen, message = choice.choose(tie_rows(("a", 100.0, 0.01, 0.8, 3.0), ("b", 99.5, 0.01, 0.8, 2.0)), 5.0)
+    assert chosen["name"] == "b" and "chosen by smaller size" in message
+    chosen, message = choice.choose(tie_rows(("x/q", 100.0, 0.01, 0.8, 2.0), ("q", 99.5, 0.01, 0.8, 2.0)), 5.0)
+    assert chosen["name"] == "q" and "chosen by shorter chain" in message
+    # outside the noise, the fastest wins and nothing is said about ties; the `tie` floor widens it
+    chosen, message = choice.choose(tie_rows(("a", 100.0, 0.01, 0.79, 3.0), ("b", 95.0, 0.01, 0.80, 2.0)), 5.0)
+    assert chosen["name"] == "a" and "tied" not in message
+    chosen, _ = choice.choose(tie_rows(("a", 100.0, 0.01, 0.79, 3.0), ("b", 95.0, 0.01, 0.80, 2.0)), 5.0, tie=0.06)
+    assert chosen["name"] == "b"
+
+
+TIED = [*FAST, "compress.measure.tie=0.5"]  # the two int8 nodes run the same graph: a tie on any machine
+
+
+def test_two_fresh_processes_choose_the_same_node(tiny_run, tmp_path):
+    # Both at once: each times its rows while the other competes for the cores, as on a shared machine.
+    procs = {}
+    for name in ("first", "second"):
+        script = textwrap.dedent(f"""
+            import pretune
+            pretune.compress({str(tiny_run.path)!r}, out={str(tmp_path / name)!r}, overrides={TIED!r},
+                             max_drop=100.0, variants=[["quantize"], ["trim-vocab", "quantize"]])
+        """)
+        with open(tmp_path / f"{name}.err", "w") as err:  # a file, not a pipe: no child blocks on a full pipe
+            procs[name] = subprocess.Popen([sys.executable, "-c", script], stderr=err)
+    for name, proc in procs.items():
+        assert proc.wait() == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
+    choices = [json.loads((tmp_path / name / "compression.json").read_text()) for name in procs]
+    assert choices[0]["chosen"] == choices[1]["chosen"]
+    assert "tied within the measured throughput noise" in choices[0]["message"]
+    for saved in choices:
+        assert all(len(row["throughput_rounds"]) == 3 and "interleaved" in row["timing"] for row in saved["rows"])
+
+
+def test_changing_only_the_budget_keeps_the_quantize_node(tiny_run, tmp_path):
+    first = pretune.compress(tiny_run, ["quantize"], out=tmp_path / "c", overrides=FAST, max_drop=100.0)
+    drop = first.variants[0].metrics["compress"]
+    drop = (drop["validation_accuracy_fp32"] - drop["validation_accuracy_int8"]) * 100
+    again = pretune.compress(tiny_run, ["quantize"], out=tmp_path / "c", overrides=FAST, max_drop=max(drop, 0) + 1)
+    assert all(r["reused"] for r in again.rows)  # the gate kept nothing fp32 under either budget
+    assert [r["throughput"] for r in again.rows] == [r["throughput"] for r in first.rows]  # none re-timed
+    saved = json.loads((tmp_path / "c" / "compression.json").read_text())
+    assert saved["tree"]["quantize"]["reused"] and saved["max_drop"] == max(drop, 0) + 1

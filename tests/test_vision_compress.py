@@ -283,3 +283,26 @@ def test_image_default_tree_and_order_refused(digits_run, tmp_path):
     with pytest.raises(pretune.PretuneError, match="step order quantize,prune cannot work"):
         pretune.compress(digits_run, "quantize,prune", out=tmp_path / "c")
     assert not (tmp_path / "c").exists()
+
+
+def test_openvino_on_an_image_run_agrees_with_torch_and_auto_says_which_backend(digits_run, tmp_path):
+    """fp32 OpenVINO IR within 1e-4 of torch; static int8 by NNCF and by ONNX Runtime both built,
+    the faster inside the budget kept, the notes and the table's backend naming it."""
+    from pretune.compress.loaded import backend_of
+    from pretune.models.openvino_runner import OpenVinoRunner
+
+    cfg = resolve_config(digits_run, ["export"], overrides=["compress.export.format=openvino"])
+    fp32 = run_step(digits_run, "export", tmp_path / "ov", cfg)
+    runner = OpenVinoRunner(fp32.model_path)
+    torch_model = load_saved_model(digits_run.model_path, task_of(digits_run))
+    for batch in validation_images(digits_run):
+        with torch.inference_mode():
+            expected = torch_model(**batch).logits.numpy()
+        assert np.abs(runner(batch) - expected).max() < 1e-4
+    cfg = resolve_config(digits_run, ["quantize"], max_drop=50.0, overrides=[
+        "compress.quantize.backend=auto", "compress.quantize.calibration_samples=16"])
+    int8 = run_step(digits_run, "quantize", tmp_path / "int8", cfg)
+    picked = int8.metrics["compress"]["backend_choice"]
+    assert picked["chosen"] in ("onnx", "openvino") and backend_of(int8.model_path) == f"{picked['chosen']}-int8"
+    assert all(picked[name]["rows_per_s"] > 0 for name in ("onnx", "openvino"))
+    assert pretune.load_run(int8.path).evaluate()["accuracy"] == pytest.approx(int8.metrics["test"]["accuracy"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pretune.errors import MissingExtraError
+from pretune.errors import MissingExtraError, PretuneError
 from pretune.plots import plot_run
 from pretune.predictor import Run, load_run
 from pretune.recipe import RecipeLike, as_recipe
@@ -143,14 +143,20 @@ def measure(runs: Run | str | Path | list, *, threads: int = 2, samples: int = 2
     return measure_one(runs, cfg)
 
 
-def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool = False) -> Run:
-    """The run's model as ONNX (checked against torch) in a new run directory; `int8`: ONNX Runtime
-    int8 (dynamic for text, static with calibration for images)."""
-    from pretune.compress.tree import run_step
+def export(run: Run | str | Path, out: str | Path | None = None, *, int8: bool = False, format: str = "onnx") -> Run:
+    """The run's model as ONNX or OpenVINO IR (`format`, checked against torch) in a new run
+    directory; `int8`: ONNX Runtime int8 (dynamic for text, static with calibration for images),
+    or with openvino NNCF's static int8 calibrated on training rows."""
+    from pretune.compress.tree import resolve_config, run_step
 
+    if format not in ("onnx", "openvino"):
+        raise PretuneError(f"unknown export format '{format}'; known: onnx, openvino")
     run = run if isinstance(run, Run) else Run(run)
-    out = Path(out) if out else run.path.with_name(f"{run.path.name}-onnx{'-int8' if int8 else ''}")
-    return run_step(run, "quantize" if int8 else "export", out)
+    out = Path(out) if out else run.path.with_name(f"{run.path.name}-{format}{'-int8' if int8 else ''}")
+    step = "quantize" if int8 else "export"
+    setting = "compress.quantize.backend" if int8 else "compress.export.format"
+    config = resolve_config(run, [step], overrides=[f"{setting}={format}"]) if format != "onnx" else None
+    return run_step(run, step, out, config)
 
 
 def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options):

@@ -25,9 +25,14 @@ def add_ratios(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def choose(rows: list[dict], max_drop: float | None) -> tuple[dict | None, str]:
+def choose(rows: list[dict], max_drop: float | None, tie: float = 0.0) -> tuple[dict | None, str]:
     """The fastest variant (batch throughput) whose validation accuracy drop is inside the budget;
-    if none is, the original (rows[0]) with a message naming the closest variant."""
+    if none is, the original (rows[0]) with a message naming the closest variant.
+
+    Variants whose throughput lies within the noise of the fastest (the larger of either row's
+    measured spread, `throughput_spread`, and `tie`) are tied with it: timing noise must not
+    decide between them, so a tie goes to the higher validation accuracy, then the smaller size
+    on disk, then the shorter chain (then the name: the same rows always give the same choice)."""
     if max_drop is None:
         return None, "no budget given (--max-drop): every variant is in the table"
     if "validation_drop_points" not in rows[0]:
@@ -40,11 +45,37 @@ def choose(rows: list[dict], max_drop: float | None) -> tuple[dict | None, str]:
         return rows[0], (f"no variant stays within {max_drop} validation accuracy points of the original "
                          f"(closest: {best['name']}, {best['validation_drop_points']:.2f} points); "
                          f"the original is the choice")
-    fastest = max(inside, key=lambda r: r["throughput"])
-    test = f", {fastest['drop_points']:.2f} on test" if "drop_points" in fastest else ""
-    return fastest, (f"fastest within {max_drop} validation points: {fastest['name']} "
-                     f"({fastest['speedup_batch']:.2f}x throughput, {fastest['validation_drop_points']:.2f} points "
-                     f"drop on validation{test}, {fastest['size_ratio']:.2f}x size)")
+    fastest = max(inside, key=lambda r: (r["throughput"], r["name"]))
+    tied = sorted(tied_with(fastest, inside, tie), key=tie_order)
+    chosen = tied[0]
+    test = f", {chosen['drop_points']:.2f} on test" if "drop_points" in chosen else ""
+    message = (f"fastest within {max_drop} validation points: {chosen['name']} "
+               f"({chosen['speedup_batch']:.2f}x throughput, {chosen['validation_drop_points']:.2f} points "
+               f"drop on validation{test}, {chosen['size_ratio']:.2f}x size)")
+    if len(tied) > 1:
+        others = ", ".join(r["name"] for r in tied[1:])
+        message += (f"; tied within the measured throughput noise ({noise(fastest, fastest, tie):.0%}) with "
+                    f"{others}: chosen by {_decided_by(tied[0], tied[1])}")
+    return chosen, message
+
+
+def noise(row: dict, fastest: dict, tie: float) -> float:
+    return max(tie, row.get("throughput_spread", 0.0), fastest.get("throughput_spread", 0.0))
+
+
+def tied_with(fastest: dict, rows: list[dict], tie: float) -> list[dict]:
+    """The rows whose throughput is within the noise of the fastest's (the fastest included)."""
+    return [r for r in rows if r["throughput"] >= fastest["throughput"] * (1 - noise(r, fastest, tie))]
+
+
+def tie_order(row: dict) -> tuple:
+    return (-row.get("validation_accuracy", 0.0), row.get("size_mb", 0.0), len(row["name"].split("/")), row["name"])
+
+
+def _decided_by(first: dict, second: dict) -> str:
+    a, b = tie_order(first), tie_order(second)
+    reasons = ("higher validation accuracy", "smaller size", "shorter chain", "name (all else equal)")
+    return next(reason for reason, x, y in zip(reasons, a, b, strict=False) if x != y)
 
 
 def pareto_front(rows: list[dict]) -> list[dict]:

@@ -22,6 +22,7 @@ from pretune.tasks import Task, create_task
 READ_FIELDS = {"source", "train", "validation", "test", "task", "text_column", "text_pair_column", "label_column",
                "label_separator", "encoding", "validation_fraction", "test_fraction", "split_seed", "drop_missing"}
 SHOWN = ("accuracy", "f1_macro", "mse")
+STATIC = "static"  # a static-embedding model (models/static.py): no step takes it further
 
 
 class Frames:
@@ -50,10 +51,18 @@ def task_of(run: runs.RunDir) -> Task:
 
 
 def backend_of(model_dir: Path) -> str:
-    """torch-fp32, torch-int8, onnx-fp32 or onnx-int8: what a model directory holds."""
+    """torch-fp32, torch-int8, onnx-fp32, onnx-int8, openvino-fp32, openvino-int8 or static: what
+    a model directory holds."""
     from pretune.models.onnx_runner import ONNX_FILE
+    from pretune.models.openvino_runner import is_int8 as openvino_int8
+    from pretune.models.openvino_runner import is_openvino
+    from pretune.models.static import is_static
 
     model_dir = Path(model_dir)
+    if is_static(model_dir):
+        return STATIC
+    if is_openvino(model_dir):
+        return "openvino-int8" if openvino_int8(model_dir) else "openvino-fp32"
     if (model_dir / ONNX_FILE).is_file():
         import onnx
 
@@ -77,6 +86,10 @@ def load_runner(model_dir: str | Path, task: Task, threads: int | None = None):
     runner = runner_of(model_dir, task, device="cpu")
     if threads and isinstance(runner, OnnxRunner):
         runner = OnnxRunner(runner.path, threads)
+    if threads and type(runner).__name__ == "OpenVinoRunner":
+        from pretune.models.openvino_runner import OpenVinoRunner
+
+        runner = OpenVinoRunner(runner.path, threads)
     return runner
 
 

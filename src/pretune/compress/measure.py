@@ -160,9 +160,28 @@ def count_parameters(model_dir: Path) -> dict:
                 "nonzero_parameters": int(sum(np.count_nonzero(a) for a in arrays))}
     from safetensors.numpy import load_file
 
-    tensors = load_file(str(model_dir / "model.safetensors")).values()
+    from pretune.models.openvino_runner import is_openvino
+    from pretune.models.static import WEIGHTS_FILE, is_static
+
+    if is_openvino(model_dir):
+        return _openvino_parameters(model_dir)
+
+    weights = WEIGHTS_FILE if is_static(model_dir) else "model.safetensors"
+    tensors = [t for name, t in load_file(str(model_dir / weights)).items() if name != "skip_ids"]
     return {"parameters": int(sum(t.size for t in tensors)),
             "nonzero_parameters": int(sum(np.count_nonzero(t) for t in tensors))}
+
+
+def _openvino_parameters(model_dir: Path) -> dict:
+    """An OpenVINO model's weights: its Constant ops with at least one axis, float or int8."""
+    from pretune.models.openvino_runner import OPENVINO_FILE, import_openvino
+
+    model = import_openvino().Core().read_model(str(model_dir / OPENVINO_FILE))
+    arrays = [op.get_data() for op in model.get_ordered_ops() if op.get_type_name() == "Constant"
+              and len(op.get_output_shape(0)) >= 1 and op.get_output_element_type(0).get_type_name()
+              in ("f32", "f16", "i8", "u8")]
+    return {"parameters": int(sum(a.size for a in arrays)),
+            "nonzero_parameters": int(sum(np.count_nonzero(a) for a in arrays))}
 
 
 def _reset_peak() -> None:

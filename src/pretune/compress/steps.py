@@ -36,6 +36,7 @@ __all__ = ["KINDS", "TORCH", "Parent", "Step", "available", "check_chain", "get"
 
 def register_builtin() -> None:
     """Import the built-in methods (each registers itself on import)."""
+    from pretune.compress import static as _static  # noqa: F401
     from pretune.compress import trim_vocab as _trim_vocab  # noqa: F401
     from pretune.compress.distill import image as _distill_image  # noqa: F401
     from pretune.compress.distill import text as _distill_text  # noqa: F401

@@ -26,17 +26,21 @@ from pretune.compress import steps
 from pretune.compress.choice import add_ratios, choose, pareto_plot
 from pretune.compress.loaded import Frames, LoadedRun, backend_of
 from pretune.compress.measure import measure
+from pretune.compress.quantize.gate import budget_of
+from pretune.compress.rounds import timed_in_rounds
+from pretune.compress.static import takes_task
 from pretune.compress.variant import figures
 from pretune.errors import PretuneError
 from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
 from pretune.tasks import Task, create_task
 
-TABLE, PLOT, WORK = "compression.json", "pareto.png", ".work"
+TABLE, PLOT, WORK, TIMING = "compression.json", "pareto.png", ".work", "timing.json"
 NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
 NOTE_SPARSE = "sparsity alone gives no CPU speed-up (dense kernels)"
 DEFAULT_TREES = {
-    "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"]],
+    "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"],
+             ["static"]],
     "image": [["quantize"], ["prune"], ["prune", "quantize"]],
 }
 
@@ -103,8 +107,9 @@ def resolve_config(run: Run, step_names: list[str] | str | None = None, max_drop
     return recipe.updated(changes).compress if changes else recipe.compress
 
 
-def chains_of(cfg: CompressConfig, kind: str) -> list[list[str]]:
-    """`variants`, else the one chain `steps`, else the input kind's default tree."""
+def chains_of(cfg: CompressConfig, kind: str, task=None) -> list[list[str]]:
+    """`variants`, else the one chain `steps`, else the input kind's default tree (without
+    `[static]` for a `task` the static student cannot take: regression, tokens)."""
     if cfg.variants is not None:
         if not cfg.variants:
             raise PretuneError("compress.variants is empty: give at least one chain, e.g. [[quantize]]")
@@ -112,6 +117,8 @@ def chains_of(cfg: CompressConfig, kind: str) -> list[list[str]]:
     if cfg.steps is not None:
         return [cfg.steps]
     tree = [list(chain) for chain in DEFAULT_TREES[kind]]
+    if task is not None and not takes_task(task):
+        tree = [chain for chain in tree if chain != ["static"]]
     return tree + [["distill"]] if kind == "image" and cfg.distill.student else tree
 
 
@@ -119,7 +126,7 @@ def check_compression(cfg: CompressConfig, task: Task, backend: str) -> list[lis
     """Every precondition of the whole tree, before any work (no data read, nothing trained):
     every chain works for the task in its order and each step's own check passes, and a budget
     has accuracy to count. `pretune compress` and the pipeline's plan both call this. The chains."""
-    chains = chains_of(cfg, task.inputs)
+    chains = chains_of(cfg, task.inputs, task)
     for chain in chains:
         steps.check_chain(chain, task, backend, cfg)
     if cfg.max_drop is not None and task.budget_metric is None:
@@ -163,12 +170,16 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     variants_made: list[Run] = []
     tree: dict[str, dict] = {}
     skipped: list[str] = []
+    timed: list[tuple[LoadedRun, dict]] = []  # each row's run and fingerprint, in row order
 
     def visit(parent: LoadedRun, node: Node) -> None:
         target = out.joinpath(*node.path)
         fingerprint = {"original": str(run.path), "path": list(node.path),
                        "settings": steps.get(node.step, root.kind).settings_of(cfg)}
-        reused = _finished(target, fingerprint)
+        reused, why = _finished(target, fingerprint), None
+        if reused and node.step == "quantize":
+            why = _gate_changed(target, budget_of(cfg.quantize, cfg.max_drop))
+            reused = why is None
         if not reused and allows is not None and not allows(node.step):
             skipped.append(node.name)
             return
@@ -179,11 +190,12 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
             loaded = steps.get(node.step, root.kind).run(parent, cfg, target)
             atomic.write_json(target / NODE, fingerprint)
         if not quiet:
-            print(f"{node.name}: {target}" + (" (reused)" if reused else ""))
+            print(f"{node.name}: {target}" + (" (reused)" if reused else f" (rebuilt: {why})" if why else ""))
         rows.append(_row(loaded, cfg, target / MEASUREMENT, fingerprint, node.name, node.name))
+        timed.append((loaded, fingerprint))
         variants_made.append(loaded.run)
         tree[node.name] = {"step": node.step, "parent": "/".join(node.path[:-1]), "run": str(target),
-                           "reused": reused}
+                           "reused": reused, **({"rebuilt": why} if why else {})}
         for child in node.children.values():
             visit(loaded, child)
 
@@ -192,10 +204,12 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
             visit(root, node)
         out.mkdir(parents=True, exist_ok=True)
         rows.insert(0, _row(root, cfg, out / ORIGINAL, {"original": str(run.path)}, run.path.name, ""))
+        timed.insert(0, (root, {"original": str(run.path)}))
+        _time_rows(rows, timed, cfg, out)
     finally:
         shutil.rmtree(out / WORK, ignore_errors=True)
     add_ratios(rows)
-    chosen, message = choose(rows, cfg.max_drop)
+    chosen, message = choose(rows, cfg.max_drop, cfg.measure.tie)
     for row in rows:
         row["chosen"] = row is chosen
     atomic.write_json(out / TABLE, {
@@ -240,6 +254,41 @@ def _distinct(chains: list[list[str]]) -> list[str]:
     return list(dict.fromkeys(name for chain in chains for name in chain))
 
 
+def _gate_changed(target: Path, budget: float | None) -> str | None:
+    """Why a finished quantize node is not what `budget` would build (None: it is). A gate that
+    kept nothing fp32 gives the same model under any budget its full-int8 drop fits in (or
+    none); one that kept layers fp32 decided them for its own budget."""
+    notes = (_read(target / runs.METRICS) or {}).get("compress", {})
+    built = notes.get("settings", {}).get("max_drop")
+    if budget == built:
+        return None
+    if "backend_choice" in notes:
+        return f"its int8 backend (ONNX Runtime or OpenVINO) was chosen for a budget of {built} points"
+    if notes.get("kept_fp32"):
+        return f"its accuracy gate kept {', '.join(notes['kept_fp32'])} fp32 for a budget of {built} points"
+    fp32, int8 = notes.get("validation_accuracy_fp32"), notes.get("validation_accuracy_int8")
+    if budget is None or (fp32 is not None and int8 is not None and (fp32 - int8) * 100 <= budget):
+        return None
+    return f"int8 everywhere loses {(fp32 - int8) * 100:.2f} validation points, past the budget of {budget}" \
+        if fp32 is not None and int8 is not None else "no gate figures stored"
+
+
+def _time_rows(rows: list[dict], timed: list[tuple[LoadedRun, dict]], cfg: CompressConfig, out: Path) -> None:
+    """Every row's throughput from one set of interleaved rounds (rounds.py): stored, and
+    reused only when every row is (a stored timing is never compared with a fresh one)."""
+    key = {"rows": [[row["name"], fingerprint] for row, (_, fingerprint) in zip(rows, timed, strict=True)],
+           "measure": cfg.measure.model_dump(mode="json", exclude={"tie"})}
+    saved = _read(out / TIMING)
+    if saved and saved.get("key") == key and all(row["reused"] for row in rows):
+        figures = saved["rows"]
+    else:
+        figures = timed_in_rounds([loaded for loaded, _ in timed], cfg.measure, out / WORK)
+        atomic.write_json(out / TIMING, {"key": key, "rows": figures})
+    for row, timing in zip(rows, figures, strict=True):
+        row["throughput_alone"] = row.get("throughput_alone", row["throughput"])  # measure.py's, timed alone
+        row.update(timing)
+
+
 def _read(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -255,7 +304,7 @@ def _finished(target: Path, fingerprint: dict) -> bool:
 
 def _row(loaded: LoadedRun, cfg: CompressConfig, stored: Path, fingerprint: dict, name: str, node: str) -> dict:
     """The node's measured row: reused when stored with the same settings, else measured now."""
-    key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json")}
+    key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json", exclude={"rounds", "tie"})}
     saved = _read(stored)
     if saved and saved.get("key") == key:
         return {**saved["row"], "reused": True}

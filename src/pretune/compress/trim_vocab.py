@@ -9,6 +9,12 @@ is cut into the longest kept pieces instead; with every single character kept, a
 characters the vocabulary knows is spelled in pieces rather than becoming [UNK] (for MiniLM the
 word embeddings are half of all parameters; the characters add about a thousand rows). The notes
 give the validation [UNK] rate (share of tokens) before and after.
+
+With `max_unk_rate`, fewer tokens are kept: the training texts' tokens by frequency, the most
+frequent first, as few as leave at most that share of the validation texts' tokens outside the
+vocabulary (each of those becomes [UNK], or is spelled in smaller pieces when the characters are
+kept). Every piece seen once kept about half of MiniLM's vocabulary on a whole training split;
+most of them are rare. The notes give the share reached (`validation_missing_rate`).
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ def trim_vocab_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> Loaded
     model = parent.model("trim-vocab")
     train = parent.data.splits["train"]
     keep = used_token_ids(tokenizer, train.texts, train.pairs, cfg.trim_vocab.min_count)
+    missing = None
+    if cfg.trim_vocab.max_unk_rate is not None:
+        validation = parent.data.splits["validation"]
+        keep, missing = needed_token_ids(tokenizer, train, validation, cfg.trim_vocab.min_count,
+                                         cfg.trim_vocab.max_unk_rate)
     if cfg.trim_vocab.keep_characters:
         keep = sorted(set(keep) | set(character_ids(tokenizer)))
     before = model.get_input_embeddings().num_embeddings
@@ -45,7 +56,8 @@ def trim_vocab_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> Loaded
         tokenizer.save_pretrained(model_dir)
         trim_tokenizer_files(model_dir, keep)
 
-    notes = {"vocabulary": {"before": before, "after": len(keep)}, "keep_characters": cfg.trim_vocab.keep_characters}
+    notes = {"vocabulary": {"before": before, "after": len(keep)}, "keep_characters": cfg.trim_vocab.keep_characters,
+             **({"validation_missing_rate": missing} if missing is not None else {})}
     return write_variant(out, parent, "trim-vocab", cfg.trim_vocab.model_dump(), save, notes=notes,
                          noted=lambda node: {"validation_unk_rate": {"before": unk_rate(parent),
                                                                      "after": unk_rate(node)}})
@@ -62,14 +74,36 @@ def _check_wordpiece(model_dir: Path) -> None:
 
 def used_token_ids(tokenizer, texts: list[str], pairs: list[str] | None, min_count: int = 1) -> list[int]:
     """Sorted ids of tokens seen at least `min_count` times, plus all special tokens."""
+    counts = token_counts(tokenizer, texts, pairs)
+    special = set(tokenizer.all_special_ids) | {int(i) for i in tokenizer.added_tokens_decoder}
+    return sorted({i for i, c in counts.items() if c >= min_count} | special)
+
+
+def token_counts(tokenizer, texts: list[str], pairs: list[str] | None) -> Counter:
     counts: Counter = Counter()
     for start in range(0, len(texts), 1000):
         chunk = tokenizer(texts[start:start + 1000], pairs[start:start + 1000] if pairs else None,
                           truncation=False)["input_ids"]
         for ids in chunk:
             counts.update(ids)
+    return counts
+
+
+def needed_token_ids(tokenizer, train, validation, min_count: int, max_rate: float) -> tuple[list[int], float]:
+    """The most frequent training tokens (seen `min_count` times or more), as few as leave at most
+    `max_rate` of the validation tokens out, plus every special token; and the share left out."""
     special = set(tokenizer.all_special_ids) | {int(i) for i in tokenizer.added_tokens_decoder}
-    return sorted({i for i, c in counts.items() if c >= min_count} | special)
+    ranked = [i for i, c in token_counts(tokenizer, train.texts, train.pairs).most_common()
+              if c >= min_count and i not in special]
+    needed = token_counts(tokenizer, validation.texts, validation.pairs)
+    for i in special:
+        needed.pop(i, None)
+    total = sum(needed.values()) or 1
+    covered, kept = 0, 0
+    while kept < len(ranked) and (total - covered) / total > max_rate:
+        covered += needed.get(ranked[kept], 0)
+        kept += 1
+    return sorted(set(ranked[:kept]) | special), round((total - covered) / total, 6)
 
 
 def character_ids(tokenizer) -> list[int]:

@@ -1,5 +1,6 @@
 """A saved model as a runner (see evaluate.py): torch for a Hugging Face directory, ONNX
-Runtime where the directory holds `model.onnx`, whichever variant compression wrote."""
+Runtime where the directory holds `model.onnx`, OpenVINO for `openvino_model.xml`, numpy for a static-embedding model
+(`static.json`, models/static.py), whichever variant compression wrote."""
 
 from __future__ import annotations
 
@@ -9,11 +10,23 @@ import torch
 
 from pretune.evaluate import TorchRunner
 from pretune.models.load import load_saved_model
+from pretune.models.openvino_runner import OpenVinoRunner, is_openvino
+from pretune.models.static import StaticRunner, is_static
 
 
 def load_runner(model_dir: str | Path, task, device: str | None = None):
     """The runner of a run's `model/` directory; the task's labels are restored from its config."""
     model_dir = Path(model_dir)
+    if is_static(model_dir):
+        from pretune.models.load import load_saved_config
+
+        task.restore(load_saved_config(model_dir))
+        return StaticRunner(model_dir)
+    if is_openvino(model_dir):
+        from pretune.models.load import load_saved_config
+
+        task.restore(load_saved_config(model_dir))
+        return OpenVinoRunner(model_dir)
     if (model_dir / "model.onnx").is_file():
         from pretune.models.load import load_saved_config
         from pretune.models.onnx_runner import OnnxRunner  # onnxruntime: imported only when needed

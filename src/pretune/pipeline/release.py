@@ -29,7 +29,10 @@ def chosen_run(ctx: Context) -> Run:
 
 def loader_of(model_dir: Path) -> str:
     from pretune.models.onnx_runner import ONNX_FILE
+    from pretune.models.static import is_static
 
+    if is_static(model_dir):
+        return "pretune"
     return "onnxruntime" if (Path(model_dir) / ONNX_FILE).is_file() else "from_pretrained"
 
 
@@ -100,6 +103,11 @@ def card(run: Run, loader: str, figures: dict) -> str:
                   "```python", "import onnxruntime, transformers",
                   'session = onnxruntime.InferenceSession("model/model.onnx")',
                   'tokenizer = transformers.AutoTokenizer.from_pretrained("model")', "```"]
+    elif loader == "pretune":
+        lines += ["A static-embedding model (token vectors and a linear head, run in numpy):", "", "```python",
+                  "from transformers import AutoTokenizer", "from pretune.models.static import StaticRunner",
+                  'runner, tokenizer = StaticRunner("model"), AutoTokenizer.from_pretrained("model")',
+                  'logits = runner(tokenizer(["An example text."], padding=True, return_tensors="np"))', "```"]
     else:
         lines += ["Load with transformers:", "", "```python",
                   "from transformers import AutoModelForSequenceClassification, AutoTokenizer",

@@ -12,6 +12,7 @@ from pretune.recipe.compress import (
     MeasureConfig,
     PruneConfig,
     QuantizeConfig,
+    StaticConfig,
     TrimVocabConfig,
 )
 from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts, task_facts
@@ -48,6 +49,7 @@ __all__ = [
     "RecipeLike",
     "ScheduleConfig",
     "SearchConfig",
+    "StaticConfig",
     "SpaceEntry",
     "StrategyConfig",
     "SurgeryConfig",

@@ -43,7 +43,9 @@ class PruneConfig(_Section):
 
 
 class QuantizeConfig(_Section):
-    backend: Literal["onnx", "torch"] = Field("onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8")
+    backend: Literal["onnx", "torch", "openvino", "auto"] = Field(
+        "onnx", description="onnx: ONNX Runtime int8; torch: torch dynamic int8; openvino: OpenVINO int8 (NNCF, "
+        "static, calibrated); auto: ONNX Runtime and OpenVINO both built, the faster inside the budget kept")
     mode: Literal["dynamic", "static"] | None = Field(
         None, description="onnx: dynamic or static (calibrated) int8 (null: static for images, dynamic for text)")
     # Measured, not fixed: on MiniLM (benchmarks/compress_tradeoff.py) the fused int8 model was ~5%
@@ -67,9 +69,30 @@ class TrimVocabConfig(_Section):
     min_count: int = Field(1, gt=0, description="keep tokens seen at least this often in the training texts")
     keep_characters: bool = Field(True, description="also keep every single-character piece (and its ## form), "
                                   "so an unseen word is spelled in pieces instead of becoming [UNK]")
+    max_unk_rate: float | None = Field(None, ge=0, lt=1, description="keep only the most frequent training tokens "
+                                       "that leave at most this share of the validation tokens out of the "
+                                       "vocabulary (null: every token seen min_count times)")
+
+
+class StaticConfig(_Section):
+    # 256 is model2vec's default: its published models keep most of the encoder's accuracy there.
+    dimensions: int | None = Field(256, gt=0, description="PCA dimensions of the static embeddings (null: the "
+                                   "encoder's width)")
+    vocabulary: int = Field(0, ge=0, description="most frequent training words added as tokens of their own "
+                            "(model2vec's vocabulary; 0: the encoder's tokens only)")
+    tokens: Literal["all", "seen"] = Field("all", description="all: distil every token of the encoder's "
+                                           "vocabulary; seen: only those the training texts use, plus single "
+                                           "characters (WordPiece; faster to distil, smaller)")
+    epochs: int = Field(30, gt=0, description="passes of the classifier over the teacher-labelled texts")
+    lr: float = Field(3e-3, gt=0, description="peak learning rate of the classifier (AdamW, cosine decay)")
+    temperature: float = Field(1.0, gt=0, description="softmax temperature of the teacher's soft labels")
+    unlabeled: str | None = Field(None, description="a file of more texts the teacher labels for the classifier "
+                                  "(.txt: one per line; a table: the recipe's text column)")
 
 
 class ExportConfig(_Section):
+    format: Literal["onnx", "openvino"] = Field("onnx", description="onnx: ONNX Runtime; openvino: OpenVINO IR "
+                                                "converted from the checked ONNX export")
     opset: int = Field(17, ge=14, description="ONNX opset")
     optimize: bool = Field(False, description="apply ONNX Runtime transformer fusions to the export")
     tolerance: float = Field(1e-3, gt=0, description="largest |logit difference| to torch allowed")
@@ -81,13 +104,18 @@ class MeasureConfig(_Section):
     repeats: int = Field(3, gt=0, description="timed passes; the median counts")
     batch_size: int = Field(32, gt=0, description="throughput batch size")
     isolate: bool = Field(True, description="measure each variant in a fresh process (fair peak memory)")
+    rounds: int = Field(3, gt=0, description="a compression's throughput: rounds interleaved across its rows, "
+                        "each row keeping its best")
+    # A floor under the measured spread: three rounds can agree by chance on a noisy machine.
+    tie: float = Field(0.03, ge=0, lt=1, description="throughputs within this fraction of the fastest (or its "
+                       "measured spread, if larger) are tied; a tie goes to accuracy, then size, then chain length")
     evaluate: bool = Field(True, description="also measure test accuracy (off: timing only)")
 
 
 class CompressConfig(_Section):
     steps: list[str] | None = Field(
-        None, description="one chain, in order: distill, prune, trim-vocab, quantize, export; each runs on the one "
-        "before (null: `variants`)")
+        None, description="one chain, in order: distill, prune, trim-vocab, quantize, export (or static alone); "
+        "each runs on the one before (null: `variants`)")
     variants: list[list[str]] | None = Field(
         None, description="a tree of chains, e.g. [[quantize], [distill, quantize]]; shared prefixes run once "
         "(null: `steps` when given, else the input kind's default tree)")
@@ -97,6 +125,7 @@ class CompressConfig(_Section):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     quantize: QuantizeConfig = Field(default_factory=QuantizeConfig)
     trim_vocab: TrimVocabConfig = Field(default_factory=TrimVocabConfig)
+    static: StaticConfig = Field(default_factory=StaticConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     measure: MeasureConfig = Field(default_factory=MeasureConfig)
 

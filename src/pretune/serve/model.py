@@ -27,7 +27,8 @@ class ServedModel:
         self.predictor = Predictor(run.model_path, run.recipe.data, batch_size=batch_size)
         self.task = self.predictor.task
         self.pairs = bool(run.recipe.data.text_pair_column)  # the model reads (text, text_pair)
-        self.backend = "onnxruntime" if (Path(run.model_path) / "model.onnx").is_file() else "torch"
+        self.backend = "onnxruntime" if (Path(run.model_path) / "model.onnx").is_file() else \
+            "numpy" if (Path(run.model_path) / "static.json").is_file() else "torch"
         self._encoding = threading.Lock()
 
     @property

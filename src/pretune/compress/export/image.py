@@ -7,8 +7,10 @@ from pathlib import Path
 
 from pretune.compress import base
 from pretune.compress.export.onnx import check_export, prepare_export, trace
+from pretune.compress.export.openvino import onnx_to_openvino
+from pretune.compress.export.text import export_gives
 from pretune.compress.loaded import LoadedRun
-from pretune.compress.variant import write_variant
+from pretune.compress.variant import scratch, write_variant
 from pretune.models.onnx_runner import ONNX_FILE
 from pretune.recipe import CompressConfig
 
@@ -26,13 +28,19 @@ def export_image_onnx(model, settings, out_dir: str | Path, batches: list[dict],
     return {"max_abs_diff": check_export(model, out_dir / ONNX_FILE, batches, tolerance), "opset": opset}
 
 
-@base.register("export", "image", gives="onnx-fp32", settings=lambda cfg: cfg.export)
+@base.register("export", "image", gives=export_gives, settings=lambda cfg: cfg.export)
 def export_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     ec = cfg.export
     model, batches = parent.model("export"), parent.batches("validation", CHECK_ROWS, 16)
     notes: dict = {}
 
     def save(model_dir: Path) -> None:
+        if ec.format == "openvino":
+            with scratch(parent) as tmp:
+                notes["check"] = export_image_onnx(model, parent.preprocessor, tmp, batches, opset=ec.opset,
+                                                   tolerance=ec.tolerance)
+                notes["check"] |= onnx_to_openvino(tmp, model_dir, model, batches, ec.tolerance)
+            return
         notes["check"] = export_image_onnx(model, parent.preprocessor, model_dir, batches, opset=ec.opset,
                                            tolerance=ec.tolerance)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from pretune.compress import base
 from pretune.compress.export.fusions import optimize_onnx
 from pretune.compress.export.onnx import check_export, prepare_export, trace
+from pretune.compress.export.openvino import onnx_to_openvino
 from pretune.compress.loaded import LoadedRun
 from pretune.compress.variant import scratch, write_variant
 from pretune.models.onnx_runner import ONNX_FILE
@@ -31,13 +32,23 @@ def export_onnx(model, tokenizer, out_dir: str | Path, batches: list[dict], *, o
     return {"max_abs_diff": check_export(model, out_dir / ONNX_FILE, batches, tolerance), "opset": opset}
 
 
-@base.register("export", "text", gives="onnx-fp32", settings=lambda cfg: cfg.export)
+def export_gives(cfg: CompressConfig) -> str:
+    return f"{cfg.export.format}-fp32"
+
+
+@base.register("export", "text", gives=export_gives, settings=lambda cfg: cfg.export)
 def export_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     ec = cfg.export
     model, batches = parent.model("export"), parent.batches("validation", CHECK_ROWS, 16)
     notes: dict = {}
 
     def save(model_dir: Path) -> None:
+        if ec.format == "openvino":
+            with scratch(parent) as tmp:
+                notes["check"] = export_onnx(model, parent.preprocessor, tmp, batches, opset=ec.opset,
+                                             tolerance=ec.tolerance)
+                notes["check"] |= onnx_to_openvino(tmp, model_dir, model, batches, ec.tolerance)
+            return
         notes["check"] = export_onnx(model, parent.preprocessor, model_dir, batches, opset=ec.opset,
                                      tolerance=ec.tolerance)
         if ec.optimize:

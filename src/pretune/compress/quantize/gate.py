@@ -34,14 +34,15 @@ def budget_of(qc: QuantizeConfig, max_drop: float | None) -> float | None:
 
 
 def quantize_settings(cfg: CompressConfig) -> dict:
-    """The quantize section and the budget its gate reads (the section's own, else the tree's)."""
-    return {**cfg.quantize.model_dump(mode="json"), "budget": budget_of(cfg.quantize, cfg.max_drop)}
+    """The quantize section, without the tree's budget: whether a finished node still holds under
+    a new budget is tree.py's `_gate_changed` (changing only --max-drop need not rebuild it)."""
+    return cfg.quantize.model_dump(mode="json")
 
 
 def check_gate(parent, cfg: CompressConfig) -> None:
     """The gate counts validation accuracy points: a budget on a task without accuracy is refused."""
     budget = budget_of(cfg.quantize, cfg.max_drop)
-    if budget is not None and "accuracy" not in parent.task.metric_names:
+    if budget is not None and parent.task.budget_metric is None:
         raise PretuneError(f"a compression budget (max_drop {budget:g}) counts accuracy points, which a "
                            f"{parent.task.name} task does not report; remove max_drop")
 

@@ -26,22 +26,29 @@ from pretune.compress.quantize.gate import (
     quantize_settings,
     validation_scorer,
 )
+from pretune.compress.quantize.openvino import copy_openvino, openvino_int8, pick_backend
 from pretune.compress.variant import scratch, write_variant
 from pretune.data.images import PREPROCESSOR_FILE
 from pretune.errors import PretuneError
-from pretune.models.onnx_runner import ONNX_FILE
+from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
+from pretune.models.openvino_runner import OpenVinoRunner
 from pretune.recipe import CompressConfig
 
 STAGE = re.compile(r"(?:^|/)([A-Za-z_]+\.\d+)(?:/|$)")  # the first numbered module: _blocks.3, stages.1
 
 
 def check_quantize_image(parent: base.Parent, cfg: CompressConfig) -> None:
-    if cfg.quantize.backend != "onnx":
-        raise PretuneError("image runs quantize with ONNX Runtime (compress.quantize.backend onnx), not torch")
+    if cfg.quantize.backend == "torch":
+        raise PretuneError("image runs quantize with ONNX Runtime or OpenVINO (compress.quantize.backend onnx, "
+                           "openvino or auto), not torch")
     check_gate(parent, cfg)
 
 
-@base.register("quantize", "image", takes=("torch-fp32", "onnx-fp32"), gives="onnx-int8", settings=quantize_settings,
+def _gives(cfg: CompressConfig) -> str:
+    return "openvino-int8" if cfg.quantize.backend == "openvino" else "onnx-int8"
+
+
+@base.register("quantize", "image", takes=("torch-fp32", "onnx-fp32"), gives=_gives, settings=quantize_settings,
                check=check_quantize_image)
 def quantize_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
     qc = cfg.quantize
@@ -58,13 +65,29 @@ def quantize_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedR
                                                 parent.batches("validation", CHECK_ROWS, 16))
         source = source_dir / ONNX_FILE
         calibration = parent.encoded("train", qc.calibration_samples)
-        quantize = int8_quantizer(source, qc, calibration, 0, None)
-        final, kept, gate = gated_int8(source, conv_node_groups(source), quantize, validation_scorer(parent),
-                                       budget, tmp)
-        notes |= {"kept_fp32": kept, "calibration_images": len(calibration) if qc.mode == "static" else 0, **gate}
+        validation = validation_scorer(parent)
+        chosen = "openvino" if qc.backend == "openvino" else "onnx"
+        if qc.backend != "openvino":
+            quantize = int8_quantizer(source, qc, calibration, 0, None)
+            final, kept, gate = gated_int8(source, conv_node_groups(source), quantize, validation, budget, tmp)
+            notes |= {"kept_fp32": kept, "calibration_images": len(calibration) if qc.mode == "static" else 0,
+                      **gate}
+        if qc.backend in ("openvino", "auto"):
+            ov_dir = openvino_int8(source, calibration, 0, False, tmp / "openvino")
+            notes["openvino"] = {"mode": "static (NNCF)", "calibration_images": len(calibration)}
+            if qc.backend == "openvino":
+                notes |= {"kept_fp32": [], "validation_accuracy_fp32": validation(OnnxRunner(source)),
+                          "validation_accuracy_int8": validation(OpenVinoRunner(ov_dir, 2))}
+            else:
+                runners = {"onnx": OnnxRunner(final, 2), "openvino": OpenVinoRunner(ov_dir, 2)}
+                chosen, notes["backend_choice"] = pick_backend(runners, validation, validation(OnnxRunner(source)),
+                                                               budget, parent.batches("validation", 64, 32))
 
         def save(model_dir: Path) -> None:
-            shutil.copyfile(final, model_dir / ONNX_FILE)
+            if chosen == "openvino":
+                copy_openvino(ov_dir, model_dir)
+            else:
+                shutil.copyfile(final, model_dir / ONNX_FILE)
             for name in ("config.json", PREPROCESSOR_FILE):
                 shutil.copyfile(source_dir / name, model_dir / name)
 

@@ -32,9 +32,11 @@ from pretune.compress.quantize.gate import (
     quantize_settings,
     validation_scorer,
 )
+from pretune.compress.quantize.openvino import copy_openvino, openvino_int8, pick_backend
 from pretune.compress.variant import scratch, write_variant
 from pretune.evaluate import TorchRunner
 from pretune.models.onnx_runner import ONNX_FILE, OnnxRunner
+from pretune.models.openvino_runner import OpenVinoRunner
 from pretune.models.quantized import quantize_torch_dynamic, write_marker
 from pretune.recipe import CompressConfig, QuantizeConfig
 
@@ -46,7 +48,7 @@ def _takes(cfg: CompressConfig) -> tuple[str, ...]:
 
 
 def _gives(cfg: CompressConfig) -> str:
-    return "torch-int8" if cfg.quantize.backend == "torch" else "onnx-int8"
+    return {"torch": "torch-int8", "openvino": "openvino-int8"}.get(cfg.quantize.backend, "onnx-int8")
 
 
 @base.register("quantize", "text", takes=_takes, gives=_gives, settings=quantize_settings, check=check_gate)
@@ -54,7 +56,7 @@ def quantize_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRu
     qc = cfg.quantize
     qc = qc.model_copy(update={"mode": qc.mode or "dynamic", "per_channel": bool(qc.per_channel)})
     budget = budget_of(qc, cfg.max_drop)
-    return (_onnx if qc.backend == "onnx" else _torch)(parent, qc, budget, out)
+    return (_torch if qc.backend == "torch" else _onnx)(parent, qc, budget, out)
 
 
 def _onnx(parent: LoadedRun, qc: QuantizeConfig, budget: float | None, out: Path) -> LoadedRun:
@@ -79,10 +81,10 @@ def _onnx(parent: LoadedRun, qc: QuantizeConfig, budget: float | None, out: Path
                                       op_types=["MatMul", "Gather"], extra=extra)
             return gated_int8(graph, node_groups(graph), quantize, validation, budget, where)
 
-        final, kept, gate = int8_of(source, tmp / "unfused")
+        final, kept, gate = int8_of(source, tmp / "unfused") if qc.backend != "openvino" else (None, [], {})
         # Static calibration cannot read ranges through ONNX Runtime's fused (contrib) ops: a static
         # model is quantized unfused (QDQ) and ONNX Runtime fuses the QDQ pairs when it loads it.
-        if qc.optimize and qc.mode == "dynamic":
+        if qc.optimize and qc.mode == "dynamic" and final is not None:
             if config is None:
                 from transformers import AutoConfig
 
@@ -98,9 +100,25 @@ def _onnx(parent: LoadedRun, qc: QuantizeConfig, budget: float | None, out: Path
                 else:
                     (final, kept, gate), notes["fusions"] = fused, fusions
         notes |= {"kept_fp32": kept, **gate}
+        chosen = "onnx"
+        if qc.backend in ("openvino", "auto"):
+            calibration = parent.encoded("train", qc.calibration_samples)
+            ov_dir = openvino_int8(source, calibration, parent.pad_id, True, tmp / "openvino")
+            notes["openvino"] = {"mode": "static (NNCF)", "calibration_texts": len(calibration)}
+            chosen = "openvino"
+            if qc.backend == "openvino":  # no gate: its figures, for a later budget to compare with
+                notes |= {"validation_accuracy_fp32": validation(OnnxRunner(source)),
+                          "validation_accuracy_int8": validation(OpenVinoRunner(ov_dir, 2))}
+            else:
+                runners = {"onnx": OnnxRunner(final, 2), "openvino": OpenVinoRunner(ov_dir, 2)}
+                chosen, notes["backend_choice"] = pick_backend(runners, validation, validation(OnnxRunner(source)),
+                                                               budget, parent.batches("validation", 64, 32))
 
         def save(model_dir: Path) -> None:
-            shutil.copyfile(final, model_dir / ONNX_FILE)
+            if chosen == "openvino":
+                copy_openvino(ov_dir, model_dir)
+            else:
+                shutil.copyfile(final, model_dir / ONNX_FILE)
             for name in parent.model_path.iterdir():
                 if name.is_file() and name.suffix != ".onnx" and not name.name.startswith("model.safetensors"):
                     shutil.copyfile(name, model_dir / name.name)
