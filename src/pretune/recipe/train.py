@@ -84,6 +84,10 @@ class TrainConfig(_Section):
         None, ge=0, description="processes collating (and augmenting) training batches ahead of the step; "
         "null: 1 for augmented images on 2+ cores, else 0 (in the training process)"
     )
+    calibrate: bool = Field(
+        False, description="after the fit, fit a softmax temperature on validation (Guo et al. 2017) so that "
+        "stated probabilities match accuracy; saved with the model, applied by predict, eval, serve and variants "
+        "(classification tasks)")
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the model (inductor); auto: only where measured to pay "
         "(train/speed.py)")

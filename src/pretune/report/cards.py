@@ -212,7 +212,17 @@ def _metrics_table(metrics: dict) -> list[str]:
     out = [f"| metric | {' | '.join(splits)} |", f"| --- |{' --- |' * len(splits)}"]
     for name in names:
         out.append(f"| {name} | " + " | ".join(_num(metrics[s].get(name)) for s in splits) + " |")
-    return out
+    return out + _temperature_lines(metrics.get("calibration") or {})
+
+
+def _temperature_lines(calibration: dict) -> list[str]:
+    if not _is_number(calibration.get("temperature")):
+        return []
+    where = "test" if _is_number(calibration.get("test_ece_after")) else "validation"
+    before, after = calibration.get(f"{where}_ece_before"), calibration.get(f"{where}_ece_after")
+    return ["", f"Probabilities are temperature-scaled (T = {_num(calibration['temperature'])}, fitted on the "
+                f"validation split; Guo et al. 2017): expected calibration error on {where} {_num(before)} before, "
+                f"{_num(after)} after. Every runner (torch, ONNX, compressed variants) applies it when it decodes."]
 
 
 def _compression(f: dict) -> list[str]:

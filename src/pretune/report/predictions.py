@@ -5,7 +5,8 @@ the errors a person can read without loading the model again.
 One JSON object per row, kept small: texts cut at MAX_TEXT characters, at most MAX_ROWS rows;
 image rows carry a THUMB_PX thumbnail (PNG, base64) only when misclassified, at most THUMBS.
 
-    classification / image   {"text", "true", "pred", "score"}        (score: the top probability)
+    classification / image   {"text", "true", "pred", "score"}        (score: the top probability;
+                             with a fitted temperature also "score_before", the unscaled one)
     multi-label              {"text", "true": [...], "pred": [...], "scores": {label: p}}
     regression               {"text", "true", "pred"}
     token classification     {"tokens", "true": [tag per word], "pred": [tag per word]}
@@ -41,6 +42,7 @@ def write_test_predictions(run, frames=None) -> Path | None:
     table = TextTable(table.texts[:n], table.pairs[:n] if table.pairs else None, labels)
     predicted = predictor.predict_table(table)
     rows = _rows(task, table, predicted)
+    _add_unscaled_scores(getattr(task, "temperature", None), rows, predicted)
     atomic.write_jsonl(run.path / PREDICTIONS, rows)
     return run.path / PREDICTIONS
 
@@ -71,6 +73,19 @@ def _rows(task, table, predicted: list[dict]) -> list[dict]:
             thumbs += 1
         rows.append(row)
     return rows
+
+
+def _add_unscaled_scores(temperature: float | None, rows: list[dict], predicted: list[dict]) -> None:
+    """With a fitted temperature T, each row also keeps its top probability before scaling, for the
+    report's before/after reliability diagram: softmax(T * log p) undoes softmax(z / T) exactly."""
+    if not temperature:
+        return
+    for row, p in zip(rows, predicted, strict=True):
+        if "score" in row and p.get("scores"):
+            logp = np.log(np.clip(np.array(list(p["scores"].values()), dtype=np.float64), 1e-300, None))
+            z = temperature * logp
+            probs = np.exp(z - z.max())
+            row["score_before"] = round(float(probs.max() / probs.sum()), 4)
 
 
 def _text(table, i: int) -> str:

@@ -128,11 +128,17 @@ def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict
     if predictions and "score" in predictions[0]:
         confidence = np.array([p["score"] for p in predictions])
         correct = np.array([p["true"] == p["pred"] for p in predictions], dtype=float)
-        fig, ece = classes.reliability(confidence, correct)
-        page.figure(section, "reliability", fig, {"confidence": confidence, "correct": correct, "ece": ece},
+        before = (np.array([p["score_before"] for p in predictions])
+                  if all("score_before" in p for p in predictions) else None)
+        fig, ece = classes.reliability(confidence, correct, before=before)
+        temperature = (metrics.get("calibration") or {}).get("temperature")
+        scaled = (f" Probabilities are temperature-scaled (T = {temperature:.3f}, fitted on validation); the red "
+                  f"curve is the model before scaling." if temperature else "")
+        page.figure(section, "reliability", fig, {"confidence": confidence, "correct": correct, "ece": ece,
+                                                  **({"before": before} if before is not None else {})},
                     title="Calibration (test)",
                     text=f"Expected calibration error {ece:.3f}: the row-weighted gap between confidence and "
-                         f"accuracy over ten confidence bins ({len(predictions):,} test rows).")
+                         f"accuracy over ten confidence bins ({len(predictions):,} test rows).{scaled}")
     if predictions and task == "regression":
         true, pred = np.array([p["true"] for p in predictions]), np.array([p["pred"] for p in predictions])
         page.figure(section, "predicted_vs_true", classes.predicted_vs_true(true, pred),

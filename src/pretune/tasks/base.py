@@ -109,6 +109,12 @@ class Task:
         """Settle what validation decides (multi-label thresholds); return what was decided."""
         return None
 
+    def scale_confidence(self, outputs, split: EncodedSplit) -> dict | None:
+        """Fit what makes the stated probabilities honest on validation outputs (temperature
+        scaling, `train.calibrate`), keep it for `decode` and the saved config, and return what was
+        fitted with the calibration error before and after; None: the task states no probabilities."""
+        return None
+
     def decode(self, outputs, split: EncodedSplit, table: TextTable) -> list[dict]:
         raise NotImplementedError
 

@@ -12,6 +12,7 @@ from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task, class_weights, require_labels, softmax
+from pretune.tasks.temperature import expected_calibration_error, fit_temperature
 
 AVERAGES = ("macro", "micro", "weighted")
 
@@ -21,6 +22,10 @@ class SequenceClassification(Task):
     metric_names = ("loss", "accuracy", *(f"{m}_{a}" for a in AVERAGES for m in ("precision", "recall", "f1")))
     headline = "accuracy"
     stratify = True
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.temperature: float | None = None  # None: probabilities are the plain softmax
 
     def learn_labels(self, train: pd.DataFrame) -> None:
         column = train[self.cfg.label_column]
@@ -54,8 +59,34 @@ class SequenceClassification(Task):
     def metrics(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
         return classification_metrics(split.labels, outputs.argmax(-1), self.label_names)
 
+    # -- temperature scaling (train.calibrate): saved in the model's config, read back by every runner's decode
+    def configure(self, config) -> None:
+        super().configure(config)
+        if self.temperature is not None:
+            config.pretune_temperature = float(self.temperature)
+
+    def restore(self, config) -> None:
+        super().restore(config)
+        saved = getattr(config, "pretune_temperature", None)
+        self.temperature = None if saved is None else float(saved)
+
+    def probabilities(self, outputs: np.ndarray, scaled: bool = True) -> np.ndarray:
+        outputs = np.asarray(outputs, dtype=np.float64)
+        return softmax(outputs / self.temperature if scaled and self.temperature else outputs)
+
+    def scale_confidence(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
+        before = expected_calibration_error(self.probabilities(outputs, scaled=False), split.labels)
+        self.temperature = fit_temperature(outputs, split.labels)
+        after = expected_calibration_error(self.probabilities(outputs), split.labels)
+        return {"temperature": self.temperature, "validation_ece_before": before, "validation_ece_after": after}
+
+    def calibration_errors(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
+        """ECE of `outputs` without and with the fitted temperature (e.g. on the test split)."""
+        return {"ece_before": expected_calibration_error(self.probabilities(outputs, scaled=False), split.labels),
+                "ece_after": expected_calibration_error(self.probabilities(outputs), split.labels)}
+
     def decode(self, outputs: np.ndarray, split: EncodedSplit, table: TextTable) -> list[dict]:
-        probs = softmax(outputs)
+        probs = self.probabilities(outputs)
         return [
             {"label": self.label_names[int(p.argmax())], "score": float(p.max()),
              "scores": {name: float(p[i]) for i, name in enumerate(self.label_names)}}

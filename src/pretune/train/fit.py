@@ -138,12 +138,17 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
     best = keeper.restore(model) if keeper and not cancelled else None
     validation = best["metrics"] if best else state.last_eval
     calibration = None
-    if task.calibrates and not cancelled:
-        # What validation settles (multi-label thresholds) is settled on the final weights; one
-        # pass gives the outputs to tune on and, scored after tuning, the validation figures.
+    scale = parts.recipe.train.calibrate and not cancelled
+    if (task.calibrates or scale) and not cancelled:
+        # What validation settles (multi-label thresholds, the temperature) is settled on the final
+        # weights; one pass gives the outputs to tune on and, scored after tuning, the validation figures.
         outputs, loss = run_split(loop.runner(), encoded["validation"], loop.cfg.eval_batch_size, parts.pad_id,
                                   parts.loss_fn)
-        calibration = task.calibrate(outputs, encoded["validation"])
+        calibration = (task.calibrate(outputs, encoded["validation"]) if task.calibrates else None) or {}
+        scaled = task.scale_confidence(outputs, encoded["validation"]) if scale else None
+        calibration |= scaled or {}
+        scale = scaled is not None
+        calibration = calibration or None
         validation = {"loss": loss, **task.metrics(outputs, encoded["validation"])}
     final = {
         "status": state.status,
@@ -161,7 +166,14 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
         **({"notices": parts.notices} if parts.notices else {}),
         **({"task_defaults": defaults} if (defaults := parts.recipe.task_defaults()) else {}),
     }
-    if test and not cancelled:
+    if test and not cancelled and scale:
+        # One pass over test gives its figures and the calibration error without and with the temperature.
+        outputs, loss = run_split(loop.runner(), encoded["test"], loop.cfg.eval_batch_size, parts.pad_id,
+                                  parts.loss_fn)
+        final["test"] = {"samples": len(encoded["test"]), **({"loss": loss} if loss is not None else {}),
+                         **task.metrics(outputs, encoded["test"])}
+        final["calibration"] |= {f"test_{k}": v for k, v in task.calibration_errors(outputs, encoded["test"]).items()}
+    elif test and not cancelled:
         # The main process alone (the others wait at the barrier): unsharded.
         final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"], shard=False)}
     if save_model and not cancelled:
