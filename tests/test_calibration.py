@@ -94,3 +94,28 @@ def test_report_and_card_show_the_scaling(calibrated_run):
     page = (calibrated_run.path / "report.html").read_text()
     assert "temperature-scaled" in page
     assert "temperature-scaled" in (calibrated_run.path / "model" / "README.md").read_text()
+
+
+def test_a_model_that_answers_one_class_is_flagged():
+    from pretune.tasks.sequence import collapse_warnings
+
+    # the drug-review fit: 'positive' for all 379 rows, 248 of them positive
+    stuck = {"confusion_matrix": [[0, 131], [0, 248]], "f1_macro": 0.264}
+    lines = collapse_warnings(stuck, ["negative", "positive"])
+    assert len(lines) == 1 and "'positive' for 100% of 379 rows" in lines[0] and "class_weights" in lines[0]
+    learnt = {"confusion_matrix": [[100, 31], [40, 208]], "f1_macro": 0.79}
+    assert collapse_warnings(learnt, ["negative", "positive"]) == []
+    # balanced answers but no skill: macro F1 at the majority-class level
+    chance = {"confusion_matrix": [[30, 30, 30], [30, 30, 30], [40, 40, 40]], "f1_macro": 0.33}
+    assert "at chance" in collapse_warnings(chance, ["a", "b", "c"])[0]
+
+
+def test_a_fit_that_learnt_nothing_warns_in_metrics_report_and_card(tmp_path, tiny_model_dir, sentiment_csv):
+    # a loss that weighs one class a million times the other: the model learns to answer only it
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=2, loss={"class_weights": [1.0, 1e-6]})
+    recipe["report"] = True
+    run = pretune.fit(recipe, tmp_path / "stuck", quiet=True)
+    warnings = run.metrics["warnings"]
+    assert warnings and "has not learnt" in warnings[0]
+    assert "Warnings" in (run.path / "report.html").read_text()
+    assert "**Warning:**" in (run.path / "model" / "README.md").read_text()

@@ -99,6 +99,7 @@ def _facts(run: RunDir, measured: dict | None) -> dict:
         "tags": list(dict.fromkeys(tags)), "data_name": data_name, "dataset_id": dataset_id,
         "test_metrics": {k: v for k, v in test.items() if _is_number(v) and k not in NOT_METRICS},
         "chain": chain, "origin": origin, "measured": measured or _measured_row(run),
+        "warnings": [str(w) for w in metrics.get("warnings") or origin.metrics.get("warnings") or []],
     }
 
 
@@ -248,7 +249,8 @@ def _compression(f: dict) -> list[str]:
 
 def _limitations(recipe, f: dict) -> list[str]:
     inputs = "images" if f["task"] == "image-classification" else "texts"
-    out = [f"- Measured only on the test split of `{f['data_name']}`; {inputs} unlike its data may score lower.",
+    out = [*(f"- **Warning:** {w}" for w in f.get("warnings") or []),
+           f"- Measured only on the test split of `{f['data_name']}`; {inputs} unlike its data may score lower.",
            "- It predicts only the labels it was trained on; it has no 'none of these' answer."
            if f["task"] not in ("regression", "token-classification") else
            "- Trained on a small, specific data set; check it on your own data before relying on it."]

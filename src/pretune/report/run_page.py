@@ -76,6 +76,8 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
             page.headline.append((f"{split} {headline}", fmt(metrics[split][headline])))
     if train:
         page.headline.append(("train seconds", fmt(train["train_seconds"], 3)))
+    if metrics.get("warnings"):
+        page.section("warnings", "Warnings").blocks += [Block("warning", text=str(w)) for w in metrics["warnings"]]
     if metrics.get("notices"):
         page.section("notices", "Notices").blocks += [Block("warning", text=n) for n in metrics["notices"]]
 

@@ -115,6 +115,11 @@ class Task:
         fitted with the calibration error before and after; None: the task states no probabilities."""
         return None
 
+    def warnings(self, figures: dict) -> list[str]:
+        """What a user must hear about a finished fit's figures (one split's metrics): a model that
+        learnt nothing useful, said on the terminal, in the report and in the card."""
+        return []
+
     def decode(self, outputs, split: EncodedSplit, table: TextTable) -> list[dict]:
         raise NotImplementedError
 

@@ -59,6 +59,9 @@ class SequenceClassification(Task):
     def metrics(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
         return classification_metrics(split.labels, outputs.argmax(-1), self.label_names)
 
+    def warnings(self, figures: dict) -> list[str]:
+        return collapse_warnings(figures, self.label_names)
+
     # -- temperature scaling (train.calibrate): saved in the model's config, read back by every runner's decode
     def configure(self, config) -> None:
         super().configure(config)
@@ -111,4 +114,35 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: 
         for i, name in enumerate(label_names)
     }
     out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return out
+
+
+# A model "predicts one class" when that class takes this share of its answers while being less of the
+# truth; its macro F1 is "at chance" within this margin of what answering the majority class always scores.
+ONE_CLASS_SHARE, CHANCE_MARGIN = 0.95, 0.02
+REMEDY = ("try train.loss.class_weights: balanced or data.sampling: balanced, a lower learning rate, "
+          "or more epochs")
+
+
+def collapse_warnings(figures: dict, label_names: list[str]) -> list[str]:
+    """One line each when the confusion matrix shows a model that answers (nearly) one class, or whose
+    macro F1 is no better than always answering the majority class (the drug-review fit that said
+    'positive' for all 379 test rows, accuracy 0.654 = the majority share, macro F1 0.264)."""
+    counts = np.asarray(figures.get("confusion_matrix") or [], dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != len(label_names) or counts.sum() == 0:
+        return []
+    n, k = counts.sum(), len(label_names)
+    predicted, true = counts.sum(0) / n, counts.sum(1) / n
+    top = int(predicted.argmax())
+    out = []
+    if predicted[top] >= ONE_CLASS_SHARE and true[top] < ONE_CLASS_SHARE:
+        out.append(f"the model answers '{label_names[top]}' for {predicted[top]:.0%} of {int(n)} rows "
+                   f"(the class is {true[top]:.0%} of them): it has not learnt to tell the classes apart; {REMEDY}")
+    majority = true.max()
+    # The better of two answers without skill: always the majority class, or guessing with the class
+    # shares (each class's precision and recall are then its share: macro F1 1/k).
+    chance = max((2 * majority / (1 + majority)) / k, 1 / k)
+    f1 = figures.get("f1_macro")
+    if isinstance(f1, (int, float)) and f1 <= chance + CHANCE_MARGIN and not out:
+        out.append(f"macro F1 {f1:.3f} is at chance (answering without skill scores {chance:.3f}); {REMEDY}")
     return out

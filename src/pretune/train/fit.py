@@ -176,6 +176,10 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
     elif test and not cancelled:
         # The main process alone (the others wait at the barrier): unsharded.
         final["test"] = {"samples": len(encoded["test"]), **loop.evaluate(encoded["test"], shard=False)}
+    if not cancelled and (warnings := task.warnings(final.get("test") or final["validation"])):
+        final["warnings"] = warnings
+        for line in warnings:  # told even under --quiet, like the notices
+            print(f"pretune: warning: {line}", file=sys.stderr)
     if save_model and not cancelled:
         with run.writing_model() as tmp:
             if hasattr(model, "config"):
