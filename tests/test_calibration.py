@@ -119,3 +119,39 @@ def test_a_fit_that_learnt_nothing_warns_in_metrics_report_and_card(tmp_path, ti
     assert warnings and "has not learnt" in warnings[0]
     assert "Warnings" in (run.path / "report.html").read_text()
     assert "**Warning:**" in (run.path / "model" / "README.md").read_text()
+
+
+def _noisy_frame(n: int, flip: list[int]):
+    from tests.conftest import sentiment_frame
+
+    frame = sentiment_frame(n)
+    frame.loc[flip, "label"] = frame.loc[flip, "label"].map({"pos": "neg", "neg": "pos"})
+    return frame
+
+
+def test_cross_validated_label_issues_find_flipped_training_labels(tmp_path, tiny_model_dir):
+    flipped = [3, 10, 17, 40, 55, 81, 120, 150, 201, 260]
+    train = _noisy_frame(300, flipped)
+    path = tmp_path / "noisy.csv"
+    train.to_csv(path, index=False)
+    recipe = tiny_recipe(tiny_model_dir, path, epochs=6, label_issues={"source": "cross-validation", "folds": 2})
+    recipe["data"] |= {"validation_fraction": 0.1, "test_fraction": 0.1}
+    run = pretune.fit(recipe, tmp_path / "run", quiet=True)
+    found = json.loads((run.path / "label_issues.json").read_text())
+    assert found["split"] == "train" and found["folds"] == 2 and found["rows_checked"] > 100
+    flagged = {r["text"] for r in found["rows"]}
+    truly = set(train.loc[flipped, "text"])
+    hits = len(flagged & truly)
+    assert hits >= 3, (hits, len(flagged))  # well above what a random pick of the same size finds
+    assert hits / max(len(flagged), 1) > 0.3
+    assert all(r["given"] != r["predicted"] or r["given_probability"] < 0.5 for r in found["rows"])
+
+
+def test_validation_label_issues_and_report(tmp_path, tiny_model_dir, sentiment_csv):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, label_issues={"source": "validation"})
+    recipe["report"] = True
+    run = pretune.fit(recipe, tmp_path / "run", quiet=True)
+    found = json.loads((run.path / "label_issues.json").read_text())
+    assert found["split"] == "validation" and found["folds"] is None
+    assert found["found"] == len(found["rows"]) or len(found["rows"]) == 200
+    assert "Label issues" in (run.path / "report.html").read_text()

@@ -19,6 +19,7 @@ from pretune.report.environment import ENVIRONMENT
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.predictions import read_predictions
 from pretune.runs import RunDir
+from pretune.train.label_issues import FILE as LABEL_ISSUES
 
 # Validation metrics drawn per evaluation, per task: one scale per figure.
 CURVES = {"sequence-classification": ["accuracy", "f1_macro"], "image-classification": ["accuracy", "f1_macro"],
@@ -41,6 +42,7 @@ def run_page(path: Path) -> Page:
     curves_section(page, run, metrics, task)
     if metrics:
         errors_section.add(page, metrics, task, read_predictions(run.path))
+        label_issues_section(page, run.path)
     recipe_section(page, recipe.to_yaml())
     return page
 
@@ -80,6 +82,29 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
         page.section("warnings", "Warnings").blocks += [Block("warning", text=str(w)) for w in metrics["warnings"]]
     if metrics.get("notices"):
         page.section("notices", "Notices").blocks += [Block("warning", text=n) for n in metrics["notices"]]
+
+
+def label_issues_section(page: Page, path: Path, shown: int = 50) -> None:
+    """The rows whose given label the model contradicts most confidently (train/label_issues.py)."""
+    file = path / LABEL_ISSUES
+    if not file.is_file():
+        return
+    found = atomic.read_json(file)
+    rows = found.get("rows") if isinstance(found, dict) else None
+    if not isinstance(rows, list):
+        return
+    section = page.section("label_issues", "Label issues")
+    how = (f"{found.get('folds')}-fold cross-validated probabilities over the training split"
+           if found.get("split") == "train" else "the model's probabilities on validation")
+    section.blocks.append(Block("note", text=f"{found.get('found')} of {found.get('rows_checked')} "
+                                              f"{found.get('split')} rows look mislabelled (cleanlab's "
+                                              f"find_label_issues over {how}); the {min(shown, len(rows))} most "
+                                              f"suspect, all in {LABEL_ISSUES}."))
+    section.blocks.append(Block("table", title="Most suspect first", sortable=True,
+                                columns=["row", "text", "given", "predicted", "p(given)"],
+                                rows=[[Cell(str(r.get("row"))), Cell(str(r.get("text"))), Cell(str(r.get("given"))),
+                                       Cell(str(r.get("predicted"))), num(r.get("given_probability"))]
+                                      for r in rows[:shown] if isinstance(r, dict)]))
 
 
 def environment_facts(facts: list, env: dict) -> None:

@@ -31,6 +31,7 @@ class Task:
     headline: ClassVar[str] = "loss"  # the metric a plot or a summary shows first
     stratify: ClassVar[bool] = False  # carve splits stratified by the label column
     calibrates: ClassVar[bool] = False  # `calibrate` tunes something on validation after training
+    one_label_per_row: ClassVar[bool] = False  # rows carry one class each (label issues, calibration)
     inputs: ClassVar[str] = "text"  # what rows hold: "text" (a tokenizer encodes) or "image"
 
     def __init__(self, cfg: DataConfig):

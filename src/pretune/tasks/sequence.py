@@ -22,6 +22,7 @@ class SequenceClassification(Task):
     metric_names = ("loss", "accuracy", *(f"{m}_{a}" for a in AVERAGES for m in ("precision", "recall", "f1")))
     headline = "accuracy"
     stratify = True
+    one_label_per_row = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
