@@ -13,6 +13,7 @@ from pretune.report.cards import write_card, write_compression_cards
 from pretune.tracking import end_group, finish_tracking, start_group
 from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
+from pretune.train.label_issues import write_label_issues
 
 __all__ = ["as_recipe", "check", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict",
            "report", "search", "serve"]
@@ -37,6 +38,7 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: boo
     if run.status == "completed":
         plot_run(run)
         _for_the_report("predictions/test.jsonl", write_test_predictions, run, options.get("data"))
+        write_label_issues(run, options.get("data"))
         write_card(run)
     if run.recipe.report if report is None else report:
         _for_the_report("report.html", _page, run.path)

@@ -27,7 +27,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     path = Path(path)
     if not path.is_file():
         raise PretuneError(f"data file not found: {path}")
-    from pretune.data.tables import OPENERS, bom_encoding
+    from pretune.data.encodings import OPENERS, bom_encoding
 
     try:
         with OPENERS.get(path.suffix, open)(path, "rb") as f:  # .conll.gz / .bz2 / .xz too

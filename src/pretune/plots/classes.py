@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pretune.plots.canvas import pyplot
+from pretune.tasks.temperature import calibration_error, reliability_bins
 
 MAX_TICK = 18  # characters of a class name shown on an axis; the table beside it has the whole name
 
@@ -36,23 +37,24 @@ def confusion_matrix(matrix: list[list[int]], labels: list[str]):
     return fig
 
 
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple:
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10,
+                before: np.ndarray | None = None) -> tuple:
     """(figure, ECE): accuracy against confidence in equal-width bins, with the share of rows in
-    each; ECE is the row-weighted mean |accuracy - confidence| (Guo et al. 2017)."""
+    each; ECE is the row-weighted mean |accuracy - confidence| (Guo et al. 2017). `before`: the
+    same rows' confidence without temperature scaling, drawn as a second curve."""
     plt = pyplot()
     edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
-    acc, conf, share = np.zeros(bins), np.zeros(bins), np.zeros(bins)
-    for b in range(bins):
-        inside = which == b
-        share[b] = inside.mean() if len(confidence) else 0
-        if inside.any():
-            acc[b], conf[b] = correct[inside].mean(), confidence[inside].mean()
-    ece = float(np.sum(share * np.abs(acc - conf)))
+    acc, conf, share = reliability_bins(confidence, correct, bins)
+    ece = calibration_error(confidence, correct, bins)
     fig, ax = plt.subplots(figsize=(4.6, 4))
     centers = (edges[:-1] + edges[1:]) / 2
     ax.bar(centers, acc, width=1 / bins * 0.9, color="C0", alpha=0.85, label="accuracy in bin")
     ax.plot([0, 1], [0, 1], ls="--", color="#888888", lw=1, label="perfect calibration")
+    if before is not None:
+        acc_b, conf_b, share_b = reliability_bins(before, correct, bins)
+        seen = share_b > 0
+        ece_b = calibration_error(before, correct, bins)
+        ax.plot(conf_b[seen], acc_b[seen], "s-", color="C3", ms=3, lw=1, label=f"before scaling (ECE {ece_b:.3f})")
     ax2 = ax.twinx()
     ax2.plot(centers, share, "o-", color="C1", ms=3, lw=1, label="share of rows")
     ax2.set_ylim(0, 1)

@@ -63,6 +63,15 @@ class EarlyStoppingConfig(_Section):
     min_delta: float = Field(0.0, ge=0, description="smallest change that counts as a gain")
 
 
+class LabelIssuesConfig(_Section):
+    source: Literal["off", "validation", "cross-validation"] = Field(
+        "off", description="after the fit, rank rows whose label the model contradicts (cleanlab) over "
+        "out-of-sample probabilities: the model's on validation, or K-fold cross-validated over the training "
+        "split (K more fits)")
+    folds: int = Field(3, ge=2, description="cross-validation: folds (fits) over the training split")
+    max_rows: int = Field(200, gt=0, description="rows kept in label_issues.json, most suspect first")
+
+
 class TrainConfig(_Section):
     epochs: float = Field(3, gt=0, description="passes over the training data (may be fractional)")
     max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps")
@@ -95,6 +104,11 @@ class TrainConfig(_Section):
         None, ge=0, description="processes collating (and augmenting) training batches ahead of the step; "
         "null: 1 for augmented images on 2+ cores, else 0 (in the training process)"
     )
+    label_issues: LabelIssuesConfig = Field(default_factory=LabelIssuesConfig)
+    calibrate: bool = Field(
+        False, description="after the fit, fit a softmax temperature on validation (Guo et al. 2017) so that "
+        "stated probabilities match accuracy; saved with the model, applied by predict, eval, serve and variants "
+        "(classification tasks)")
     compile: bool | Literal["auto"] = Field(
         "auto", description="torch.compile the model (inductor); auto: only where measured to pay "
         "(train/speed.py)")

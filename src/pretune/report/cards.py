@@ -101,6 +101,7 @@ def _facts(run: RunDir, measured: dict | None) -> dict:
         "test_metrics": {k: v for k, v in test.items() if _is_number(v) and k not in NOT_METRICS},
         "chain": chain, "origin": origin, "measured": measured or _measured_row(run),
         "max_length": saved_max_length(run.path / runs.MODEL, recipe.data),  # effective: capped at the positions
+        "warnings": [str(w) for w in metrics.get("warnings") or origin.metrics.get("warnings") or []],
     }
 
 
@@ -214,7 +215,17 @@ def _metrics_table(metrics: dict) -> list[str]:
     out = [f"| metric | {' | '.join(splits)} |", f"| --- |{' --- |' * len(splits)}"]
     for name in names:
         out.append(f"| {name} | " + " | ".join(_num(metrics[s].get(name)) for s in splits) + " |")
-    return out
+    return out + _temperature_lines(metrics.get("calibration") or {})
+
+
+def _temperature_lines(calibration: dict) -> list[str]:
+    if not _is_number(calibration.get("temperature")):
+        return []
+    where = "test" if _is_number(calibration.get("test_ece_after")) else "validation"
+    before, after = calibration.get(f"{where}_ece_before"), calibration.get(f"{where}_ece_after")
+    return ["", f"Probabilities are temperature-scaled (T = {_num(calibration['temperature'])}, fitted on the "
+                f"validation split; Guo et al. 2017): expected calibration error on {where} {_num(before)} before, "
+                f"{_num(after)} after. Every runner (torch, ONNX, compressed variants) applies it when it decodes."]
 
 
 def _compression(f: dict) -> list[str]:
@@ -240,7 +251,8 @@ def _compression(f: dict) -> list[str]:
 
 def _limitations(recipe, f: dict) -> list[str]:
     task = task_type(f["task"])
-    out = [f"- Measured only on the test split of `{f['data_name']}`; {task.inputs}s unlike its data may score "
+    out = [*(f"- **Warning:** {w}" for w in f.get("warnings") or []),
+           f"- Measured only on the test split of `{f['data_name']}`; {task.inputs}s unlike its data may score "
            "lower.", f"- {task.card_limitation}"]
     if task.inputs == "text":
         out.append(f"- Inputs longer than {f['max_length']} tokens are truncated.")

@@ -6,7 +6,8 @@ One JSON object per row, kept small: texts cut at MAX_TEXT characters, at most M
 image rows carry a THUMB_PX thumbnail (PNG, base64) only when misclassified, at most THUMBS.
 Each task shapes its rows (Task.report_rows), e.g.
 
-    classification / image   {"text", "true", "pred", "score"}        (score: the top probability)
+    classification / image   {"text", "true", "pred", "score"}        (score: the top probability;
+                             with a fitted temperature also "score_before", the unscaled one)
     multi-label              {"text", "true": [...], "pred": [...], "scores": {label: p}}
     regression               {"text", "true", "pred"}
     token classification     {"tokens", "true": [tag per word], "pred": [tag per word]}
@@ -17,6 +18,8 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
+
+import numpy as np
 
 from pretune import atomic
 
@@ -46,6 +49,7 @@ def write_test_predictions(run, frames=None) -> Path | None:
     table = TextTable(table.texts[:n], table.pairs[:n] if table.pairs else None, labels)
     predicted = predicted[:n] if predicted is not None else predictor.predict_table(table)
     rows = _rows(task, table, predicted)
+    _add_unscaled_scores(getattr(task, "temperature", None), rows, predicted)
     atomic.write_jsonl(run.path / PREDICTIONS, rows)
     return run.path / PREDICTIONS
 
@@ -63,6 +67,19 @@ def _rows(task, table, predicted: list[dict]) -> list[dict]:
                 row["thumbnail"] = _thumbnail(table.texts[i])
                 thumbs += 1
     return rows
+
+
+def _add_unscaled_scores(temperature: float | None, rows: list[dict], predicted: list[dict]) -> None:
+    """With a fitted temperature T, each row also keeps its top probability before scaling, for the
+    report's before/after reliability diagram: softmax(T * log p) undoes softmax(z / T) exactly."""
+    if not temperature:
+        return
+    for row, p in zip(rows, predicted, strict=True):
+        if "score" in row and p.get("scores"):
+            logp = np.log(np.clip(np.array(list(p["scores"].values()), dtype=np.float64), 1e-300, None))
+            z = temperature * logp
+            probs = np.exp(z - z.max())
+            row["score_before"] = round(float(probs.max() / probs.sum()), 4)
 
 
 def _text(table, i: int) -> str:

@@ -20,6 +20,7 @@ from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.predictions import read_predictions
 from pretune.runs import RunDir
 from pretune.tasks import task_type
+from pretune.train.label_issues import FILE as LABEL_ISSUES
 
 SPLITS = ("train", "validation", "test")
 SKIP = {"per_class", "per_type", "per_label", "confusion_matrix", "samples"}
@@ -38,6 +39,7 @@ def run_page(path: Path) -> Page:
     curves_section(page, run, metrics, task)
     if metrics:
         errors_section.add(page, metrics, task, read_predictions(run.path))
+        label_issues_section(page, run.path)
     recipe_section(page, recipe.to_yaml())
     return page
 
@@ -73,8 +75,33 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
             page.headline.append((f"{split} {headline}", fmt(metrics[split][headline])))
     if train:
         page.headline.append(("train seconds", fmt(train["train_seconds"], 3)))
+    if metrics.get("warnings"):
+        page.section("warnings", "Warnings").blocks += [Block("warning", text=str(w)) for w in metrics["warnings"]]
     if metrics.get("notices"):
         page.section("notices", "Notices").blocks += [Block("warning", text=n) for n in metrics["notices"]]
+
+
+def label_issues_section(page: Page, path: Path, shown: int = 50) -> None:
+    """The rows whose given label the model contradicts most confidently (train/label_issues.py)."""
+    file = path / LABEL_ISSUES
+    if not file.is_file():
+        return
+    found = atomic.read_json(file)
+    rows = found.get("rows") if isinstance(found, dict) else None
+    if not isinstance(rows, list):
+        return
+    section = page.section("label_issues", "Label issues")
+    how = (f"{found.get('folds')}-fold cross-validated probabilities over the training split"
+           if found.get("split") == "train" else "the model's probabilities on validation")
+    section.blocks.append(Block("note", text=f"{found.get('found')} of {found.get('rows_checked')} "
+                                              f"{found.get('split')} rows look mislabelled (cleanlab's "
+                                              f"find_label_issues over {how}); the {min(shown, len(rows))} most "
+                                              f"suspect, all in {LABEL_ISSUES}."))
+    section.blocks.append(Block("table", title="Most suspect first", sortable=True,
+                                columns=["row", "text", "given", "predicted", "p(given)"],
+                                rows=[[Cell(str(r.get("row"))), Cell(str(r.get("text"))), Cell(str(r.get("given"))),
+                                       Cell(str(r.get("predicted"))), num(r.get("given_probability"))]
+                                      for r in rows[:shown] if isinstance(r, dict)]))
 
 
 def environment_facts(facts: list, env: dict) -> None:
@@ -125,11 +152,17 @@ def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict
     if predictions and "score" in predictions[0]:
         confidence = np.array([p["score"] for p in predictions])
         correct = np.array([p["true"] == p["pred"] for p in predictions], dtype=float)
-        fig, ece = classes.reliability(confidence, correct)
-        page.figure(section, "reliability", fig, {"confidence": confidence, "correct": correct, "ece": ece},
+        before = (np.array([p["score_before"] for p in predictions])
+                  if all("score_before" in p for p in predictions) else None)
+        fig, ece = classes.reliability(confidence, correct, before=before)
+        temperature = (metrics.get("calibration") or {}).get("temperature")
+        scaled = (f" Probabilities are temperature-scaled (T = {temperature:.3f}, fitted on validation); the red "
+                  f"curve is the model before scaling." if temperature else "")
+        page.figure(section, "reliability", fig, {"confidence": confidence, "correct": correct, "ece": ece,
+                                                  **({"before": before} if before is not None else {})},
                     title="Calibration (test)",
                     text=f"Expected calibration error {ece:.3f}: the row-weighted gap between confidence and "
-                         f"accuracy over ten confidence bins ({len(predictions):,} test rows).")
+                         f"accuracy over ten confidence bins ({len(predictions):,} test rows).{scaled}")
     if predictions and task_type(task).predicts_values:
         true, pred = np.array([p["true"] for p in predictions]), np.array([p["pred"] for p in predictions])
         page.figure(section, "predicted_vs_true", classes.predicted_vs_true(true, pred),

@@ -39,6 +39,7 @@ class Task:
     headline: ClassVar[str] = "loss"  # the metric a plot or a summary shows first
     stratify: ClassVar[bool] = False  # carve splits stratified by the label column
     calibrates: ClassVar[bool] = False  # `calibrate` tunes something on validation after training
+    one_label_per_row: ClassVar[bool] = False  # rows carry one class each (label issues, calibration)
     inputs: ClassVar[str] = "text"  # what rows hold: "text" (a tokenizer encodes) or "image"
     # The columns read when the recipe names none, and recipe settings this task serves better
     # than the text defaults (dotted keys, used where the recipe sets none).
@@ -142,6 +143,17 @@ class Task:
     def calibrate(self, outputs, split: EncodedSplit) -> dict | None:
         """Settle what validation decides (multi-label thresholds); return what was decided."""
         return None
+
+    def scale_confidence(self, outputs, split: EncodedSplit) -> dict | None:
+        """Fit what makes the stated probabilities honest on validation outputs (temperature
+        scaling, `train.calibrate`), keep it for `decode` and the saved config, and return what was
+        fitted with the calibration error before and after; None: the task states no probabilities."""
+        return None
+
+    def warnings(self, figures: dict) -> list[str]:
+        """What a user must hear about a finished fit's figures (one split's metrics): a model that
+        learnt nothing useful, said on the terminal, in the report and in the card."""
+        return []
 
     def decode(self, outputs, split: EncodedSplit, table: TextTable) -> list[dict]:
         raise NotImplementedError

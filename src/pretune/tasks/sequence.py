@@ -14,6 +14,7 @@ from pretune.data.prepare import TextTable
 from pretune.errors import PretuneError
 from pretune.recipe import LossConfig
 from pretune.tasks.base import Task, class_weights, require_labels, softmax, tasks
+from pretune.tasks.temperature import expected_calibration_error, fit_temperature
 
 AVERAGES = ("macro", "micro", "weighted")
 
@@ -30,6 +31,11 @@ class SequenceClassification(Task):
     curves = ("accuracy", "f1_macro")
     error_view = "confidently-wrong"
     card_limitation = "It predicts only the labels it was trained on; it has no 'none of these' answer."
+    one_label_per_row = True
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.temperature: float | None = None  # None: probabilities are the plain softmax
 
     def learn_labels(self, train: pd.DataFrame) -> None:
         column = train[self.cfg.label_column]
@@ -63,8 +69,37 @@ class SequenceClassification(Task):
     def metrics(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
         return classification_metrics(split.labels, outputs.argmax(-1), self.label_names)
 
+    def warnings(self, figures: dict) -> list[str]:
+        return collapse_warnings(figures, self.label_names)
+
+    # -- temperature scaling (train.calibrate): saved in the model's config, read back by every runner's decode
+    def configure(self, config) -> None:
+        super().configure(config)
+        if self.temperature is not None:
+            config.pretune_temperature = float(self.temperature)
+
+    def restore(self, config) -> None:
+        super().restore(config)
+        saved = getattr(config, "pretune_temperature", None)
+        self.temperature = None if saved is None else float(saved)
+
+    def probabilities(self, outputs: np.ndarray, scaled: bool = True) -> np.ndarray:
+        outputs = np.asarray(outputs, dtype=np.float64)
+        return softmax(outputs / self.temperature if scaled and self.temperature else outputs)
+
+    def scale_confidence(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
+        before = expected_calibration_error(self.probabilities(outputs, scaled=False), split.labels)
+        self.temperature = fit_temperature(outputs, split.labels)
+        after = expected_calibration_error(self.probabilities(outputs), split.labels)
+        return {"temperature": self.temperature, "validation_ece_before": before, "validation_ece_after": after}
+
+    def calibration_errors(self, outputs: np.ndarray, split: EncodedSplit) -> dict:
+        """ECE of `outputs` without and with the fitted temperature (e.g. on the test split)."""
+        return {"ece_before": expected_calibration_error(self.probabilities(outputs, scaled=False), split.labels),
+                "ece_after": expected_calibration_error(self.probabilities(outputs), split.labels)}
+
     def decode(self, outputs: np.ndarray, split: EncodedSplit, table: TextTable) -> list[dict]:
-        probs = softmax(outputs)
+        probs = self.probabilities(outputs)
         return [
             {"label": self.label_names[int(p.argmax())], "score": float(p.max()),
              "scores": {name: float(p[i]) for i, name in enumerate(self.label_names)}}
@@ -107,4 +142,35 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: 
         for i, name in enumerate(label_names)
     }
     out["confusion_matrix"] = skm.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    return out
+
+
+# A model "predicts one class" when that class takes this share of its answers while being less of the
+# truth; its macro F1 is "at chance" within this margin of what answering the majority class always scores.
+ONE_CLASS_SHARE, CHANCE_MARGIN = 0.95, 0.02
+REMEDY = ("try train.loss.class_weights: balanced or data.sampling: balanced, a lower learning rate, "
+          "or more epochs")
+
+
+def collapse_warnings(figures: dict, label_names: list[str]) -> list[str]:
+    """One line each when the confusion matrix shows a model that answers (nearly) one class, or whose
+    macro F1 is no better than always answering the majority class (the drug-review fit that said
+    'positive' for all 379 test rows, accuracy 0.654 = the majority share, macro F1 0.264)."""
+    counts = np.asarray(figures.get("confusion_matrix") or [], dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[0] != len(label_names) or counts.sum() == 0:
+        return []
+    n, k = counts.sum(), len(label_names)
+    predicted, true = counts.sum(0) / n, counts.sum(1) / n
+    top = int(predicted.argmax())
+    out = []
+    if predicted[top] >= ONE_CLASS_SHARE and true[top] < ONE_CLASS_SHARE:
+        out.append(f"the model answers '{label_names[top]}' for {predicted[top]:.0%} of {int(n)} rows "
+                   f"(the class is {true[top]:.0%} of them): it has not learnt to tell the classes apart; {REMEDY}")
+    majority = true.max()
+    # The better of two answers without skill: always the majority class, or guessing with the class
+    # shares (each class's precision and recall are then its share: macro F1 1/k).
+    chance = max((2 * majority / (1 + majority)) / k, 1 / k)
+    f1 = figures.get("f1_macro")
+    if isinstance(f1, (int, float)) and f1 <= chance + CHANCE_MARGIN and not out:
+        out.append(f"macro F1 {f1:.3f} is at chance (answering without skill scores {chance:.3f}); {REMEDY}")
     return out

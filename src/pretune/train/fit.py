@@ -141,12 +141,17 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
     best = keeper.restore(model) if keeper and not cancelled else None
     validation = best["metrics"] if best else state.last_eval
     calibration = None
-    if task.calibrates and not cancelled:
-        # What validation settles (multi-label thresholds) is settled on the final weights; one
-        # pass gives the outputs to tune on and, scored after tuning, the validation figures.
+    scale = parts.recipe.train.calibrate and not cancelled
+    if (task.calibrates or scale) and not cancelled:
+        # What validation settles (multi-label thresholds, the temperature) is settled on the final
+        # weights; one pass gives the outputs to tune on and, scored after tuning, the validation figures.
         outputs, loss = run_split(loop.runner(), encoded["validation"], loop.cfg.eval_batch_size, parts.pad_id,
                                   parts.loss_fn)
-        calibration = task.calibrate(outputs, encoded["validation"])
+        calibration = (task.calibrate(outputs, encoded["validation"]) if task.calibrates else None) or {}
+        scaled = task.scale_confidence(outputs, encoded["validation"]) if scale else None
+        calibration |= scaled or {}
+        scale = scaled is not None
+        calibration = calibration or None
         validation = {"loss": loss, **task.metrics(outputs, encoded["validation"])}
     final = {
         "status": state.status,
@@ -173,6 +178,13 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
                          **task.metrics(outputs, encoded["test"])}
         table = parts.data.splits["test"]
         predictions = SplitAnswers(task, table, task.decode(outputs, encoded["test"], table))
+        if scale:  # the calibration error on test without and with the temperature, from the same pass
+            errors = task.calibration_errors(outputs, encoded["test"])
+            final["calibration"] |= {f"test_{k}": v for k, v in errors.items()}
+    if not cancelled and (warnings := task.warnings(final.get("test") or final["validation"])):
+        final["warnings"] = warnings
+        for line in warnings:  # told even under --quiet, like the notices
+            print(f"pretune: warning: {line}", file=sys.stderr)
     if save_model and not cancelled:
         with run.writing_model() as tmp:
             if hasattr(model, "config"):
