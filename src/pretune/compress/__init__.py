@@ -2,7 +2,8 @@
 
     tree.py      the command: chains -> a tree of nodes, reuse of finished nodes, the table
     choice.py    ratios, the choice on validation, the Pareto front and plot
-    steps.py     the steps, registered per input kind (text, image), with the formats they take
+    base.py      what a step is (formats taken and given, settings, check) and @register
+    steps.py     the steps, registered per input kind (text, image): lookup and the chain check
     loaded.py    a run loaded once (recipe, task, data read once per command, preprocessor, model)
     variant.py   how a step writes its variant (fit's layout) and scores it
     measure.py   size, parameters, latency, throughput, peak memory (a fresh process), accuracy

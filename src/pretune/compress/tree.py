@@ -126,12 +126,12 @@ def check_compression(cfg: CompressConfig, task: Task, backend: str) -> list[lis
     """Every precondition of the whole tree, before any work (no data read, nothing trained):
     every chain works for the task in its order and each step's own check passes, and a budget
     has accuracy to count. `pretune compress` and the pipeline's plan both call this. The chains."""
+    if cfg.max_drop is not None and task.budget_metric is None:
+        raise PretuneError(f"compress.max_drop counts accuracy points, which a {task.name} task does not report; "
+                           f"remove it (and --max-drop): every variant is then listed, the original kept")
     chains = chains_of(cfg, task.inputs, task)
     for chain in chains:
         steps.check_chain(chain, task, backend, cfg)
-    if cfg.max_drop is not None and task.budget_metric is None:
-        raise PretuneError(f"compress.max_drop (--max-drop) counts accuracy points, which a {task.name} task does "
-                           f"not report; remove it (every variant is then listed, the original kept)")
     return chains
 
 

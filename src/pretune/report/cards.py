@@ -178,7 +178,7 @@ def _training(origin: RunDir, max_length: int) -> list[str]:
             ("loss", tc.loss.name or "the task's default"),
             ("batch size", f"{tc.batch_size} x {tc.gradient_accumulation_steps} accumulation"),
             ("epochs", f"{tc.epochs:g}" + (f" ({train['steps']} steps)" if "steps" in train else "")),
-            ("max length", str(max_length)), ("seed", str(recipe.seed))]
+            *([("max length", str(max_length))] if max_length else []), ("seed", str(recipe.seed))]
     if "train_seconds" in train:
         rows.append(("train time", f"{train['train_seconds']:.1f} s"))
     if train.get("best_step") is not None:

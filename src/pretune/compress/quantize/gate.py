@@ -41,10 +41,10 @@ def quantize_settings(cfg: CompressConfig) -> dict:
 
 def check_gate(parent, cfg: CompressConfig) -> None:
     """The gate counts validation accuracy points: a budget on a task without accuracy is refused."""
-    budget = budget_of(cfg.quantize, cfg.max_drop)
-    if budget is not None and parent.task.budget_metric is None:
-        raise PretuneError(f"a compression budget (max_drop {budget:g}) counts accuracy points, which a "
-                           f"{parent.task.name} task does not report; remove max_drop")
+    if budget_of(cfg.quantize, cfg.max_drop) is not None and parent.task.budget_metric is None:
+        key = "compress.quantize.max_drop" if cfg.quantize.max_drop is not None else "compress.max_drop"
+        raise PretuneError(f"{key} counts accuracy points, which a {parent.task.name} task does not report; "
+                           f"remove it")
 
 
 def histogram_calibration(qc: QuantizeConfig) -> bool:
