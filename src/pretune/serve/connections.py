@@ -136,7 +136,7 @@ def protocol_class(budget: int, header_timeout: float):
             head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
                     f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
             self.refused = True
-            if self.header_timer is not None:  # the lingering close ends this connection now
+            if self.header_timer is not None:  # from here LINGER_S bounds the connection
                 self.header_timer.cancel()
             self.transport.write(head.encode() + body)  # h11 is not asked: its state may be ERROR
             self.transport.close()
