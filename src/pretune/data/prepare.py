@@ -87,7 +87,7 @@ def load_frames(cfg: DataConfig, stratify: bool, given: FramesLike | None = None
                 f"{', '.join(bundled.datasets.available())}"
             )
         whole = checked(read_source(cfg.source, cfg, stratify), cfg.source)
-        if stratify:  # before the split: stratifying 10,000 classes is where memory grows
+        if stratify:  # on the whole file, before the split: the message names the file
             refuse_too_many_classes(whole[cfg.label_column], cfg.source, cfg.label_column)
         return split_frame(
             whole,
