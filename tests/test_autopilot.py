@@ -243,3 +243,26 @@ def test_a_recipes_own_time_limit_is_planned_once(tiny_model_dir, sentiment_csv,
     assert request(path, say=quiet) is None  # a saved, planned recipe: the clock only
     with pytest.raises(PretuneError, match="--label and --text name the columns of a data file"):
         request(path, label="label", say=quiet)
+
+
+def test_the_plan_shrinks_search_fit_and_compression_to_the_time_left(sentiment_csv):
+    from pretune.pipeline.autoplan import Measured, applied, decide
+
+    written = request(sentiment_csv, label="label", preset="best", say=quiet)
+    recipe = Recipe.from_dict(written)
+    stages = ["search", "fit", "compress", "report", "release"]
+    m = Measured(setup_seconds=6, step_seconds=0.4, batch_seconds=0.1,
+                 rows={"train": 10_000, "validation": 1_000, "test": 1_000})
+    roomy = decide(recipe, m, 4 * 3600, stages)  # every trial and chain fits
+    assert roomy.changes["search.trials"] == 12 and len(roomy.changes["compress.variants"]) == 4
+    assert "train.epochs" not in roomy.changes and roomy.marks["search"] < roomy.marks["fit"] < roomy.marks["compress"]
+    tight = decide(recipe, m, 4 * 60, stages)
+    assert tight.changes["search"] is None  # a trial of ~2 epochs: fewer than 3 fit in 40%
+    assert 0.5 < tight.changes["train.epochs"] < 2 and tight.changes["compress.variants"] == [["quantize"]]
+    planned = applied(written, tight.changes)
+    assert "search" not in planned and planned["pipeline"]["planned"] is True
+    assert planned["train"]["epochs"] == tight.changes["train.epochs"] and planned["train"]["evaluations"] == 1
+    short = decide(recipe, m, 90, stages)  # the fit first: no time to compress beside it
+    assert short.changes["compress"] is None and any("compress: none" in line for line in short.lines)
+    with pytest.raises(PretuneError, match="too short here"):
+        decide(recipe, m, 20, stages)
