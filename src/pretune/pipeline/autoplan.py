@@ -130,7 +130,8 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
     unit = max(m.setup_seconds, MIN_UNIT)
     measuring = MEASURE_UNITS * unit + test  # one variant's row: the original's is measured too
     estimates, chains = _chain_costs(recipe, epoch, unit, measuring) if "compress" in stages else ({}, [])
-    cheapest = _added(chains[0], [], estimates) + measuring if chains else 0.0  # with the original's row
+    # With the original's row; without compression, the release measures the fine-tuned model once.
+    cheapest = _added(chains[0], [], estimates) + measuring if chains else measuring
     marks, spent = {}, 0.0
     if "search" in stages:
         trial = fit_cost(_trial_epochs(recipe), recipe.search.evaluations)
@@ -150,7 +151,7 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
         # The fit comes first: compressing a model trained on a sliver of its data gains nothing, so
         # without room for both, no compression (the fine-tuned model is released).
         dropped = f"plan: compress: none (its cheapest chain, ~{_t(cheapest)}, does not fit beside the fit)"
-        changes["compress"], chains, cheapest = None, [], 0.0
+        changes["compress"], chains, cheapest = None, [], measuring
     else:
         dropped = None
     fit_budget = avail - spent - cheapest
@@ -190,7 +191,8 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
         lines.append(f"plan: compress: {'; '.join(' -> '.join(c) for c in kept)}, ~{_t(used)} "
                      f"({_share(used, limit)})" + (f"; left out (do not fit): {named}" if left_out else ""))
         marks["compress"] = avail
-    lines.append(f"plan: report and release: {_t(reserve)} reserved; the limit is {_t(limit)}")
+    release = f"{_t(reserve)} reserved" + ("" if chains else f", and ~{_t(measuring)} to measure the fine-tuned model")
+    lines.append(f"plan: report and release: {release}; the limit is {_t(limit)}")
     return Decision(lines, changes, marks, estimates)
 
 
