@@ -148,9 +148,9 @@ def test_preset_list_and_show():
     assert isinstance(runner.invoke(app, ["preset", "show", "turbo"]).exception, PretuneError)
 
 
-def test_a_token_task_keeps_no_accuracy_budget():
+def test_a_token_task_keeps_no_accuracy_budget_and_its_best_weights_by_f1():
     written = request(DATA / "names.conll", preset="fast", say=quiet)
-    assert "max_drop" not in written["compress"]
+    assert "max_drop" not in written["compress"] and written["train"]["keep_best"] == "f1"
 
 
 # -- the time limit ------------------------------------------------------------------------------------
