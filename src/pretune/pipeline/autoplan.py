@@ -87,12 +87,9 @@ def measure(recipe: Recipe, quiet: bool = True) -> Measured:
         fit(probe, where / "probe", callbacks=[timer], lean=True, quiet=quiet)
     finally:
         shutil.rmtree(where, ignore_errors=True)
-    steps = timer.steps
-    if len(steps) < 2 or timer.evaluated is None:
-        raise PretuneError("the time plan's probe fit made too few steps to time: is the training split empty?")
-    step = (steps[-1] - steps[0]) / (len(steps) - 1)
+    step, evaluation = timer.seconds()
     batches = math.ceil(min(rows["validation"], 2 * eval_batch) / eval_batch)
-    return Measured(timer.fit_start - started, step, (timer.evaluated - steps[-1]) / batches, rows)
+    return Measured(timer.fit_start - started, step, evaluation / batches, rows)
 
 
 class _Timer:
@@ -109,6 +106,20 @@ class _Timer:
 
     def on_evaluate(self, state) -> None:
         self.evaluated = self.evaluated or time.time()
+
+    def seconds(self) -> tuple[float, float]:
+        """(one optimizer step, the validation pass). An evaluation due at a step runs before that
+        step's on_batch_end, so the step ends after it are not intervals of training alone."""
+        if self.evaluated is None or not self.steps:
+            raise PretuneError("the time plan's probe fit made no step to time: is the training split empty?")
+        before = [t for t in self.steps if t <= self.evaluated]
+        trained_after = len(before) < len(self.steps)  # the last step trained, then evaluated
+        if len(before) >= 2:
+            step = (before[-1] - before[0]) / (len(before) - 1)
+        else:  # a split of one or two batches: the first step (warm-up included) is all there is
+            step = (before[0] if before else self.evaluated) - self.fit_start
+        last = before[-1] if before else self.fit_start
+        return step, max(self.evaluated - last - (step if trained_after else 0.0), 0.0)
 
 
 def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Decision:
