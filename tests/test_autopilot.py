@@ -273,3 +273,16 @@ def test_the_plan_shrinks_search_fit_and_compression_to_the_time_left(sentiment_
     assert short.changes["compress"] is None and any("compress: none" in line for line in short.lines)
     with pytest.raises(PretuneError, match="too short here"):
         decide(recipe, m, 20, stages)
+
+
+def test_the_probe_times_a_step_and_a_validation_pass_apart():
+    from pretune.pipeline.autoplan import _Timer
+
+    timer = _Timer()
+    # Steps of 2 s ending at 12, 14, 16; the validation pass due at the last step (4 s) runs before
+    # that step's on_batch_end, which follows the pass.
+    timer.fit_start, timer.steps, timer.evaluated = 10.0, [12.0, 14.0, 20.0], 20.0 - 1e-6
+    step, evaluation = timer.seconds()
+    assert step == pytest.approx(2.0) and evaluation == pytest.approx(4.0, abs=1e-3)
+    timer.steps, timer.evaluated = [12.0, 14.0, 16.0], 19.0  # a pass after the last step's end
+    assert timer.seconds() == pytest.approx((2.0, 3.0))
