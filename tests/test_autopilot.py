@@ -133,17 +133,24 @@ def test_each_preset_resolves_into_a_checked_recipe_with_an_accuracy_budget(name
 
 
 def test_preset_list_and_show():
-    listed = pretune_cli("preset", "list")
-    assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()] == list(presets.NAMES)
-    shown = pretune_cli("preset", "show", "best")
-    assert shown.returncode == 0 and yaml.safe_load(shown.stdout) == presets.load_preset("best")
+    from typer.testing import CliRunner
+
+    from pretune.cli.main import app
+
+    runner = CliRunner()  # in this process: three interpreters cost a minute on a loaded machine
+    listed = runner.invoke(app, ["preset", "list"])
+    assert listed.exit_code == 0 and [line.split()[0] for line in listed.stdout.splitlines()] == list(presets.NAMES)
+    shown = runner.invoke(app, ["preset", "show", "best"])
+    assert shown.exit_code == 0 and yaml.safe_load(shown.stdout) == presets.load_preset("best")
     assert shown.stdout.startswith("# best:")
-    assert pretune_cli("preset", "show", "turbo").returncode == 2
+    assert yaml.safe_load(runner.invoke(app, ["preset", "show", "fast", "--image"]).stdout)["model"]["source"] == (
+        "efficientnet-lite0")
+    assert isinstance(runner.invoke(app, ["preset", "show", "turbo"]).exception, PretuneError)
 
 
-def test_a_token_task_keeps_no_accuracy_budget():
+def test_a_token_task_keeps_no_accuracy_budget_and_its_best_weights_by_f1():
     written = request(DATA / "names.conll", preset="fast", say=quiet)
-    assert "max_drop" not in written["compress"]
+    assert "max_drop" not in written["compress"] and written["train"]["keep_best"] == "f1"
 
 
 # -- the time limit ------------------------------------------------------------------------------------
@@ -243,3 +250,39 @@ def test_a_recipes_own_time_limit_is_planned_once(tiny_model_dir, sentiment_csv,
     assert request(path, say=quiet) is None  # a saved, planned recipe: the clock only
     with pytest.raises(PretuneError, match="--label and --text name the columns of a data file"):
         request(path, label="label", say=quiet)
+
+
+def test_the_plan_shrinks_search_fit_and_compression_to_the_time_left(sentiment_csv):
+    from pretune.pipeline.autoplan import Measured, applied, decide
+
+    written = request(sentiment_csv, label="label", preset="best", say=quiet)
+    recipe = Recipe.from_dict(written)
+    stages = ["search", "fit", "compress", "report", "release"]
+    m = Measured(setup_seconds=6, step_seconds=0.4, batch_seconds=0.1,
+                 rows={"train": 10_000, "validation": 1_000, "test": 1_000})
+    roomy = decide(recipe, m, 4 * 3600, stages)  # every trial and chain fits
+    assert roomy.changes["search.trials"] == 12 and len(roomy.changes["compress.variants"]) == 4
+    assert "train.epochs" not in roomy.changes and roomy.marks["search"] < roomy.marks["fit"] < roomy.marks["compress"]
+    tight = decide(recipe, m, 4 * 60, stages)
+    assert tight.changes["search"] is None  # a trial of ~2 epochs: fewer than 3 fit in 40%
+    assert 0.5 < tight.changes["train.epochs"] < 2 and tight.changes["compress.variants"] == [["quantize"]]
+    planned = applied(written, tight.changes)
+    assert "search" not in planned and planned["pipeline"]["planned"] is True
+    assert planned["train"]["epochs"] == tight.changes["train.epochs"] and planned["train"]["evaluations"] == 1
+    short = decide(recipe, m, 90, stages)  # the fit first: no time to compress beside it
+    assert short.changes["compress"] is None and any("compress: none" in line for line in short.lines)
+    with pytest.raises(PretuneError, match="too short here"):
+        decide(recipe, m, 20, stages)
+
+
+def test_the_probe_times_a_step_and_a_validation_pass_apart():
+    from pretune.pipeline.autoplan import _Timer
+
+    timer = _Timer()
+    # Steps of 2 s ending at 12, 14, 16; the validation pass due at the last step (4 s) runs before
+    # that step's on_batch_end, which follows the pass.
+    timer.fit_start, timer.steps, timer.evaluated = 10.0, [12.0, 14.0, 20.0], 20.0 - 1e-6
+    step, evaluation = timer.seconds()
+    assert step == pytest.approx(2.0) and evaluation == pytest.approx(4.0, abs=1e-3)
+    timer.steps, timer.evaluated = [12.0, 14.0, 16.0], 19.0  # a pass after the last step's end
+    assert timer.seconds() == pytest.approx((2.0, 3.0))

@@ -9,7 +9,8 @@ Decided, from those figures and the split sizes (each a line on the terminal and
 recipe; where each stage must end as `pipeline.shares`):
 - search: how many trials fit in SEARCH_SHARE of the time; fewer than MIN_TRIALS: no search;
 - fit: the recipe's epochs when they fit what is left after the search and the cheapest
-  compression chain, else fewer (fractional) epochs;
+  compression chain, else fewer (fractional) epochs; when even half an epoch does not fit beside
+  the cheapest chain, no compression;
 - compress: the recipe's chains, in their order, while their estimated time fits what is left;
 - report and release: a reserve (clock.reserve_of).
 Estimates are deliberately plain (steps x seconds per step); the clock, not the estimate, is the
@@ -33,6 +34,7 @@ PROBE_STEPS = 4
 SEARCH_SHARE = 0.4
 MIN_TRIALS = 3
 MIN_FIT_STEPS = 10
+MIN_COMPRESSED_EPOCHS = 0.5  # the least training a model gets before the plan also compresses it
 # A compression step's work beyond the training it does (export, quantization with and without
 # fusions, vocabulary cut), and a variant's measurement in its own process (start, load, timing
 # rounds), in units of the probe fit's set-up time: both load a model and run it, so they slow down
@@ -85,12 +87,9 @@ def measure(recipe: Recipe, quiet: bool = True) -> Measured:
         fit(probe, where / "probe", callbacks=[timer], lean=True, quiet=quiet)
     finally:
         shutil.rmtree(where, ignore_errors=True)
-    steps = timer.steps
-    if len(steps) < 2 or timer.evaluated is None:
-        raise PretuneError("the time plan's probe fit made too few steps to time: is the training split empty?")
-    step = (steps[-1] - steps[0]) / (len(steps) - 1)
+    step, evaluation = timer.seconds()
     batches = math.ceil(min(rows["validation"], 2 * eval_batch) / eval_batch)
-    return Measured(timer.fit_start - started, step, (timer.evaluated - steps[-1]) / batches, rows)
+    return Measured(timer.fit_start - started, step, evaluation / batches, rows)
 
 
 class _Timer:
@@ -107,6 +106,20 @@ class _Timer:
 
     def on_evaluate(self, state) -> None:
         self.evaluated = self.evaluated or time.time()
+
+    def seconds(self) -> tuple[float, float]:
+        """(one optimizer step, the validation pass). An evaluation due at a step runs before that
+        step's on_batch_end, so the step ends after it are not intervals of training alone."""
+        if self.evaluated is None or not self.steps:
+            raise PretuneError("the time plan's probe fit made no step to time: is the training split empty?")
+        before = [t for t in self.steps if t <= self.evaluated]
+        trained_after = len(before) < len(self.steps)  # the last step trained, then evaluated
+        if len(before) >= 2:
+            step = (before[-1] - before[0]) / (len(before) - 1)
+        else:  # a split of one or two batches: the first step (warm-up included) is all there is
+            step = (before[0] if before else self.evaluated) - self.fit_start
+        last = before[-1] if before else self.fit_start
+        return step, max(self.evaluated - last - (step if trained_after else 0.0), 0.0)
 
 
 def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Decision:
@@ -128,7 +141,8 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
     unit = max(m.setup_seconds, MIN_UNIT)
     measuring = MEASURE_UNITS * unit + test  # one variant's row: the original's is measured too
     estimates, chains = _chain_costs(recipe, epoch, unit, measuring) if "compress" in stages else ({}, [])
-    cheapest = chains[0][1] + measuring if chains else 0.0
+    # With the original's row; without compression, the release measures the fine-tuned model once.
+    cheapest = _added(chains[0], [], estimates) + measuring if chains else measuring
     marks, spent = {}, 0.0
     if "search" in stages:
         trial = fit_cost(_trial_epochs(recipe), recipe.search.evaluations)
@@ -143,6 +157,14 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
             lines.append(f"plan: search: none (a trial takes ~{_t(trial)}: fewer than {MIN_TRIALS} fit in "
                          f"{SEARCH_SHARE:.0%} of {_t(limit)})")
         marks["search"] = spent
+    smallest = fit_cost(min(max(MIN_FIT_STEPS * batch / m.rows["train"], MIN_COMPRESSED_EPOCHS), train.epochs), 1)
+    if chains and smallest + cheapest > avail - spent:
+        # The fit comes first: compressing a model trained on a sliver of its data gains nothing, so
+        # without room for both, no compression (the fine-tuned model is released).
+        dropped = f"plan: compress: none (its cheapest chain, ~{_t(cheapest)}, does not fit beside the fit)"
+        changes["compress"], chains, cheapest = None, [], measuring
+    else:
+        dropped = None
     fit_budget = avail - spent - cheapest
     epochs, evaluations = train.epochs, _evaluations(train)
     if fit_cost(epochs, evaluations) > fit_budget and evaluations > 1:
@@ -153,7 +175,7 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
         if epochs * m.rows["train"] / batch < MIN_FIT_STEPS:
             need = fit_cost(MIN_FIT_STEPS * batch / m.rows["train"], evaluations) + cheapest + reserve
             raise PretuneError(f"a time limit of {_t(limit)} is too short here: {MIN_FIT_STEPS} training steps, a "
-                               f"validation and a test pass and the cheapest compression need ~{_t(need)} "
+                               f"validation and a test pass need ~{_t(need)} "
                                f"(measured); give a longer --time-limit or fewer rows (data.max_train_samples)")
         changes["train.epochs"] = epochs
     fit = fit_cost(epochs, evaluations)
@@ -162,22 +184,26 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
                  + (f"; the recipe's {train.epochs:g} do not fit" if epochs != train.epochs else ""))
     spent += fit
     marks["fit"] = spent
-    if "compress" in stages:
+    if dropped:
+        lines.append(dropped)
+    if chains:
         left = avail - spent
         kept, used = [], 0.0
-        for chain, cost in chains:
+        for chain in chains:
+            cost = _added(chain, kept, estimates)
             if used + cost + measuring <= left or not kept:
                 kept.append(chain)
                 used += cost
         used += measuring  # the original's row
-        dropped = [chain for chain, _ in chains if chain not in kept]
+        left_out = [chain for chain in chains if chain not in kept]
         changes["compress.variants"] = kept
         changes["compress.steps"] = None
+        named = "; ".join(" -> ".join(c) for c in left_out)
         lines.append(f"plan: compress: {'; '.join(' -> '.join(c) for c in kept)}, ~{_t(used)} "
-                     f"({_share(used, limit)})" + (f"; left out (do not fit): "
-                                                   f"{'; '.join(' -> '.join(c) for c in dropped)}" if dropped else ""))
+                     f"({_share(used, limit)})" + (f"; left out (do not fit): {named}" if left_out else ""))
         marks["compress"] = avail
-    lines.append(f"plan: report and release: {_t(reserve)} reserved; the limit is {_t(limit)}")
+    release = f"{_t(reserve)} reserved" + ("" if chains else f", and ~{_t(measuring)} to measure the fine-tuned model")
+    lines.append(f"plan: report and release: {release}; the limit is {_t(limit)}")
     return Decision(lines, changes, marks, estimates)
 
 
@@ -189,8 +215,7 @@ def applied(written: dict, changes: dict) -> dict:
 
 
 def _chain_costs(recipe: Recipe, epoch: float, unit: float, measuring: float) -> tuple[dict, list]:
-    """Seconds per step kind (and `measure`: one row of the table), and each chain with what it
-    adds beyond the chains before it (shared prefixes run once, as in the compression tree)."""
+    """Seconds per step kind (and `measure`: one row of the table), and the chains of the tree."""
     from pretune.compress.tree import chains_of
     from pretune.tasks import create_task
 
@@ -201,16 +226,15 @@ def _chain_costs(recipe: Recipe, epoch: float, unit: float, measuring: float) ->
     }
     estimates = {name: round(step_seconds.get(name, STEP_UNITS[name] * unit), 1) for name in STEP_UNITS}
     estimates["measure"] = round(measuring, 1)
-    done: set[tuple] = set()
-    chains = []
-    for chain in chains_of(cfg, create_task(recipe.data).inputs):
-        cost = 0.0
-        for i in range(len(chain)):
-            if tuple(chain[: i + 1]) not in done:
-                done.add(tuple(chain[: i + 1]))
-                cost += estimates.get(chain[i], unit) + measuring
-        chains.append((list(chain), cost))
-    return estimates, chains
+    return estimates, [list(chain) for chain in chains_of(cfg, create_task(recipe.data).inputs)]
+
+
+def _added(chain: list[str], kept: list[list[str]], estimates: dict) -> float:
+    """What a chain adds to the kept ones: its nodes not already made as a kept chain's prefix
+    (shared prefixes run once, as in the compression tree), each with its row of the table."""
+    made = {tuple(c[: i + 1]) for c in kept for i in range(len(c))}
+    return sum(estimates.get(step, 0.0) + estimates["measure"]
+               for i, step in enumerate(chain) if tuple(chain[: i + 1]) not in made)
 
 
 def _trial_epochs(recipe: Recipe) -> float:

@@ -74,11 +74,16 @@ def default_out(recipe: RecipeLike | None) -> Path:
 
 def _without_unmeasurable_budget(raw: dict, say) -> dict:
     """A preset's accuracy budget, kept only for a task that reports accuracy (a token-tagging or
-    regression task would be refused by the plan's check)."""
+    regression task would be refused by the plan's check); its best weights by the task's headline."""
     from pretune.tasks import create_task
 
     task = create_task(Recipe.from_dict({"data": {"task": raw["data"]["task"]}}).data)
-    if "accuracy" not in task.metric_names and raw.get("compress", {}).pop("max_drop", None) is not None:
+    if "accuracy" in task.metric_names:
+        return raw
+    if raw.get("compress", {}).pop("max_drop", None) is not None:
         say(f"preset: compress.max_drop left out: a {task.name} task reports no accuracy (every variant is "
             f"listed, the fine-tuned model released)")
+    if raw.get("train", {}).get("keep_best") == "accuracy":
+        raw["train"]["keep_best"] = task.headline
+        say(f"preset: train.keep_best: {task.headline} (the task's headline metric)")
     return raw
