@@ -1,6 +1,7 @@
 """prune and distill on the tiny random model: shapes, sparsity, the loss formula, the teacher pass."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -177,6 +178,17 @@ def test_static_student_learns_from_soft_labels_and_is_a_run_like_any_other(tiny
     teacher = tiny_run.predict(test)
     assert np.mean([s["label"] == t["label"] for s, t in zip(predicted, teacher, strict=True)]) >= 0.8
     assert student.evaluate()["accuracy"] == pytest.approx(student.metrics["test"]["accuracy"])
+    # serve, the model card and the pipeline's release load it the same way
+    from pretune.pipeline.release import loader_of
+    from pretune.serve.model import ServedModel
+
+    served = ServedModel(student)
+    assert served.metadata()["parameters"]["backend"] == "numpy"
+    assert [p["label"] for p in served.predict(test[:5])] == [p["label"] for p in predicted[:5]]
+    assert loader_of(student.model_path) == "pretune"
+    card = (student.model_path / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", card, re.S)
+    assert len(blocks) == 1 and "load_run" in blocks[0]  # no from_pretrained snippet: it is no transformer
 
 
 def test_static_is_refused_in_one_line_for_a_task_it_cannot_take(tmp_path):

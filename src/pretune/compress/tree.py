@@ -318,8 +318,11 @@ def measured_row(loaded: LoadedRun, cfg: CompressConfig, name: str, node: str = 
     validation = figures(loaded.score("validation"))
     row = {"name": name, "node": node, **measure(loaded.run, cfg.measure, loaded), "validation": validation,
            **({"validation_accuracy": validation["accuracy"]} if "accuracy" in validation else {})}
-    if loaded.run.metrics.get("compress", {}).get("settings", {}).get("method") == "magnitude":
+    notes = loaded.run.metrics.get("compress", {})
+    if notes.get("settings", {}).get("method") == "magnitude":
         row["note"] = NOTE_SPARSE
+    if notes.get("backend_choice"):  # quantize.backend auto: which int8 (backend and mode) was kept
+        row["int8_choice"] = notes["backend_choice"]["chosen"]
     return row
 
 

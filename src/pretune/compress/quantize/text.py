@@ -110,9 +110,22 @@ def _onnx(parent: LoadedRun, qc: QuantizeConfig, budget: float | None, out: Path
                 notes |= {"validation_accuracy_fp32": validation(OnnxRunner(source)),
                           "validation_accuracy_int8": validation(OpenVinoRunner(ov_dir, 2))}
             else:
-                runners = {"onnx": OnnxRunner(final, 2), "openvino": OpenVinoRunner(ov_dir, 2)}
+                # auto: the other ONNX Runtime mode too (static QDQ calibrated on the same texts,
+                # gated alike), so the mode is measured as well as the backend.
+                other = "static" if qc.mode == "dynamic" else "dynamic"
+                other_qc = qc.model_copy(update={"mode": other, "optimize": False})
+                (tmp / other).mkdir()
+                other_final, other_kept, other_gate = gated_int8(source, node_groups(source), int8_quantizer(
+                    source, other_qc, calibration, parent.pad_id, parent.max_length, op_types=["MatMul", "Gather"],
+                    extra=extra), validation, budget, tmp / other)
+                onnx = {f"onnx-{qc.mode}": (final, kept, gate), f"onnx-{other}": (other_final, other_kept, other_gate)}
+                runners = {name: OnnxRunner(path, 2) for name, (path, _, _) in onnx.items()}
+                runners["openvino"] = OpenVinoRunner(ov_dir, 2)
                 chosen, notes["backend_choice"] = pick_backend(runners, validation, validation(OnnxRunner(source)),
                                                                budget, parent.batches("validation", 64, 32))
+                if chosen != "openvino":
+                    final, kept, gate = onnx[chosen]
+                    notes |= {"kept_fp32": kept, **gate}
 
         def save(model_dir: Path) -> None:
             if chosen == "openvino":
