@@ -138,14 +138,14 @@ def _table(path: Path, encoding: str, suffix: str, label: str | None, text: str 
         facts.append(f"delimiter: {_named(delimiter)}")
     frame = read_table(path, encoding, delimiter)
     label = _label_column(frame, label, path)
-    task, why = _task_of(frame[label])
+    task, why, classes = _task_of(frame[label])
     data.update(task=task, label_column=label)
     facts.insert(0, f"task: {task} (label column '{label}': {why})")
     text = _text_column(frame, label, text, path)
     lengths = frame[text].astype(str).str.len()
     data["text_column"] = text
     facts.append(f"text column: '{text}' (median {int(lengths.median())} characters)")
-    return _with_splits(Inferred(data, facts), frame, label if task == "sequence-classification" else None)
+    return _with_splits(Inferred(data, facts), frame, label if classes else None)
 
 
 def _named(sep: str) -> str:
@@ -165,21 +165,22 @@ def _label_column(frame: pd.DataFrame, label: str | None, path: Path) -> str:
     raise PretuneError(f"{path.name}: {which}; pass --label (the columns are {', '.join(columns)})")
 
 
-def _task_of(values: pd.Series) -> tuple[str, str]:
-    """The task a label column asks for, and why."""
+def _task_of(values: pd.Series) -> tuple[str, str, bool]:
+    """The task a label column asks for, why, and whether its values are classes (the splits are
+    then stratified by them)."""
     present = values.dropna()
     if present.empty:
         raise PretuneError(f"label column '{values.name}' is empty")
     first = present.iloc[0]
     if isinstance(first, (list, tuple, np.ndarray)) or (isinstance(first, str) and _json_lists(present)):
-        return "multi-label", "a list of labels per row"
+        return "multi-label", "a list of labels per row", False
     if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
         distinct = present.nunique()
         if distinct > MAX_CLASSES:
-            return "regression", f"numbers, {distinct} distinct values"
-        return "sequence-classification", f"{distinct} classes (numbers with few values)"
+            return "regression", f"numbers, {distinct} distinct values", False
+        return "sequence-classification", f"{distinct} classes (numbers with few values)", True
     distinct = present.astype(str).nunique()
-    return "sequence-classification", f"{distinct} classes"
+    return "sequence-classification", f"{distinct} classes", True
 
 
 def _json_lists(values: pd.Series) -> bool:
