@@ -83,7 +83,12 @@ def _search_record(study) -> dict:
 def fit_recipe(ctx: Context) -> Recipe:
     """The recipe the final fit trains: the best trial's when searched, with the fit overrides."""
     recipe = ctx.study.best_recipe if ctx.study is not None else ctx.plan.recipe
-    return recipe.updated(parse_overrides(ctx.plan.fit_overrides)) if ctx.plan.fit_overrides else recipe
+    recipe = recipe.updated(parse_overrides(ctx.plan.fit_overrides)) if ctx.plan.fit_overrides else recipe
+    # The model a pipeline releases states probabilities a user can trust: temperature scaling on,
+    # unless the recipe says otherwise (a plain `pretune fit` leaves it off).
+    if "calibrate" not in recipe.train.model_fields_set:
+        recipe = recipe.updated({"train.calibrate": True})
+    return recipe
 
 
 def fit_stage(ctx: Context) -> dict:
