@@ -135,7 +135,7 @@ def finished_run(run: Run) -> Run:
 def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None,
              config: CompressConfig | dict | None = None, variants: list[list[str]] | str | None = None,
-             quiet: bool = True) -> Compression:
+             quiet: bool = True, loss=None) -> Compression:
     run = finished_run(run if isinstance(run, Run) else Run(run))
     cfg = resolve_config(run, steps_, max_drop, overrides, config, variants)
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
@@ -144,7 +144,7 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     chains = chains_of(cfg, kind)
     for chain in chains:  # every chain can work, before the first step runs or the data is read
         steps.check_chain(chain, kind, backend_of(run.model_path), cfg)
-    root = LoadedRun(run, Frames(), out / WORK)
+    root = LoadedRun(run, Frames(), out / WORK, loss)
     shutil.rmtree(out / WORK, ignore_errors=True)  # a killed command's leftovers
     rows: list[dict] = []
     variants_made: list[Run] = []

@@ -16,6 +16,7 @@ from pretune.recipe.compress import (
 )
 from pretune.recipe.data import DEFAULT_COLUMNS, TASK_COLUMNS, TASK_DEFAULTS, AugmentConfig, DataConfig
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
+from pretune.recipe.pretrain import PretrainConfig
 from pretune.recipe.root import Recipe, RecipeLike, apply_override, as_recipe, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
 from pretune.recipe.strategy import GroupOverride, LoraConfig, StrategyConfig
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_EXPANDED_SIZE",
     "MAX_RECIPE_BYTES",
     "MeasureConfig",
+    "PretrainConfig",
     "MlflowConfig",
     "ModelConfig",
     "OptimizerConfig",

@@ -45,6 +45,8 @@ class DataConfig(_Section):
                                     "token lists; image-classification: image paths or arrays); null: text, "
                                     "tokens for token-classification, image for image-classification")
     text_pair_column: str | None = Field(None, description="second text column for pair tasks")
+    unlabeled: str | None = Field(None, description="unlabelled texts for `pretune adapt` (a .txt file, one text "
+                                  "a line, or a table with the text column); null: the training texts")
     label_column: str | None = Field(None, description="column holding the label; null: label, tags for "
                                      "token-classification, labels for multi-label")
     label_separator: str | None = Field(
