@@ -42,9 +42,11 @@ def frames(seed: int, labelled: int | None = None, shots: int | None = None):
     frame = datasets.get("rotten-tomatoes")().sample(frac=1.0, random_state=0).reset_index(drop=True)
     test, pool = frame.iloc[:TEST_ROWS], frame.iloc[TEST_ROWS:]
     if shots is not None:
-        picked = pool.groupby("label", group_keys=False).apply(lambda g: g.sample(2 * shots, random_state=seed))
-        train = picked.groupby("label", group_keys=False).head(shots)
-        validation = picked.drop(train.index)
+        import pandas as pd
+
+        drawn = [group.sample(2 * shots, random_state=seed) for _, group in pool.groupby("label")]
+        train = pd.concat([d.iloc[:shots] for d in drawn])
+        validation = pd.concat([d.iloc[shots:] for d in drawn])
     else:
         picked = pool.sample(labelled + 200, random_state=seed)
         train, validation = picked.iloc[:labelled], picked.iloc[labelled:]

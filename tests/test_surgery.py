@@ -344,3 +344,15 @@ def test_fit_with_surgery_saves_reloads_and_reports(tmp_path, tiny_model_dir, se
     path = tmp_path / "test.csv"
     pd.DataFrame({"text": test.texts, "label": [["neg", "pos"][i] for i in test.labels]}).to_csv(path, index=False)
     assert pretune.evaluate(run, path)["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+
+
+def test_a_grown_model_trains_reloads_and_its_card_says_so(tmp_path, tiny_model_dir, sentiment_csv):
+    import pretune
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1)
+    recipe["model"]["surgery"] = {"num_layers": 3}
+    run = pretune.fit(recipe, tmp_path / "grown", quiet=True)
+    assert AutoConfig.from_pretrained(run.model_path).num_hidden_layers == 3
+    card = (run.model_path / "README.md").read_text()
+    assert "layers [2] start as copies of layers [1] (progressive stacking" in card

@@ -97,6 +97,8 @@ def test_fit_and_search_trials_take_a_loss_object(tmp_path, tiny_model_dir, data
     run = pretune.fit(tiny_recipe(tiny_model_dir, data, epochs=1), tmp_path / "fit", quiet=True, loss=loss)
     assert loss.calls > 0
     assert run.metrics["train"]["loss_function"] == "tests.test_user_losses.CountingLoss (given in Python)"
+    assert "| loss | tests.test_user_losses.CountingLoss (given in Python) |" in (
+        run.model_path / "README.md").read_text()  # the model card says what was minimised
     with pytest.raises(PretuneError, match="loss= takes a callable"):
         pretune.fit(tiny_recipe(tiny_model_dir, data), tmp_path / "bad", quiet=True, loss="cross_entropy")
     searched = CountingLoss()

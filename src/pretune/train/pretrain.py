@@ -240,10 +240,12 @@ def adapt(recipe: RecipeLike = None, out: str | Path | None = None, *, resume: s
             "status": state.status, "task": TASK_NAME,
             "train": {"loss": state.last_loss, "steps": state.step, "total_steps": state.total_steps,
                       "epochs": round(state.step / state.steps_per_epoch, 4), "train_seconds": state.train_seconds,
-                      "texts": len(train), "whole_word": pc.whole_word, "mlm_probability": pc.mlm_probability,
-                      "stop_reason": state.stop_reason},
+                      "texts": len(train), "samples": len(train), "whole_word": pc.whole_word,
+                      "mlm_probability": pc.mlm_probability, "stop_reason": state.stop_reason},
             "validation": {"texts": len(validation), **state.last_eval},
-            "model": {"source": recipe.model.source, "architecture": type(model).__name__},
+            "model": {"source": recipe.model.source, "architecture": type(model).__name__,
+                      "parameters": sum(p.numel() for p in model.parameters()),
+                      "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)},
             **({"notices": notices} if notices else {})})
     accelerator.wait_for_everyone()
     return RunDir(run_dir)
