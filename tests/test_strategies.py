@@ -43,13 +43,13 @@ def expected_trainable(name, names):
     return {
         "full": set(names), "llrd": set(names), "gradual": HEAD, "freeze": HEAD,
         "bitfit": HEAD | {n for n in names if n.endswith("bias")},
-        "lora": {n for n in names if "lora_" in n or "modules_to_save" in n},
+        "lora": {n for n in names if "lora_" in n or "modules_to_save" in n}, "setfit": HEAD,
     }[name], layer1
 
 
 @pytest.mark.parametrize("name", strategies.available())
 def test_every_strategy_trains_exactly_what_it_says(name, tiny_model_dir, sentiment_csv):
-    parts, optimizer, _ = build(tiny_model_dir, sentiment_csv, name=name, decay=DECAY)
+    parts, optimizer, _ = build(tiny_model_dir, sentiment_csv, name=name, decay=DECAY, setfit={"pairs": 1})
     names = [n for n, _ in parts.model.named_parameters()]
     want, _ = expected_trainable(name, names)
     assert trainable(parts.model) == want

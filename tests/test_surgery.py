@@ -96,7 +96,7 @@ def test_num_layers_keeps_evenly_spaced_layers():
 
 
 @pytest.mark.parametrize("cfg", [SurgeryConfig(keep_layers=[1, 4]), SurgeryConfig(num_layers=3),
-                                 SurgeryConfig(reinit_top_layers=2)])
+                                 SurgeryConfig(reinit_top_layers=2), SurgeryConfig(num_layers=8)])
 def test_save_and_from_pretrained_rebuild_the_same_model(cfg, tmp_path):
     model = tiny_bert()
     apply_surgery(model, cfg)
@@ -104,6 +104,34 @@ def test_save_and_from_pretrained_rebuild_the_same_model(cfg, tmp_path):
     assert len(again.bert.encoder.layer) == len(model.bert.encoder.layer)
     assert count(again) == count(model)
     torch.testing.assert_close(logits(again), logits(model))
+
+
+def test_num_layers_above_the_count_stacks_copies_of_the_top_layers():
+    model = tiny_bert(layers=3)
+    originals = [state(layer) for layer in model.bert.encoder.layer]
+    rows = apply_surgery(model, SurgeryConfig(num_layers=8))
+    layers = model.bert.encoder.layer
+    # 5 new layers copy the top of the stack repeated: [1, 2, 0, 1, 2] (the new top is the old top).
+    assert rows[0]["change"].startswith("grow to 8 layers: layers [3, 4, 5, 6, 7] start as copies of layers "
+                                        "[1, 2, 0, 1, 2] (progressive stacking")
+    assert len(layers) == 8 and model.config.num_hidden_layers == 8
+    for i, source in enumerate([0, 1, 2, 1, 2, 0, 1, 2]):
+        assert_same_state(state(layers[i]), originals[source])
+    # Copies, not shared modules: training one leaves the other as it was.
+    assert len({id(p) for p in model.parameters()}) == len(list(model.parameters()))
+    with torch.no_grad():
+        layers[7].output.dense.weight.add_(1.0)
+    assert_same_state(state(layers[2]), originals[2])
+    assert rows[0]["parameters"] == count(model) > count(tiny_bert(layers=3))
+    assert [layer.attention.self.layer_idx for layer in layers] == list(range(8))
+
+
+def test_a_doubled_stack_changes_the_output_and_trains_from_the_copies():
+    model = tiny_bert(layers=2)
+    before = logits(model)
+    rows = apply_surgery(model, SurgeryConfig(num_layers=4, reinit_top_layers=1))
+    assert [r["change"].split(":")[0] for r in rows] == ["grow to 4 layers", "re-initialise top layers [3]"]
+    assert not torch.allclose(logits(model), before)
 
 
 def test_reinit_top_layers_uses_the_model_init_even_after_from_pretrained(tmp_path):
@@ -255,7 +283,7 @@ def test_layer_prefixes_locate_layers_of_an_unknown_model():
     (SurgeryConfig(keep_layers=[1, 1, 2]), "model.surgery.keep_layers: .* duplicates"),
     (SurgeryConfig(keep_layers=[3, 1]), "model.surgery.keep_layers: .* increasing order"),
     (SurgeryConfig(keep_layers=[]), "model.surgery.keep_layers is empty"),
-    (SurgeryConfig(num_layers=7), "model.surgery.num_layers is 7 but the model has 6 layers"),
+    (SurgeryConfig(num_layers=7, reinit_top_layers=8), "reinit_top_layers is 8 but the model has 7"),
     (SurgeryConfig(num_layers=2, reinit_top_layers=3), "reinit_top_layers is 3 but the model has 2"),
     (SurgeryConfig(keep_layers=[0, 1], share_layers=3), "share_layers is 3 but the model has 2"),
 ])
@@ -318,3 +346,15 @@ def test_fit_with_surgery_saves_reloads_and_reports(tmp_path, tiny_model_dir, se
     path = tmp_path / "test.csv"
     pd.DataFrame({"text": test.texts, "label": [["neg", "pos"][i] for i in test.labels]}).to_csv(path, index=False)
     assert pretune.evaluate(run, path)["accuracy"] == pytest.approx(run.metrics["test"]["accuracy"])
+
+
+def test_a_grown_model_trains_reloads_and_its_card_says_so(tmp_path, tiny_model_dir, sentiment_csv):
+    import pretune
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1)
+    recipe["model"]["surgery"] = {"num_layers": 3}
+    run = pretune.fit(recipe, tmp_path / "grown", quiet=True)
+    assert AutoConfig.from_pretrained(run.model_path).num_hidden_layers == 3
+    card = (run.model_path / "README.md").read_text()
+    assert "layers [2] start as copies of layers [1] (progressive stacking" in card

@@ -13,12 +13,12 @@ import pretune.search as _search_package  # noqa: F401, I001
 import pretune.report as _report_package  # noqa: F401, I001
 import pretune.pipeline as _pipeline_package  # noqa: F401, I001
 import pretune.serve as _serve_package  # noqa: F401, I001
-from pretune.api import check, compress, evaluate, export, fit, measure, predict, pipeline, report, search, serve
+from pretune.api import adapt, check, compress, evaluate, export, fit, measure, predict, pipeline, report, search, serve
 from pretune.errors import PretuneError
 from pretune.finders import find_batch_size, find_lr
 from pretune.predictor import Run, load_run
 from pretune.recipe import Recipe
 
-__all__ = ["PretuneError", "Recipe", "Run", "check", "compress", "evaluate", "export", "find_batch_size", "find_lr",
-           "fit", "load_run", "measure", "predict", "pipeline", "report", "search", "serve"]
+__all__ = ["PretuneError", "Recipe", "Run", "adapt", "check", "compress", "evaluate", "export", "find_batch_size",
+           "find_lr", "fit", "load_run", "measure", "predict", "pipeline", "report", "search", "serve"]
 __version__ = "0.1.0"

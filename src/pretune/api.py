@@ -15,8 +15,8 @@ from pretune.tracking.records import flatten
 from pretune.train.fit import fit as _fit
 from pretune.train.label_issues import write_label_issues
 
-__all__ = ["as_recipe", "check", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline", "predict",
-           "report", "search", "serve"]
+__all__ = ["adapt", "as_recipe", "check", "compress", "evaluate", "export", "fit", "load_run", "measure", "pipeline",
+           "predict", "report", "search", "serve"]
 
 
 def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: bool | None = None, **options) -> Run:
@@ -44,6 +44,22 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: boo
         _for_the_report("report.html", _page, run.path)
     if run.finished:
         finish_tracking(run)  # last: the card and the report go along as artefacts
+    return run
+
+
+def adapt(recipe: RecipeLike = None, out: str | Path | None = None, **options):
+    """Continued masked-LM pretraining of the recipe's model on unlabelled text (`data.unlabeled`,
+    or the training texts); returns the run, whose `model/` a fit takes as `model.source`.
+
+    Options: resume, overrides, quiet, texts (see `pretune.train.pretrain.adapt`)."""
+    from pretune.report.environment import write_environment
+    from pretune.train.pretrain import adapt as run_adapt
+
+    run = run_adapt(recipe, out, **options)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        write_environment(run.path)
     return run
 
 
@@ -103,11 +119,12 @@ def predict(run: Run | str | Path, texts: list, pairs: list[str] | None = None) 
 
 def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None, config=None, quiet: bool = True,
-             variants: list[list[str]] | str | None = None, report: bool | None = None, allows=None):
+             variants: list[list[str]] | str | None = None, report: bool | None = None, allows=None, loss=None):
     """Variants of a run, a tree of step chains (`steps`: one chain; `variants`: several, shared
     prefixes run once), each node a Run measured beside the original, the fastest within
     `max_drop` chosen on validation; writes compression.json, pareto.png and report.html
-    (`report=False` or the run recipe's `report: false`: no page). See pretune.compress.tree."""
+    (`report=False` or the run recipe's `report: false`: no page); `loss` (a callable or
+    nn.Module) is what distillation and pruning recovery train on. See pretune.compress.tree."""
     from pretune.compress.tree import compress as compress_tree
     from pretune.report.environment import write_environment
 
@@ -118,7 +135,7 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
         start_group(out, tracking, "compress", {"original": str(run.path), "steps": str(steps)})
     try:
         compression = compress_tree(run, steps, out=out, max_drop=max_drop, overrides=overrides, config=config,
-                                    quiet=quiet, variants=variants, allows=allows)
+                                    quiet=quiet, variants=variants, allows=allows, loss=loss)
     except BaseException:
         if out is not None:
             end_group(out, tracking, [], failed=True)
@@ -167,7 +184,7 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: 
     writes one).
 
     Options: resume, overrides, trials, timeout, sampler, pruner, storage, study, workers, keep,
-    callbacks (see `pretune.search.study.search`)."""
+    callbacks, loss (see `pretune.search.study.search`)."""
     try:
         import optuna  # noqa: F401
     except ImportError:

@@ -19,7 +19,7 @@ def compare(
 
     from pretune.errors import PretuneError
     from pretune.report.build import kind_of
-    from pretune.report.comparison_page import metric_rows, names_of, recipe_differences
+    from pretune.report.comparison_page import metric_rows, names_of, ranking_rows, recipe_differences
     from pretune.report.page import fmt
     from pretune.runs import RunDir
 
@@ -41,8 +41,15 @@ def compare(
         diff.add_row(key, *[str(v) for v in values])
     for key, values in metric_rows(runs).items():
         metrics.add_row(key, *[fmt(v) for v in values])
+    ranks = Table(title="ranks (1: best)")
+    ranks.add_column("criterion")
+    for name in names:
+        ranks.add_column(name, justify="right")
+    for key, values in ranking_rows(runs).items():
+        ranks.add_row(key, *["-" if v is None else str(v) for v in values])
     shown.print(diff if diff.rows else "the resolved recipes are identical")
     shown.print(metrics)
+    shown.print(ranks)
     if out is not None:
         from pretune.api import report
 

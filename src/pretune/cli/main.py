@@ -10,6 +10,7 @@ import sys
 import typer
 
 from pretune.cli import (
+    adapt_cmd,
     batch_find_cmd,
     check_cmd,
     compare_cmd,
@@ -36,6 +37,7 @@ app = typer.Typer(
 app.command("fit")(fit_cmd.fit)
 app.command("eval")(eval_cmd.eval_)
 app.command("predict")(predict_cmd.predict)
+app.command("adapt")(adapt_cmd.adapt)
 app.command("lr-find")(lr_find_cmd.lr_find)
 app.command("batch-find")(batch_find_cmd.batch_find)
 app.command("search")(search_cmd.search)

@@ -114,8 +114,10 @@ class LoadedRun:
     """A finished run, loaded once; see the module docstring. `work`: the command's folder for
     temporary files (under its output directory, removed when the command starts and ends)."""
 
-    def __init__(self, run: Run | str | Path, frames: Frames | None = None, work: Path | None = None):
+    def __init__(self, run: Run | str | Path, frames: Frames | None = None, work: Path | None = None,
+                 loss=None):
         self.run = run if isinstance(run, Run) else Run(run)
+        self.loss = loss  # a loss given in Python (`compress(loss=...)`): every fit of the tree trains on it
         self.path = self.run.path
         self.frames = frames or Frames()
         self.work = Path(work) if work else self.path.parent / ".pretune-work"
@@ -197,4 +199,4 @@ class LoadedRun:
 
     def child(self, path: Path) -> LoadedRun:
         """A run made from this one, loaded sharing the command's tables and work folder."""
-        return LoadedRun(path, self.frames, self.work)
+        return LoadedRun(path, self.frames, self.work, self.loss)

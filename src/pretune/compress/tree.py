@@ -156,7 +156,7 @@ def finished_run(run: Run) -> Run:
 def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, out: str | Path | None = None,
              max_drop: float | None = None, overrides: list[str] | None = None,
              config: CompressConfig | dict | None = None, variants: list[list[str]] | str | None = None,
-             quiet: bool = True, allows: Callable[[str], bool] | None = None) -> Compression:
+             quiet: bool = True, allows: Callable[[str], bool] | None = None, loss=None) -> Compression:
     """`allows(step)`: asked before each node that is not already made (a time limit's check); False
     skips the node and its subtree, listed in compression.json's `skipped`."""
     run = finished_run(run if isinstance(run, Run) else Run(run))
@@ -164,7 +164,7 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     out = Path(out) if out else run.path.with_name(f"{run.path.name}-compressed")
     check_out(out, run)
     chains = check_compression(cfg, create_task(run.recipe.data), backend_of(run.model_path))
-    root = LoadedRun(run, Frames(), out / WORK)
+    root = LoadedRun(run, Frames(), out / WORK, loss)
     shutil.rmtree(out / WORK, ignore_errors=True)  # a killed command's leftovers
     rows: list[dict] = []
     variants_made: list[Run] = []

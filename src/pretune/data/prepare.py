@@ -139,7 +139,7 @@ def resolve_data_paths(cfg: DataConfig) -> DataConfig:
     """The config with its file paths made absolute, so a saved run reads the same files from
     any working directory (`load_run(RUN).evaluate()` elsewhere)."""
     update = {}
-    for key in ("train", "validation", "test", "source"):
+    for key in ("train", "validation", "test", "source", "unlabeled"):
         value = getattr(cfg, key)
         if value is None or (key == "source" and (value in bundled.datasets or value.startswith("hf:"))):
             continue

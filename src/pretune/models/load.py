@@ -101,6 +101,25 @@ def load_model(cfg: ModelConfig, task):
     return _from_hub_or_dir(auto.from_pretrained, where, config=config, **extra)
 
 
+def load_masked_lm(cfg: ModelConfig):
+    """The encoder with its masked-LM head, for continued pretraining; (model, notices). A
+    checkpoint saved without that head (a sentence-transformer's) gets a fresh one, said in a notice."""
+    from transformers import AutoModelForMaskedLM
+
+    from pretune.models.weights_check import check_weights_match, loading_weights
+
+    where = resolve_source(cfg.source, cfg.allow_pickle)
+    with loading_weights(where):
+        model, info = _from_hub_or_dir(AutoModelForMaskedLM.from_pretrained, where, output_loading_info=True,
+                                       use_safetensors=None if cfg.allow_pickle else True, weights_only=True)
+    notices = check_weights_match(model, where)
+    fresh = sorted(info.get("missing_keys") or [])
+    if fresh:
+        notices.append(f"{cfg.source} was saved without a masked-LM head: {len(fresh)} tensors (e.g. {fresh[0]}) "
+                       f"start freshly initialised; the output projection stays tied to the word embeddings")
+    return model, notices
+
+
 def position_limit(config) -> int | None:
     """The most tokens a model's position embeddings take (None: no such limit known), from its
     config: a Hugging Face config object or a saved config.json read as a dict."""

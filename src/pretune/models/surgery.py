@@ -1,8 +1,9 @@
-"""Model structure changes (`model.surgery`): keep fewer layers, re-initialise the top ones,
+"""Model structure changes (`model.surgery`): keep fewer layers or grow more (num_layers above
+the model's count: copies of the top layers, models/growth.py), re-initialise the top ones,
 share weights between layers, put an MLP on top as the classifier.
 
 Changes run in this order, each on the result of the one before: keep_layers / num_layers,
-reinit_top_layers (counted from the top of the kept layers), share_layers, head.
+reinit_top_layers (counted from the top of the kept or grown layers), share_layers, head.
 
 What survives `save_pretrained` + `AutoModelForSequenceClassification.from_pretrained`:
 - dropped layers: yes. The config's layer count is updated, so the smaller model is rebuilt.
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from pretune.errors import PretuneError
+from pretune.models import growth
 from pretune.models.layers import encoder_layers
 from pretune.recipe import HeadConfig, SurgeryConfig
 
@@ -51,10 +53,19 @@ def apply_surgery(model: nn.Module, cfg: SurgeryConfig, layer_prefixes: list[str
         # setting never leaves a half-operated model behind.
         parent, layers = _layer_list(model, layer_prefixes)
         total = len(layers)
-        keep = _kept_indices(cfg, total)
-        _check_count("reinit_top_layers", cfg.reinit_top_layers, len(keep))
-        _check_count("share_layers", cfg.share_layers or 0, len(keep))
-        if cfg.keep_layers is not None or cfg.num_layers is not None:
+        grow = cfg.num_layers is not None and cfg.num_layers > total and cfg.keep_layers is None
+        keep = list(range(total)) if grow else _kept_indices(cfg, total)
+        final = cfg.num_layers if grow else len(keep)
+        _check_count("reinit_top_layers", cfg.reinit_top_layers, final)
+        _check_count("share_layers", cfg.share_layers or 0, final)
+        if grow:
+            copies, sources = growth.stacked_copies(layers, cfg.num_layers)
+            layers.extend(copies)
+            for i in range(total, len(layers)):
+                _renumber(layers[i], i)
+            _set_layer_count(model, parent, total, len(layers), sources)
+            rows.append(_row(model, growth.describe(total, len(layers), sources)))
+        elif cfg.keep_layers is not None or cfg.num_layers is not None:
             _keep(model, parent, layers, keep)
             rows.append(_row(model, f"keep layers {keep} of {total}"))
         if cfg.reinit_top_layers:
@@ -114,7 +125,6 @@ def _kept_indices(cfg: SurgeryConfig, total: int) -> list[int]:
     if cfg.keep_layers is not None and cfg.num_layers is not None:
         raise PretuneError("model.surgery: set keep_layers or num_layers, not both")
     if cfg.num_layers is not None:
-        _check_count("num_layers", cfg.num_layers, total)
         return evenly_spaced(total, cfg.num_layers)
     if cfg.keep_layers is None:
         return list(range(total))
@@ -146,10 +156,20 @@ def _keep(model: nn.Module, parent: nn.Module, layers: nn.ModuleList, keep: list
     layers.extend(kept)
     for i, layer in enumerate(layers):
         _renumber(layer, i)
-    for holder in (getattr(model, "config", None), parent):
+    _set_layer_count(model, parent, total, len(keep), keep)
+
+
+def _set_layer_count(model: nn.Module, parent: nn.Module, old: int, new: int, origins: list[int]) -> None:
+    """The config's (and the layer list owner's) layer count; `origins`: the old layer each new
+    one came from, for configs that keep a per-layer list (layer_types: attention windows)."""
+    config = getattr(model, "config", None)
+    for holder in (config, parent):
         for field in LAYER_COUNT_FIELDS:
-            if getattr(holder, field, None) == total:
-                setattr(holder, field, len(keep))
+            if getattr(holder, field, None) == old:
+                setattr(holder, field, new)
+    kinds = getattr(config, "layer_types", None)
+    if isinstance(kinds, list) and len(kinds) == old:
+        config.layer_types = [kinds[i] for i in origins] if new < old else kinds + [kinds[i] for i in origins]
 
 
 def _renumber(layer: nn.Module, index: int) -> None:

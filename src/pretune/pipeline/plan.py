@@ -21,11 +21,12 @@ from pretune import runs
 from pretune.errors import PretuneError
 from pretune.recipe import Recipe, RecipeLike, edit, parse_overrides, read_yaml
 
-STAGES = ("search", "fit", "compress", "report", "release")
-OPTIONAL = {"search", "compress"}  # the others always run
+STAGES = ("pretrain", "search", "fit", "compress", "report", "release")
+OPTIONAL = {"pretrain", "search", "compress"}  # the others always run
 STATE = "pipeline.json"
 # Where each stage writes, inside the pipeline directory.
-OUTPUTS = {"search": "search", "fit": "fit", "compress": "compress", "report": "report.html", "release": "model"}
+OUTPUTS = {"pretrain": "pretrain",
+           "search": "search", "fit": "fit", "compress": "compress", "report": "report.html", "release": "model"}
 
 
 @dataclass

@@ -24,7 +24,8 @@ from pretune.pipeline.release import release_stage
 from pretune.predictor import Run
 from pretune.recipe import Recipe, RecipeLike
 
-RUNNERS = {"search": stages.search_stage, "fit": stages.fit_stage, "compress": stages.compress_stage,
+RUNNERS = {"pretrain": stages.pretrain_stage,
+           "search": stages.search_stage, "fit": stages.fit_stage, "compress": stages.compress_stage,
            "report": stages.report_stage, "release": release_stage}
 
 

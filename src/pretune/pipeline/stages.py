@@ -64,6 +64,34 @@ class Context:
     records: dict = field(default_factory=dict)
 
 
+def pretrain_stage(ctx: Context) -> dict:
+    """Continued masked-LM pretraining (train/pretrain.py) when the recipe has a `pretrain:`
+    section; search and fit then start from its model. A finished run is kept, a killed one
+    resumes from its newest checkpoint (or starts over when it died before the first)."""
+    from pretune.train.checkpoints import latest_checkpoint
+    from pretune.train.pretrain import adapt
+
+    out = ctx.plan.output("pretrain")
+    done = runs.RunDir(out) if (out / runs.RECIPE).is_file() else None
+    if done is None or done.status != "completed":
+        if done is not None and latest_checkpoint(out / runs.CHECKPOINTS) is not None:
+            adapt(resume=out, quiet=ctx.quiet)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            adapt(ctx.plan.recipe, out, quiet=ctx.quiet)
+    run = runs.RunDir(out)
+    if run.status != "completed":
+        raise PretuneError(f"the pretraining in {out} ended {run.status}: {run.metrics['train'].get('stop_reason')}")
+    _start_from_pretrained(ctx, run)
+    v = run.metrics.get("validation", {})
+    return {"path": str(out), "made": f"{run.metrics['train']['steps']} masked-LM steps; validation perplexity "
+            f"{v.get('perplexity', float('nan')):.2f}", "train_seconds": run.metrics["train"]["train_seconds"]}
+
+
+def _start_from_pretrained(ctx: Context, run) -> None:
+    ctx.plan.recipe = ctx.plan.recipe.updated({"model.source": str(run.model_path)})
+
+
 def search_stage(ctx: Context) -> dict:
     study = ctx.verbs.search(ctx.plan.recipe, ctx.plan.output("search"))
     ctx.study = study
@@ -178,7 +206,9 @@ def report_stage(ctx: Context) -> dict:
 def resumed(ctx: Context, stage: str) -> None:
     """Rebuild a finished stage's part of the context from its directory (it is not rerun)."""
     record = ctx.records[stage]
-    if stage == "search":
+    if stage == "pretrain":
+        _start_from_pretrained(ctx, runs.RunDir(record["path"]))
+    elif stage == "search":
         from pretune.search.study import Study
 
         # None: stopped at the time limit before any trial finished (the fit took the recipe).

@@ -97,11 +97,16 @@ def history_figures(history: list[dict], steps_per_epoch: float | None, best_ste
         ax.legend()
         figures["loss"] = fig
     shown = [m for m in metrics if m != "loss" and val and any(m in r for r in val)]
+    sampled = _by_step([r for r in history if r["split"] == "train_sample"])  # train/convergence.py
     if shown:
         fig, ax = plt.subplots(figsize=(6.4, 3.4))
         for m in shown:
             pts = [r for r in val if m in r]
-            ax.plot([r["step"] for r in pts], [r[m] for r in pts], "o-", ms=4, label=m)
+            (line,) = ax.plot([r["step"] for r in pts], [r[m] for r in pts], "o-", ms=4, label=m)
+            pts = [r for r in sampled if m in r]
+            if pts:  # the same metric on the fixed training sample: the gap is the space between
+                ax.plot([r["step"] for r in pts], [r[m] for r in pts], "--", lw=1, color=line.get_color(),
+                        label=f"{m} (train sample)")
         _star(ax, val, best_step, shown[0])
         marks(ax)
         ax.set(xlabel="optimizer step", ylabel="value", title="Validation metrics per evaluation")

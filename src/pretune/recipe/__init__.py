@@ -18,6 +18,7 @@ from pretune.recipe.compress import (
 from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts, task_facts
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
 from pretune.recipe.pipeline import PipelineConfig
+from pretune.recipe.pretrain import PretrainConfig
 from pretune.recipe.root import Recipe, RecipeLike, as_recipe, check_path, edit, parse_overrides, validated
 from pretune.recipe.search import SearchConfig, SpaceEntry
 from pretune.recipe.strategy import GroupOverride, LoraConfig, StrategyConfig
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_EXPANDED_SIZE",
     "MAX_RECIPE_BYTES",
     "MeasureConfig",
+    "PretrainConfig",
     "MlflowConfig",
     "ModelConfig",
     "OptimizerConfig",

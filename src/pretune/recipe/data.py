@@ -62,6 +62,8 @@ class DataConfig(_Section):
                                     "tokens for token-classification, image for image-classification")
     text_pair_column: str | None = Field(None, description="second text column for pair tasks; null: none, "
                                          "text_pair for text-pair-classification")
+    unlabeled: str | None = Field(None, description="unlabelled texts for `pretune adapt` (a .txt file, one text "
+                                  "a line, or a table with the text column); null: the training texts")
     label_column: str | None = Field(None, description="column holding the label; null: label, tags for "
                                      "token-classification, labels for multi-label")
     label_separator: str | None = Field(

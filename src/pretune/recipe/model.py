@@ -17,7 +17,9 @@ class HeadConfig(_Section):
 
 class SurgeryConfig(_Section):
     keep_layers: list[int] | None = Field(None, description="encoder layers to keep, e.g. [0, 2, 4]")
-    num_layers: int | None = Field(None, gt=0, description="keep this many layers, evenly spaced")
+    num_layers: int | None = Field(
+        None, gt=0, description="fewer than the model has: keep this many, evenly spaced; more: add layers "
+        "that start as copies of the top ones (progressive stacking)")
     reinit_top_layers: int = Field(0, ge=0, description="re-initialise the top k encoder layers")
     share_layers: int | None = Field(
         None, gt=1, description="ALBERT-style: each run of this many layers shares one set of weights")

@@ -16,6 +16,7 @@ from pretune.recipe.compress import CompressConfig
 from pretune.recipe.data import DataConfig, task_facts
 from pretune.recipe.model import ModelConfig
 from pretune.recipe.pipeline import PipelineConfig
+from pretune.recipe.pretrain import PretrainConfig
 from pretune.recipe.search import SearchConfig
 from pretune.recipe.strategy import StrategyConfig
 from pretune.recipe.tracking import TrackingConfig
@@ -34,6 +35,9 @@ class Recipe(_Section):
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     compress: CompressConfig = Field(default_factory=CompressConfig)
+    pretrain: PretrainConfig | None = Field(
+        None, description="continued masked-language-model pretraining on unlabelled text before fine-tuning "
+        "(`pretune adapt`; pipeline runs it first when set)")
     report: bool = Field(True, description="fit, search and compress write report.html into their directory")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

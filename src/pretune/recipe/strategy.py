@@ -22,8 +22,16 @@ class LoraConfig(_Section):
     merge: bool = Field(True, description="merge adapters into a plain model on save")
 
 
+class SetFitConfig(_Section):
+    pairs: int = Field(20, gt=0, description="pairs per training row and kind (same / other label; SetFit's "
+                       "num_iterations)")
+    epochs: int = Field(1, gt=0, description="passes over the pairs")
+    batch_size: int = Field(16, gt=0, description="pairs per step")
+    lr: float = Field(2e-5, gt=0, description="body learning rate of the pair phase")
+
+
 class StrategyConfig(_Section):
-    name: str = Field("full", description="full, freeze, llrd, gradual, lora, bitfit")
+    name: str = Field("full", description="full, freeze, llrd, gradual, lora, bitfit, setfit")
     train_top_layers: int = Field(0, ge=0, description="freeze: also train the top k encoder layers")
     cache_features: bool = Field(
         True, description="freeze (train_top_layers 0): compute the frozen encoder's output once per row "
@@ -32,4 +40,5 @@ class StrategyConfig(_Section):
     unfreeze_every_epochs: int | None = Field(1, gt=0, description="gradual: epochs between unfreezes")
     unfreeze_every_steps: int | None = Field(None, gt=0, description="gradual: steps between unfreezes")
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    setfit: SetFitConfig = Field(default_factory=SetFitConfig, description="setfit: the contrastive pair phase")
     groups: list[GroupOverride] = Field(default_factory=list, description="per-parameter overrides")

@@ -94,6 +94,10 @@ class TrainConfig(_Section):
         None, description="end with the weights of the best validation evaluation of this metric "
         "(e.g. accuracy), not the last (transformers: load_best_model_at_end)")
     log_every_steps: int = Field(10, gt=0, description="train-loss log interval")
+    train_sample: int | None = Field(
+        None, ge=0, description="training rows scored like validation at each evaluation (the train-"
+        "validation gap in metrics.json's convergence); null: as many as validation, at most 512; 0: off "
+        "(search trials leave it off unless set)")
     checkpoint_every_steps: int | None = Field(
         200, gt=0, description="checkpoint interval (plus one at each epoch end)"
     )

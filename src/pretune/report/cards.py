@@ -175,7 +175,7 @@ def _training(origin: RunDir, max_length: int) -> list[str]:
     rows = [("base model", f"`{recipe.model.source}`"), ("strategy", recipe.strategy.name),
             ("optimizer", f"{tc.optimizer.name}, lr {tc.optimizer.lr:g}, weight decay {tc.optimizer.weight_decay:g}"),
             ("schedule", f"{tc.schedule.name}, warm-up {tc.schedule.warmup_ratio:g}"),
-            ("loss", tc.loss.name or "the task's default"),
+            ("loss", train.get("loss_function") or tc.loss.name or "the task's default"),
             ("batch size", f"{tc.batch_size} x {tc.gradient_accumulation_steps} accumulation"),
             ("epochs", f"{tc.epochs:g}" + (f" ({train['steps']} steps)" if "steps" in train else "")),
             *([("max length", str(max_length))] if max_length else []), ("seed", str(recipe.seed))]

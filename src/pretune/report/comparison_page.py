@@ -11,7 +11,9 @@ from pretune.report.run_page import SKIP
 from pretune.runs import RunDir
 from pretune.tasks import task_type
 
-LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "hamming_loss", "train_seconds"}
+LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "hamming_loss", "train_seconds", "steps_to_95", "seconds_to_95",
+                   "train_validation_gap"}
+CONVERGENCE = ("steps_to_95", "seconds_to_95", "train_validation_gap", "best_step")
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -44,7 +46,17 @@ def metric_rows(runs: list[RunDir]) -> dict[str, list]:
         if "train" in m:
             rows.setdefault("train train_seconds", [None] * len(runs))[i] = m["train"]["train_seconds"]
             rows.setdefault("train steps", [None] * len(runs))[i] = m["train"]["steps"]
+        for k in CONVERGENCE:  # train/convergence.py: how fast, how far apart, when best
+            if k in m.get("convergence", {}):
+                rows.setdefault(f"convergence {k}", [None] * len(runs))[i] = m["convergence"][k]
     return rows
+
+
+def ranking_rows(runs: list[RunDir]) -> dict[str, list]:
+    """Each run's rank (1: best) on convergence speed, generalization and final performance."""
+    from pretune.train.convergence import rankings
+
+    return rankings([(r.metrics.get("convergence") if r.finished else None) for r in runs])
 
 
 def names_of(paths: list[Path]) -> list[str]:
@@ -74,11 +86,21 @@ def comparison_page(paths: list[Path]) -> Page:
     rows = []
     for key, values in metrics.items():
         known = [v for v in values if v is not None]
-        best = (min if key.split()[-1] in LOWER_IS_BETTER else max)(known) if len(known) > 1 else None
+        lower = key.split()[-1] in LOWER_IS_BETTER
+        if key == "convergence train_validation_gap":
+            known = [abs(v) for v in known]
+            values = [None if v is None else abs(v) for v in values]
+        best = (min if lower else max)(known) if len(known) > 1 and key != "convergence best_step" else None
         rows.append([Cell(key)] + [Cell(num(v).text, v, css="best" if v is not None and v == best else "")
                                    for v in values])
     section.blocks.append(Block("table", title="Final figures (the best of each row in bold)",
                                 columns=["metric", *names], rows=rows, sortable=True))
+    ranks = ranking_rows(runs)
+    if any(v is not None for values in ranks.values() for v in values):
+        section.blocks.append(Block("table", title="Ranks (1: best; the gap ranked by its size)",
+                                    columns=["criterion", *names],
+                                    rows=[[Cell(k)] + [Cell(fmt(v), v, css="best" if v == 1 else "") for v in values]
+                                          for k, values in ranks.items()]))
     task = sorted(tasks)[0]
     metric = task_type(task).headline
     histories = {n: r.history for n, r in zip(names, runs, strict=True)}

@@ -125,10 +125,25 @@ def scalar_table(metrics: dict, order: list[str]) -> Block:
     return Block("table", title="Final figures per split", columns=["metric", *splits], rows=rows)
 
 
+def convergence_table(c: dict) -> Block:
+    """train/convergence.py's figures: how fast, when best, how far train ran ahead of validation."""
+    m = c["metric"]
+    rows = [("final validation " + m, c["final"]), (f"steps to 95% of it ({fmt(c['target'])})", c["steps_to_95"]),
+            ("training seconds to 95% of it", c["seconds_to_95"]),
+            (f"best step (validation {m} {fmt(c['best_value'])})", c["best_step"])]
+    if "train_validation_gap" in c:
+        rows += [(f"train sample {m} at the last evaluation", c["train_metric"]),
+                 ("train-validation gap (positive: train ahead)", c["train_validation_gap"])]
+    return Block("table", title="Convergence and generalization", columns=["figure", "value"],
+                 rows=[[Cell(k), num(v)] for k, v in rows])
+
+
 def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict]) -> None:
     section = page.section("metrics", "Metrics")
     order = [*task_type(task).curves, "loss"]
     section.blocks.append(scalar_table(metrics, order))
+    if metrics.get("convergence"):
+        section.blocks.append(convergence_table(metrics["convergence"]))
     split = "test" if "test" in metrics else "validation"
     figures = metrics[split]
     if "confusion_matrix" in figures:

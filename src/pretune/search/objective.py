@@ -79,11 +79,11 @@ class Objective:
     """Callable for `study.optimize`: sample, fit, return the metric value(s)."""
 
     def __init__(self, base: Recipe, space: Space, metrics: list[str], study_dir: Path, keep: str,
-                 evaluations: int, over_budget: Callable[[optuna.Trial], bool], callbacks: list):
+                 evaluations: int, over_budget: Callable[[optuna.Trial], bool], callbacks: list, loss=None):
         self.base = trial_base(base)
         self.space, self.metrics, self.study_dir = space, metrics, study_dir
         self.keep, self.evaluations, self.over_budget = keep, evaluations, over_budget
-        self.callbacks = callbacks
+        self.callbacks, self.loss = callbacks, loss
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -100,7 +100,7 @@ class Objective:
             single = len(self.metrics) == 1 and self.metrics[0] != TRAIN_SECONDS
             reporter = ReportCallback(trial, self.metrics[0] if single else None, self.evaluations)
             run = fit(recipe, out, callbacks=[reporter, *self.callbacks], quiet=True, lean=self.keep != "all",
-                      save_model=self.keep != "none")
+                      save_model=self.keep != "none", loss=self.loss)
             metrics = run.metrics
             if self.keep == "all" and metrics["status"] == "completed":
                 from pretune.plots import plot_run

@@ -93,13 +93,14 @@ def search(
     recipe: RecipeLike = None, out: str | Path | None = None, *, resume: str | Path | None = None,
     overrides: list[str] | None = None, trials: int | None = None, timeout: str | float | None = None,
     sampler=None, pruner=None, storage: str | None = None, study: str | None = None,
-    workers: int | None = None, keep: str | None = None, callbacks: list | None = None,
+    workers: int | None = None, keep: str | None = None, callbacks: list | None = None, loss=None,
 ) -> Study:
     """Search the recipe's `search.space`; every trial is a Run under the study directory.
 
     Running the same command again (or `resume=STUDY_DIR`) joins the study: completed trials
     are kept and the budget counts them. `sampler` / `pruner` take a name or an optuna object;
-    `callbacks` go to every trial's `fit` (with one worker, in this process).
+    `callbacks` and `loss` (a callable or nn.Module) go to every trial's `fit` (with one worker,
+    in this process).
     """
     if resume is not None:
         if recipe is not None:
@@ -115,8 +116,10 @@ def search(
     base = base.updated({f"search.{k}": v for k, v in given.items() if v is not None})
     path = Path(out) if out else default_study_dir(recipe, base)
     plan = plan_search(base, path, sampler, pruner)
-    if (isinstance(sampler, BaseSampler) or isinstance(pruner, BasePruner) or callbacks) and plan.cfg.workers > 1:
-        raise PretuneError("workers > 1 need sampler and pruner names, and no callbacks: objects stay in this process")
+    if (isinstance(sampler, BaseSampler) or isinstance(pruner, BasePruner) or callbacks or loss is not None) \
+            and plan.cfg.workers > 1:
+        raise PretuneError("workers > 1 need sampler and pruner names, and no callbacks or loss object: objects "
+                           "stay in this process (name an installed loss in train.loss.name instead)")
 
     path.mkdir(parents=True, exist_ok=True)
     storage_obj = open_storage(plan.url, plan.cfg)
@@ -125,7 +128,7 @@ def search(
     atomic.write_text(path / runs.RECIPE, base.to_yaml())
     deadline = time.time() + plan.timeout if plan.timeout else None
     if plan.cfg.workers == 1:
-        work(plan, 0, deadline, sampler, pruner, storage_obj, callbacks)
+        work(plan, 0, deadline, sampler, pruner, storage_obj, callbacks, loss)
     else:
         spawn_workers(plan, deadline)
     info = plan.info()

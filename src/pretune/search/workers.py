@@ -44,7 +44,7 @@ def over_budget(trial: optuna.Trial, budget: int) -> bool:
 
 
 def work(plan: SearchPlan, index: int, deadline: float | None, sampler=None, pruner=None, storage=None,
-         callbacks: list | None = None) -> None:
+         callbacks: list | None = None, loss=None) -> None:
     """One worker: run trials until the budget is used or the deadline passes."""
     storage = storage or open_storage(plan.url, plan.cfg)
     probe = optuna.load_study(study_name=plan.name, storage=storage)
@@ -55,7 +55,7 @@ def work(plan: SearchPlan, index: int, deadline: float | None, sampler=None, pru
                        create_sampler(sampler or plan.cfg.sampler, seed, plan.cfg),
                        create_pruner(pruner or plan.cfg.pruner, plan.cfg))
     objective = Objective(plan.recipe, plan.space, plan.metrics, plan.path, plan.cfg.keep, plan.cfg.evaluations,
-                          lambda trial: over_budget(trial, plan.budget), callbacks or [])
+                          lambda trial: over_budget(trial, plan.budget), callbacks or [], loss)
     info = plan.info()
     while deadline is None or time.time() < deadline:
         if not _through_outages(lambda: _one_round(plan, study, objective, info), plan):

@@ -6,6 +6,7 @@
     gradual  gradual unfreezing from the top (ULMFiT)
     lora     low-rank adapters through peft
     bitfit   biases and the head only
+    setfit   contrastive pairs for the body, then the head (few labels)
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pretune.registry import Registry
 from pretune.strategies.adapters import LoraStrategy
 from pretune.strategies.base import ParamSetting, Strategy
 from pretune.strategies.layerwise import BitFitStrategy, FreezeStrategy, GradualStrategy, LLRDStrategy
+from pretune.strategies.setfit import SetFitStrategy
 
 strategies: Registry[type[Strategy]] = Registry("strategy")
 for _name, _cls in {"full": Strategy, "freeze": FreezeStrategy, "llrd": LLRDStrategy,
-                    "gradual": GradualStrategy, "lora": LoraStrategy, "bitfit": BitFitStrategy}.items():
+                    "gradual": GradualStrategy, "lora": LoraStrategy, "bitfit": BitFitStrategy,
+                    "setfit": SetFitStrategy}.items():
     strategies.register(_name)(_cls)
 
 

@@ -22,6 +22,7 @@ from pretune.recipe import Recipe, RecipeLike, as_recipe
 from pretune.runs import RunDir
 from pretune.tracking import create_tracking_callbacks
 from pretune.train.checkpoints import latest_checkpoint, prune_checkpoints, resume_checkpoint
+from pretune.train.convergence import TrainSampleCallback, convergence_figures, training_sample
 from pretune.train.loop import TrainLoop, create_accelerator
 from pretune.train.run_callbacks import (
     BestModelCallback,
@@ -37,15 +38,16 @@ def fit(
     recipe: RecipeLike = None, out: str | Path | None = None, *, resume: str | Path | None = None,
     overrides: list[str] | None = None, callbacks: list | None = None, quiet: bool = False,
     lean: bool = False, save_model: bool | None = None, test: bool | None = None,
-    model=None, tokenizer=None, data=None,
+    model=None, tokenizer=None, data=None, loss=None,
 ) -> Run:
     """Fine-tune as the recipe says; return the Run (metrics, model path, predict, evaluate).
 
     `resume=RUN_DIR` continues that run from its newest checkpoint with its saved recipe.
     `model` (a Hugging Face model or any nn.Module returning logits), `tokenizer` and `data` (a
     DataFrame, or a dict of 'train' / 'validation' / 'test' DataFrames) replace what the recipe
-    would load. `lean=True` skips checkpoints, the saved model and the test pass; `save_model`
-    and `test` turn either back on.
+    would load; `loss` (a callable (logits, labels) -> loss, or an nn.Module) the recipe's
+    train.loss, and metrics.json's train.loss_function names it. `lean=True` skips checkpoints,
+    the saved model and the test pass; `save_model` and `test` turn either back on.
     """
     save_model = not lean if save_model is None else save_model
     test = not lean if test is None else test
@@ -73,7 +75,7 @@ def fit(
 
     if run_dir is not None:
         atomic.refuse_links(run_dir)  # before the slow part: a planted link fails at once
-    parts = prepare_fit(recipe, model, tokenizer, data)
+    parts = prepare_fit(recipe, model, tokenizer, data, loss)
     accelerator = create_accelerator(recipe.train)
     if run_dir is None:
         # Every process must write to (and read from) the main process's directory.
@@ -91,6 +93,7 @@ def fit(
     for notice in parts.notices:  # they change what is trained: told even under --quiet
         if main:
             print(f"pretune: notice: {notice}", file=sys.stderr)
+    sampled = _train_sample_callback(parts, lean)
     loop = TrainLoop(
         parts.model, tc, parts.encoded["train"], parts.encoded["validation"], parts.loss_fn,
         parts.task, optimizer_factory=parts.optimizer_factory(),
@@ -98,7 +101,7 @@ def fit(
         pad_id=parts.pad_id, seed=recipe.seed, group_by_length=recipe.data.group_by_length,
         # The keeper first: a callback that stops training in on_evaluate must not hide that
         # evaluation from it.
-        callbacks=[*([keeper] if keeper else []), *parts.callbacks(), *(callbacks or []), *own,
+        callbacks=[*sampled, *([keeper] if keeper else []), *parts.callbacks(), *(callbacks or []), *own,
                    *([] if quiet else [ProgressCallback()])],
         accelerator=accelerator, sample_weights=parts.sample_weights,
     )
@@ -160,12 +163,15 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
                   "epochs": round(state.step / state.steps_per_epoch, 4),
                   "train_seconds": state.train_seconds,
                   "train_samples_per_second": state.samples_seen / max(state.train_seconds, 1e-9),
-                  "samples": len(encoded["train"]), "stop_reason": state.stop_reason, **state.extras,
+                  "samples": len(encoded["train"]), "stop_reason": state.stop_reason,
+                  "loss_function": parts.loss_name, **state.extras,
                   **({"best_step": best["step"], "best_metric": best["metric"]} if best else {})},
         "validation": {"samples": len(encoded["validation"]), **validation},
         "model": {"source": parts.recipe.model.source, "labels": task.label_names,
                   **parts.model_report[-1], "changes": parts.model_report},
         **({"calibration": calibration} if calibration else {}),
+        **({"convergence": c} if (c := convergence_figures(
+            state.history, task.headline, validation.get(task.headline))) else {}),
         **({"notices": parts.notices} if parts.notices else {}),
         **({"task_defaults": defaults} if (defaults := parts.recipe.task_defaults()) else {}),
     }
@@ -195,6 +201,19 @@ def _finish(run: Run, parts, loop: TrainLoop, keeper, state, save_model: bool, t
             parts.inputs.save(tmp)
     run.write_metrics(final)
     return predictions
+
+
+def _train_sample_callback(parts, lean: bool) -> list:
+    """The fixed training sample's scoring at each evaluation; a search trial (lean) skips it
+    unless train.train_sample is set: it adds a pass per evaluation."""
+    size = parts.recipe.train.train_sample
+    if lean and size is None:
+        return []
+    sample = training_sample(parts.plain_train, size, len(parts.encoded["validation"]), parts.recipe.seed)
+    if sample is None:
+        return []
+    # First: a callback that stops training in on_evaluate must not leave it unscored.
+    return [TrainSampleCallback(sample, parts.task, parts.recipe.train.eval_batch_size, parts.pad_id, parts.loss_fn)]
 
 
 def default_run_dir(recipe: Recipe) -> Path:

@@ -24,7 +24,7 @@ from pretune.strategies import Strategy, create_strategy, strategies
 from pretune.tasks import Task, create_task, tasks
 from pretune.train.callbacks import EarlyStoppingCallback
 from pretune.train.loop import seed_everything
-from pretune.train.losses import LossFn, create_loss, losses
+from pretune.train.losses import LossFn, check_loss_name, create_loss, describe_loss
 from pretune.train.optimizers import create_optimizer, optimizers
 from pretune.train.schedules import schedules
 
@@ -41,6 +41,8 @@ class FitParts:
     model_report: list[dict]  # parameters before / after each structure change
     sample_weights: np.ndarray | None = None  # data.sampling's per-row draw weights
     notices: list[str] = field(default_factory=list)  # settings changed at the edge, to tell the user
+    plain_train: EncodedSplit | None = None  # the training split before augmentation (train_sample's rows)
+    loss_name: str = ""  # what metrics.json says was minimised (a user's loss included)
 
     @property
     def task(self) -> Task:
@@ -72,7 +74,7 @@ def resolve_names(recipe: Recipe) -> None:
     optimizers.get(tc.optimizer.name), schedules.get(tc.schedule.name), strategies.get(recipe.strategy.name)
     tasks.get(recipe.data.task)
     if tc.loss.name is not None:
-        losses.get(tc.loss.name)
+        check_loss_name(tc.loss.name)
 
 
 def check_metric(recipe: Recipe, task: Task) -> None:
@@ -88,15 +90,16 @@ def count_parameters(model: nn.Module) -> dict:
             "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
-def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, data=None) -> FitParts:
+def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, data=None, loss=None) -> FitParts:
     """`model`, `tokenizer` and `data` (a DataFrame or a dict of splits) replace what the recipe
     would load: a Hugging Face model or any nn.Module whose forward takes the tokenizer's
-    output and returns logits (a tensor, or an object with `.logits`)."""
+    output and returns logits (a tensor, or an object with `.logits`); `loss` (a callable
+    (logits, labels) -> loss, or an nn.Module) the recipe's train.loss."""
     resolve_names(recipe)
     task = create_task(recipe.data)
     check_metric(recipe, task)
     mixing = recipe.data.augment.mixup or recipe.data.augment.cutmix
-    if mixing and (recipe.train.loss.name or task.default_loss) != "cross_entropy":
+    if mixing and (loss is not None or (recipe.train.loss.name or task.default_loss) != "cross_entropy"):
         # Mixed targets are class-probability rows, which only cross-entropy takes.
         raise PretuneError("data.augment mixup / cutmix need train.loss cross_entropy")
     seed_everything(recipe.seed)
@@ -121,6 +124,11 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
     model = strategy.wrap(model)
     task.check_model(model, tokenizer)
     encoded = {name: inputs.encode(t) for name, t in prepared.splits.items()}
+    plain_train = encoded["train"]
+    if hasattr(strategy, "prepare"):  # a phase of its own before the loop (setfit's pairs)
+        report.append({"change": f"strategy {recipe.strategy.name} body phase",
+                       **strategy.prepare(model, plain_train, task, inputs.pad_id, recipe.seed),
+                       **count_parameters(model)})
     encoded["train"] = task.for_training(encoded["train"], recipe.seed)
     notices += task.notices()
     weights = None
@@ -129,9 +137,9 @@ def prepare_fit(recipe: Recipe, model: nn.Module | None = None, tokenizer=None, 
         if classes is None:
             raise PretuneError(f"data.sampling '{recipe.data.sampling}' needs classes; a {task.name} task has none")
         weights = sampling_weights(classes, recipe.data.sampling)
-    loss_fn = create_loss(recipe.train.loss, task, encoded["train"])
+    loss_fn = create_loss(recipe.train.loss, task, encoded["train"], loss)
     return FitParts(recipe, inputs, prepared, model, encoded, loss_fn, strategy, report,
-                    weights, notices)
+                    weights, notices, plain_train, describe_loss(recipe.train.loss, task, loss))
 
 
 def default_preprocessor(recipe: Recipe, task: Task):

@@ -46,6 +46,7 @@ def distill_image(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRu
     logits, rows = teacher_logits(parent, train)
     before = untrained_scores(recipe, parent)
     run = fit(recipe, out, callbacks=[DistillationCallback(logits, dc.alpha, dc.temperature)], data=parent.tables,
+              loss=parent.loss,
               **FIT_OPTIONS)
     notes = {"teacher": str(parent.path), "teacher_forward_rows": rows, "train_rows": len(train),
              "student": dc.student, "untrained_student_test": before,

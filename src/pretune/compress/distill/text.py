@@ -39,7 +39,7 @@ def distill_text(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun
         if dc.hidden_weight > 0 else None
     callback = DistillationCallback(logits, dc.alpha, dc.temperature, regression=parent.task.predicts_values,
                                     hidden=hidden)
-    run = fit(recipe, out, callbacks=[callback], data=parent.tables, **FIT_OPTIONS)
+    run = fit(recipe, out, callbacks=[callback], data=parent.tables, loss=parent.loss, **FIT_OPTIONS)
     notes = {"teacher": str(parent.path), "teacher_forward_rows": rows, "train_rows": len(train),
              "student_layers": recipe.model.surgery.num_layers, "untrained_student_test": before}
     return finish_variant(out, parent, "distill", dc.model_dump(), notes, extra=run.metrics)

@@ -61,7 +61,7 @@ def importance(model: nn.Module, parent: LoadedRun, batches: int) -> tuple[list,
     model.eval()  # no dropout: score the model as it predicts
     from pretune.train.losses import create_loss
 
-    loss_fn = create_loss(parent.recipe.train.loss, parent.task, split)
+    loss_fn = create_loss(parent.recipe.train.loss, parent.task, split, parent.loss)
     try:
         order = train_batches(split.lengths, 32, parent.recipe.seed, 0, False)[:batches]
         for indices in order:

@@ -38,6 +38,7 @@ def recover(parent: LoadedRun, model, pc: PruneConfig, out: Path, notes: dict, e
         callbacks.append(DistillationCallback(logits, pc.recovery_distill, 2.0,
                                               regression=parent.task.predicts_values))
     run = fit(recipe, out, model=model, tokenizer=parent.preprocessor, callbacks=callbacks, data=parent.tables,
+              loss=parent.loss,
               **FIT_OPTIONS)
     notes = {**notes, **(after_fit(model) if after_fit else {}), "recovery_epochs": epochs,
              "recovery_distilled_from_parent": distilled}
