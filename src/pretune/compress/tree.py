@@ -13,7 +13,6 @@ starts and ends. Writes `compression.json` (the table, the tree, the choice and 
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,8 @@ from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
 from pretune.tasks import create_task
 
-TABLE, PLOT, WORK = "compression.json", "pareto.png", ".work"
-NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
+TABLE, PLOT, WORK = runs.COMPRESSION, runs.PARETO, ".work"
+NODE, MEASUREMENT, ORIGINAL = runs.NODE, runs.MEASUREMENT, runs.ORIGINAL
 NOTE_SPARSE = "sparsity alone gives no CPU speed-up (dense kernels)"
 DEFAULT_TREES = {
     "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"]],
@@ -125,10 +124,7 @@ def check_out(out: Path, run: Run) -> None:
 
 def finished_run(run: Run) -> Run:
     """The run to compress, finished, with readable metrics (one line if not)."""
-    try:
-        run.metrics  # noqa: B018  an unfinished run is an error before any work
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise PretuneError(f"{run.path / runs.METRICS} is not valid JSON (truncated?); refit the run") from None
+    run.metrics  # noqa: B018  an unfinished run, or one whose metrics.json is not pretune's: one line
     return run
 
 
@@ -180,13 +176,13 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     chosen, message = choose(rows, cfg.max_drop)
     for row in rows:
         row["chosen"] = row is chosen
-    atomic.write_json(out / TABLE, {
-        "original": str(run.path), "steps": chains[0] if len(chains) == 1 else _distinct(chains),
-        "max_drop": cfg.max_drop, "chosen": chosen and chosen["name"], "message": message, "rows": rows,
-        "variants": chains, "tree": tree, "chosen_on": "validation",
-        "choice": {"name": chosen and chosen["name"], "reason": message, "on": "validation accuracy drop",
-                   "reported": "test"},
-        "original_validation": rows[0].get("validation", {})})
+    # Each fact once (runs.schemas.CompressionTable): the steps are the chains', the chosen flag of a
+    # row is the choice's name; runs.read_compression derives them, and reads older tables too.
+    table = {"original": str(run.path), "variants": chains, "max_drop": cfg.max_drop,
+             "choice": {"name": chosen and chosen["name"], "reason": message, "on": "validation accuracy drop",
+                        "reported": "test"},
+             "rows": [{k: v for k, v in row.items() if k != "chosen"} for row in rows], "tree": tree}
+    atomic.write_json(out / TABLE, runs.checked_table(table, out / TABLE))
     pareto_plot(rows, out / PLOT)
     return Compression(out, variants_made, rows, chosen, message, chains, root.frames.reads)
 
@@ -219,10 +215,6 @@ def _trie(chains: list[list[str]]) -> dict[str, Node]:
     return roots
 
 
-def _distinct(chains: list[list[str]]) -> list[str]:
-    return list(dict.fromkeys(name for chain in chains for name in chain))
-
-
 def _settings(cfg: CompressConfig, step: str) -> dict:
     """What a node's result depends on besides its parent: its step's section (and the budget,
     which the quantize gate reads)."""
@@ -231,24 +223,17 @@ def _settings(cfg: CompressConfig, step: str) -> dict:
             **({"max_drop": cfg.max_drop} if step == "quantize" else {})}
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _finished(target: Path, fingerprint: dict) -> bool:
-    metrics = _read(target / runs.METRICS)
+    metrics = runs.read_cached(target / runs.METRICS, runs.schemas.MetricsFile)
     return bool(metrics and "compress" in metrics and metrics.get("status", "completed") == "completed"
-                and _read(target / NODE) == fingerprint)
+                and runs.read_cached(target / NODE, runs.schemas.NodeRecord) == fingerprint)
 
 
 def _row(loaded: LoadedRun, cfg: CompressConfig, stored: Path, fingerprint: dict, name: str, node: str) -> dict:
     """The node's measured row: reused when stored with the same settings, else measured now."""
     key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json")}
-    saved = _read(stored)
-    if saved and saved.get("key") == key:
+    saved = runs.read_cached(stored, runs.schemas.NodeMeasurement)
+    if saved and saved["key"] == key:
         return {**saved["row"], "reused": True}
     row = measured_row(loaded, cfg, name, node)
     atomic.write_json(stored, {"key": key, "row": row})
