@@ -105,7 +105,7 @@ def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict
     order = CURVES.get(task, []) + ["loss"]
     section.blocks.append(scalar_table(metrics, order))
     split = "test" if "test" in metrics else "validation"
-    figures = metrics[split]
+    figures = metrics.get(split) or {}  # a failed fit may have evaluated nothing
     labels = (metrics.get("model") or {}).get("labels")
     if "confusion_matrix" in figures and labels:
         page.figure(section, "confusion_matrix", classes.confusion_matrix(figures["confusion_matrix"], labels),
