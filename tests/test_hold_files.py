@@ -69,9 +69,10 @@ def test_a_fit_killed_before_its_first_checkpoint_starts_afresh(tmp_path, tiny_m
     assert run.status == "completed" and not list(out.rglob("*.tmp"))
     assert close(run.metrics["test"], whole.metrics["test"]) and close(timeless(run), timeless(whole))
     assert not (out / "checkpoints").exists()  # keep_checkpoints_after_fit: 0
-    (out / "report.html").unlink()  # killed while its report was written: resume writes what is missing
+    # Killed after training, while its predictions were written: resume writes what is missing.
+    (out / "predictions" / "test.jsonl").unlink()
     again = pretune.fit(resume=out, quiet=True)
-    assert again.metrics == run.metrics and (out / "report.html").is_file()
+    assert again.metrics == run.metrics and (out / "predictions" / "test.jsonl").is_file()
 
 
 @pytest.mark.parametrize("name", ["plots", "checkpoints", "metrics.jsonl"])
