@@ -12,6 +12,7 @@ A case's keys:
     files       {name: text} written under {tmp} first (latin1: the same, encoded latin-1)
     images      {name: [width, height]} PNG headers written under {tmp} (never decoded whole)
     copy        {placeholder: name}: copy a fixture's directory to {tmp}/name first
+    overwrite   {path under {tmp}: text} written after the copies (a copied run's file replaced)
     truncate    [paths under {tmp}] cut to a tenth of their size
     edit_json   {path under {tmp}: {key: value}} merged into that JSON file
     usage       true: a command-line usage error (click's own report, several lines)
@@ -195,6 +196,10 @@ def test_bad_input_is_one_clear_line(case, request, tmp_path, monkeypatch):
         png_header(tmp_path / name, width, height)
     for source, name in (case.get("copy") or {}).items():
         shutil.copytree(fill(source, values), tmp_path / name)
+    for name, content in (case.get("overwrite") or {}).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(fill(content, values), encoding="utf-8")
     for name, changes in (case.get("edit_json") or {}).items():
         path = tmp_path / name
         path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))

@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import pretune
-from pretune import PretuneError
+from pretune import PretuneError, runs
 from pretune.compress import choice, steps, tree
 from pretune.compress.loaded import backend_of as measure_backend
 from pretune.compress.loaded import load_runner
@@ -118,11 +118,14 @@ def test_pipeline_chains_and_writes_table_plot_and_choice(tiny_run, tmp_path):
     assert result.variants[1].metrics["compress"]["parent"] == str(result.variants[0].path)
     saved = json.loads((tmp_path / "c" / "compression.json").read_text())
     assert [r["name"] for r in saved["rows"]] == ["run", "trim-vocab", "trim-vocab/quantize"]
-    assert saved["steps"] == ["trim-vocab", "quantize"] and saved["variants"] == [["trim-vocab", "quantize"]]
+    assert saved["variants"] == [["trim-vocab", "quantize"]]
+    assert runs.read_compression(c)["steps"] == ["trim-vocab", "quantize"]  # derived, not stored
+    assert not {"steps", "chosen", "message", "chosen_on", "original_validation"} & saved.keys()
     for key in ("size_mb", "parameters", "nonzero_parameters", "latency_ms_p50", "latency_ms_p95", "throughput",
                 "accuracy", "f1_macro", "speedup_batch", "size_ratio", "drop_points"):
         assert key in saved["rows"][2], key
-    assert saved["chosen"] in ("trim-vocab", "trim-vocab/quantize") and saved["chosen"] == result.chosen["name"]
+    assert saved["choice"]["name"] in ("trim-vocab", "trim-vocab/quantize")
+    assert saved["choice"]["name"] == result.chosen["name"] and saved["choice"]["reason"] == result.message
     assert (tmp_path / "c" / "pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert not list((tmp_path / "c").rglob("*.tmp"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pretune import runs
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.plots import plot_run
 from pretune.predictor import Run, load_run
@@ -37,11 +38,11 @@ def fit(recipe: RecipeLike = None, out: str | Path | None = None, *, report: boo
     write_environment(run.path)
     if run.status == "completed":
         plot_run(run)
-        _for_the_report("predictions/test.jsonl", write_test_predictions, run, options.get("data"))
+        _for_the_report(str(runs.PREDICTIONS), write_test_predictions, run, options.get("data"))
         write_label_issues(run, options.get("data"))
         write_card(run)
     if run.recipe.report if report is None else report:
-        _for_the_report("report.html", _page, run.path)
+        _for_the_report(runs.REPORT, _page, run.path)
     if run.finished:
         finish_tracking(run)  # last: the card and the report go along as artefacts
     return run
@@ -145,8 +146,8 @@ def compress(run: Run | str | Path, steps: list[str] | str | None = None, *, out
     for variant, row in zip(compression.variants, compression.rows[1:], strict=False):
         finish_tracking(variant, row)
     if run.recipe.report if report is None else report:
-        _for_the_report("report.html", _page, compression.path)
-    end_group(compression.path, tracking, ["compression.json", "pareto.png"])
+        _for_the_report(runs.REPORT, _page, compression.path)
+    end_group(compression.path, tracking, [runs.COMPRESSION, runs.PARETO])
     return compression
 
 
@@ -205,12 +206,12 @@ def search(recipe: RecipeLike = None, out: str | Path | None = None, *, report: 
         write_card(study.best_trial["run"])  # None where the best trial kept no weights
     if tracking.tensorboard or tracking.mlflow:
         for trial in sorted(study.path.glob("trial-*")):
-            if (trial / "metrics.json").is_file():
+            if (trial / runs.METRICS).is_file():
                 finish_tracking(Run(trial))
-    if Recipe.load(study.path / "recipe.yaml").report if report is None else report:
-        _for_the_report("report.html", _page, study.path)
+    if Recipe.load(study.path / runs.RECIPE).report if report is None else report:
+        _for_the_report(runs.REPORT, _page, study.path)
     best = study.best_trial or {}
-    end_group(study.path, tracking, ["study.json", "trials.csv", "best.yaml", "report.html"],
+    end_group(study.path, tracking, [runs.STUDY, runs.TRIALS, runs.BEST, runs.REPORT],
               {f"best/{k}": v for k, v in (best.get("values") or {}).items()})
     return study
 
@@ -223,7 +224,7 @@ def _study_plan(recipe: RecipeLike, out, options: dict):
     if options.get("resume"):
         where = Path(options["resume"])
         # Not a study: search itself says so in one line; tracking needs its recipe only.
-        return (Recipe.load(where / "recipe.yaml") if (where / "recipe.yaml").is_file() else Recipe()), where
+        return (Recipe.load(where / runs.RECIPE) if (where / runs.RECIPE).is_file() else Recipe()), where
     base = as_recipe(recipe if recipe is not None else Recipe(), options.get("overrides"))
     return base, Path(out) if out else default_study_dir(recipe, base)
 

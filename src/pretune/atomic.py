@@ -17,6 +17,7 @@ import math
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,12 @@ TMP_SUFFIX, OLD_SUFFIX = ".tmp", ".old"
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it is renamed onto `target`.
 
-    A symbolic link at `target` is replaced, never written through (rename replaces the link)."""
+    A target that is not a regular file (a symbolic link, a device such as /dev/null, a pipe, a
+    socket, a directory) is refused: renaming over it would replace it for every other program,
+    and writing through a link would leave the directory chosen."""
     target = Path(target)
     tmp = None
+    _refuse_special(target, stat.S_ISREG)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _temp_name(target)
@@ -42,6 +46,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         _honour_umask(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        _refuse_special(target, stat.S_ISREG)  # made meanwhile: still never replaced
         os.replace(tmp, target)
     except OSError as e:
         raise _write_error(target, e) from None
@@ -102,6 +107,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside `target`; on success it replaces `target` whole."""
     target = Path(target)
     tmp = None
+    _refuse_special(target, stat.S_ISDIR)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _temp_name(target)
@@ -187,6 +193,27 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def check_file_target(target: str | Path) -> None:
+    """Before slow work whose result goes to `target`: refuse now what the write would refuse."""
+    _refuse_special(Path(target), stat.S_ISREG)
+
+
+def _refuse_special(target: Path, kind) -> None:
+    """Refuse a target that exists as something other than `kind` (a regular file, a directory):
+    a device, a pipe, a socket, or a symbolic link (/dev/stdout is one: replacing the link would
+    take it from every other program; writing through it would leave the directory chosen)."""
+    try:
+        mode = os.lstat(target).st_mode
+    except OSError:  # absent (or unreadable: the write says why)
+        return
+    if kind(mode):
+        return
+    what = ("a symbolic link" if stat.S_ISLNK(mode) else "a directory" if stat.S_ISDIR(mode)
+            else "a regular file" if stat.S_ISREG(mode) else "a device, pipe or socket")
+    wanted = "file" if kind is stat.S_ISREG else "directory"
+    raise PretuneError(f"cannot write {target}: it is {what}, not a {wanted} pretune may replace")
 
 
 def _temp_name(target: Path) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune.cli.output import console, printable, shown
 
 
 def compare(
@@ -30,27 +30,27 @@ def compare(
             raise PretuneError(f"{p} is a {kind_of(p)} directory, not a run")
     runs = [RunDir(p) for p in paths]
     names = names_of(paths)
-    shown = console if console.is_terminal else Console(width=200)
+    terminal = console if console.is_terminal else Console(width=200)
     diff = Table(title="recipe differences")
     metrics = Table(title="final metrics")
     for table, first in ((diff, "key"), (metrics, "metric")):
         table.add_column(first)
         for name in names:
-            table.add_column(name, justify="right")
+            table.add_column(shown(name), justify="right")
     for key, values in recipe_differences(runs).items():
-        diff.add_row(key, *[str(v) for v in values])
+        diff.add_row(shown(key), *[shown(v) for v in values])
     for key, values in metric_rows(runs).items():
-        metrics.add_row(key, *[fmt(v) for v in values])
+        metrics.add_row(shown(key), *[shown(fmt(v)) for v in values])
     ranks = Table(title="ranks (1: best)")
     ranks.add_column("criterion")
     for name in names:
-        ranks.add_column(name, justify="right")
+        ranks.add_column(shown(name), justify="right")
     for key, values in ranking_rows(runs).items():
-        ranks.add_row(key, *["-" if v is None else str(v) for v in values])
-    shown.print(diff if diff.rows else "the resolved recipes are identical")
-    shown.print(metrics)
-    shown.print(ranks)
+        ranks.add_row(shown(key), *["-" if v is None else str(v) for v in values])
+    terminal.print(diff if diff.rows else "the resolved recipes are identical")
+    terminal.print(metrics)
+    terminal.print(ranks)
     if out is not None:
         from pretune.api import report
 
-        print(report(paths, out))
+        print(printable(report(paths, out)))

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import compression_table, console
+from pretune import runs
+from pretune.cli.output import compression_table, console, shown
 
 
 def compress(
@@ -28,7 +29,7 @@ def compress(
 
     result = compress_api(run_dir, steps, out=out, max_drop=max_drop, overrides=set_, quiet=False, variants=variants,
                           report=False if no_report else None)
-    shown = [{**row, "name": ("* " if row.get("chosen") else "") + row["name"],
+    rows = [{**row, "name": ("* " if row.get("chosen") else "") + row["name"],
               "val_drop": row.get("validation_drop_points")} for row in result.rows]
-    console.print(compression_table(shown, f"{result.path / 'compression.json'} (* chosen on validation)"))
-    console.print(result.message)
+    console.print(compression_table(rows, f"{result.path / runs.COMPRESSION} (* chosen on validation)"))
+    console.print(shown(result.message))

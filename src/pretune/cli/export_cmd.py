@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune.cli.output import console, shown
 from pretune.errors import PretuneError
 
 
@@ -23,4 +23,5 @@ def export(
     if format_ not in ("onnx", "openvino"):
         raise PretuneError(f"unknown export format '{format_}'; known: onnx, openvino")
     run = export_api(run_dir, out=out, int8=int8, format=format_)
-    console.print(f"exported: [bold]{run.model_path}[/] (test accuracy {run.metrics['test'].get('accuracy', '-')})")
+    accuracy = (run.metrics.get("test") or {}).get("accuracy", "-")
+    console.print(f"exported: [bold]{shown(run.model_path)}[/] (test accuracy {shown(accuracy)})")

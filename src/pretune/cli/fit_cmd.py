@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console, metrics_table
+from pretune import runs
+from pretune.cli.output import console, metrics_table, printable, shown
 
 
 def fit(
@@ -27,20 +28,21 @@ def fit(
         return  # under torchrun / accelerate launch only the main process reports
     metrics = run.metrics
     if quiet:
-        print(run.path)
+        print(printable(run.path))
         return
     console.print(metrics_table({k: metrics[k] for k in ("validation", "test") if k in metrics}, "final metrics"))
     for change in metrics["model"]["changes"]:
-        console.print(f"model after {change['change']}: {change['parameters']:,} parameters, "
+        console.print(f"model after {shown(change['change'])}: {change['parameters']:,} parameters, "
                       f"{change['trainable']:,} trainable")
     train = metrics["train"]
     console.print(
         f"trained {train['steps']} steps in {train['train_seconds']:.0f}s "
         f"({train['train_samples_per_second']:.1f} samples/s)"
-        + (f"; {train['stop_reason']}" if train["stop_reason"] else "")
+        + (f"; {shown(train['stop_reason'])}" if train["stop_reason"] else "")
     )
     if "best_step" in train:
-        console.print(f"kept the weights of step {train['best_step']}, the best validation {train['best_metric']}")
-    console.print(f"run directory: [bold]{run.path}[/]\nmodel:         [bold]{run.model_path}[/]")
-    if (run.path / "report.html").is_file():
-        console.print(f"report:        [bold]{run.path / 'report.html'}[/]")
+        console.print(f"kept the weights of step {train['best_step']}, the best validation "
+                      f"{shown(train['best_metric'])}")
+    console.print(f"run directory: [bold]{shown(run.path)}[/]\nmodel:         [bold]{shown(run.model_path)}[/]")
+    if (run.path / runs.REPORT).is_file():
+        console.print(f"report:        [bold]{shown(run.path / runs.REPORT)}[/]")

@@ -28,6 +28,7 @@ from pretune.cli import (
     search_cmd,
     serve_cmd,
 )
+from pretune.cli.output import printable
 from pretune.errors import PretuneError
 
 app = typer.Typer(
@@ -57,5 +58,5 @@ def run() -> None:
     try:
         app()  # standalone: click reports usage errors itself, with exit code 2
     except PretuneError as e:
-        print(f"pretune: error: {e}", file=sys.stderr)
+        print(f"pretune: error: {printable(str(e))}", file=sys.stderr)  # no raw escape sequences
         sys.exit(2)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune import runs
+from pretune.cli.output import console, printable, shown
 
 ROWS = (("validation_{m}", "validation {m}"), ("test_{m}", "test {m}"), ("throughput", "throughput (batch, /s)"),
         ("latency_ms_p50", "latency p50 (batch 1, ms)"), ("size_mb", "size (MB)"))
@@ -41,12 +42,12 @@ def pipeline(
     if result is None:  # a dry run: the plan is printed
         return
     if quiet:
-        print(result.model)
+        print(printable(result.model))
         return
     console.print(figures_table(result.figures))
-    console.print(f"released model: [bold]{result.model}[/] (load: {result.summary['load']})")
-    console.print(f"report:         [bold]{result.report}[/]" if result.report else "report: not available")
-    console.print(f"pipeline:       [bold]{result.path / 'pipeline.json'}[/]")
+    console.print(f"released model: [bold]{shown(result.model)}[/] (load: {shown(result.summary['load'])})")
+    console.print(f"report:         [bold]{shown(result.report)}[/]" if result.report else "report: not available")
+    console.print(f"pipeline:       [bold]{shown(result.path / runs.PIPELINE)}[/]")
 
 
 def figures_table(figures: dict):

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from pretune.cli.output import printable
+
 
 def report(
     paths: list[Path] = typer.Argument(..., help="a run, a study, a compression or a pipeline directory; several runs: "
@@ -16,4 +18,4 @@ def report(
     """Write one self-contained HTML page of a run, a study, a compression, or a comparison of runs."""
     from pretune.api import report as report_api
 
-    print(report_api(paths, out))
+    print(printable(report_api(paths, out)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console, to_json
+from pretune.cli.output import console, shown, to_json
 
 
 def runs(
@@ -25,11 +25,12 @@ def runs(
     if as_json:
         print(to_json(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} runs under {root}")
+    table = Table(title=f"{len(rows)} runs under {shown(root)}")
     for column in ("run", "status", "task", "model", "strategy", "headline", "train s", "date"):
         table.add_column(column, justify="right" if column in ("headline", "train s") else "left")
     for r in rows:
         headline = "-" if r["value"] is None else f"{r['split']} {r['metric']} {r['value']:.4f}"
         seconds = "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}"
-        table.add_row(r["name"], r["status"], r["task"], r["model"], r["strategy"], headline, seconds, r["date"])
+        table.add_row(*map(shown, (r["name"], r["status"], r["task"], r["model"], r["strategy"], headline, seconds,
+                                   r["date"])))
     (console if console.is_terminal else Console(width=200)).print(table)

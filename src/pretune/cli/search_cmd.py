@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pretune.cli.output import console
+from pretune.cli.output import console, shown
 
 
 def search(
@@ -40,16 +40,17 @@ def search(
         _top_table(result.trials, summary["metrics"], summary["directions"], top))
     console.print("trials: " + ", ".join(f"{n} {state}" for state, n in summary["trials"].items() if n))
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {shown(warning)}")
     if "pareto_front" in summary:
         front = ", ".join(str(t["number"]) for t in summary["pareto_front"])
         console.print(f"Pareto front: trials {front}; each trial's recipe is in its run directory")
     elif summary["best"]:
         best = summary["best"]
         values = ", ".join(f"{k} {v:.4f}" for k, v in best["values"].items())
-        console.print(f"best trial {best['number']}: {values}  ({best['run']})")
-        console.print(f"best recipe:    [bold]{result.best_recipe_path}[/]  (pretune fit {result.best_recipe_path})")
-    console.print(f"study directory: [bold]{result.path}[/]")
+        console.print(f"best trial {best['number']}: {values}  ({shown(best['run'])})")
+        console.print(f"best recipe:    [bold]{shown(result.best_recipe_path)}[/]  "
+                      f"(pretune fit {shown(result.best_recipe_path)})")
+    console.print(f"study directory: [bold]{shown(result.path)}[/]")
 
 
 def _top_table(trials, metrics: list[str], directions: list[str], top: int):
@@ -62,7 +63,7 @@ def _top_table(trials, metrics: list[str], directions: list[str], top: int):
     for header in _short_names(columns):
         table.add_column(header, justify="right", no_wrap=True, min_width=len(header))
     for _, row in done.iterrows():
-        table.add_row(*[_fmt(row[c]) for c in columns])
+        table.add_row(*[shown(_fmt(row[c])) for c in columns])
     return table
 
 

@@ -35,8 +35,8 @@ from pretune.predictor import Run
 from pretune.recipe import CompressConfig, as_recipe
 from pretune.tasks import Task, create_task
 
-TABLE, PLOT, WORK, TIMING = "compression.json", "pareto.png", ".work", "timing.json"
-NODE, MEASUREMENT, ORIGINAL = "node.json", "measurement.json", "original.json"
+TABLE, PLOT, WORK, TIMING = runs.COMPRESSION, runs.PARETO, ".work", "timing.json"
+NODE, MEASUREMENT, ORIGINAL = runs.NODE, runs.MEASUREMENT, runs.ORIGINAL
 NOTE_SPARSE = "sparsity alone gives no CPU speed-up (dense kernels)"
 DEFAULT_TREES = {
     "text": [["quantize"], ["distill", "quantize"], ["distill", "trim-vocab", "quantize"], ["prune", "quantize"],
@@ -146,10 +146,7 @@ def check_out(out: Path, run: Run) -> None:
 
 def finished_run(run: Run) -> Run:
     """The run to compress, finished, with readable metrics (one line if not)."""
-    try:
-        run.metrics  # noqa: B018  an unfinished run is an error before any work
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise PretuneError(f"{run.path / runs.METRICS} is not valid JSON (truncated?); refit the run") from None
+    run.metrics  # noqa: B018  an unfinished run, or one whose metrics.json is not pretune's: one line
     return run
 
 
@@ -212,13 +209,14 @@ def compress(run: Run | str | Path, steps_: list[str] | str | None = None, *, ou
     chosen, message = choose(rows, cfg.max_drop, cfg.measure.tie)
     for row in rows:
         row["chosen"] = row is chosen
-    atomic.write_json(out / TABLE, {
-        "original": str(run.path), "steps": chains[0] if len(chains) == 1 else _distinct(chains),
-        "max_drop": cfg.max_drop, "chosen": chosen and chosen["name"], "message": message, "rows": rows,
-        "variants": chains, "tree": tree, "chosen_on": "validation",
-        "choice": {"name": chosen and chosen["name"], "reason": message, "on": "validation accuracy drop",
-                   "reported": "test"},
-        "original_validation": rows[0].get("validation", {}), "skipped": skipped})
+    # Each fact once (runs.schemas.CompressionTable): the steps are the chains', the chosen flag of a
+    # row is the choice's name; runs.read_compression derives them, and reads older tables too.
+    table = {"original": str(run.path), "variants": chains, "max_drop": cfg.max_drop,
+             "choice": {"name": chosen and chosen["name"], "reason": message, "on": "validation accuracy drop",
+                        "reported": "test"},
+             "rows": [{k: v for k, v in row.items() if k != "chosen"} for row in rows], "tree": tree,
+             "skipped": skipped}
+    atomic.write_json(out / TABLE, runs.checked_table(table, out / TABLE))
     pareto_plot(rows, out / PLOT)
     return Compression(out, variants_made, rows, chosen, message, chains, root.frames.reads)
 
@@ -250,8 +248,14 @@ def _trie(chains: list[list[str]]) -> dict[str, Node]:
     return roots
 
 
-def _distinct(chains: list[list[str]]) -> list[str]:
-    return list(dict.fromkeys(name for chain in chains for name in chain))
+def _read(path: Path) -> dict | None:
+    """A cache file of this tree (a node's metrics, timing.json): its content, or None when it is
+    missing or not whole (its work is then done again)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _gate_changed(target: Path, budget: float | None) -> str | None:
@@ -289,24 +293,17 @@ def _time_rows(rows: list[dict], timed: list[tuple[LoadedRun, dict]], cfg: Compr
         row.update(timing)
 
 
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _finished(target: Path, fingerprint: dict) -> bool:
-    metrics = _read(target / runs.METRICS)
+    metrics = runs.read_cached(target / runs.METRICS, runs.schemas.MetricsFile)
     return bool(metrics and "compress" in metrics and metrics.get("status", "completed") == "completed"
-                and _read(target / NODE) == fingerprint)
+                and runs.read_cached(target / NODE, runs.schemas.NodeRecord) == fingerprint)
 
 
 def _row(loaded: LoadedRun, cfg: CompressConfig, stored: Path, fingerprint: dict, name: str, node: str) -> dict:
     """The node's measured row: reused when stored with the same settings, else measured now."""
     key = {"fingerprint": fingerprint, "measure": cfg.measure.model_dump(mode="json", exclude={"rounds", "tie"})}
-    saved = _read(stored)
-    if saved and saved.get("key") == key:
+    saved = runs.read_cached(stored, runs.schemas.NodeMeasurement)
+    if saved and saved["key"] == key:
         return {**saved["row"], "reused": True}
     row = measured_row(loaded, cfg, name, node)
     atomic.write_json(stored, {"key": key, "row": row})

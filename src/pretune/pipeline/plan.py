@@ -23,10 +23,10 @@ from pretune.recipe import Recipe, RecipeLike, edit, parse_overrides, read_yaml
 
 STAGES = ("pretrain", "search", "fit", "compress", "report", "release")
 OPTIONAL = {"pretrain", "search", "compress"}  # the others always run
-STATE = "pipeline.json"
+STATE = runs.PIPELINE
 # Where each stage writes, inside the pipeline directory.
 OUTPUTS = {"pretrain": "pretrain",
-           "search": "search", "fit": "fit", "compress": "compress", "report": "report.html", "release": "model"}
+           "search": "search", "fit": "fit", "compress": "compress", "report": runs.REPORT, "release": "model"}
 
 
 @dataclass
@@ -57,20 +57,31 @@ def plan(recipe: RecipeLike | None = None, out: str | Path | None = None, *, res
         path = Path(resume)
         if not (path / runs.RECIPE).is_file() or not (path / STATE).is_file():
             raise PretuneError(f"{path} is not a pretune pipeline directory (no {STATE} and {runs.RECIPE})")
-        saved = json.loads((path / STATE).read_text())
+        saved = runs.read_pipeline(path)
         return _checked(Recipe.from_dict(read_yaml(path / runs.RECIPE)), path, saved.get("fit_overrides", []))
     written = _written(recipe if recipe is not None else {}, overrides)
     base = Recipe.from_dict(written)
     path = Path(out) if out else default_dir(recipe)
     result = _checked(base, path, list(fit_overrides or []))
+    refuse_other_directory(path)
     if (path / runs.RECIPE).is_file():  # written after pipeline.json: both are there
         # The same command again continues; a different recipe would mix two pipelines' stages.
         saved = read_yaml(path / runs.RECIPE)
-        state = json.loads((path / STATE).read_text())
+        state = runs.read_pipeline(path)
         if saved != result.written or state.get("fit_overrides", []) != result.fit_overrides:
             raise PretuneError(f"{path} holds a pipeline started from a different recipe; use --resume {path} "
                                f"to continue it, or another --out")
     return result
+
+
+def refuse_other_directory(path: Path) -> None:
+    """--out naming a fit run, a study or a compression: a pipeline would write its stages into it."""
+    if (path / runs.RECIPE).is_file() and not (path / STATE).is_file():
+        raise PretuneError(f"--out {path} holds a run ({runs.RECIPE} without {STATE}), not a pipeline; give "
+                           f"another --out")
+    for name, kind in ((runs.METRICS, "run"), (runs.STUDY, "study"), (runs.COMPRESSION, "compression")):
+        if (path / name).exists():
+            raise PretuneError(f"--out {path} holds a {kind} ({name}), not a pipeline; give another --out")
 
 
 def default_dir(recipe: RecipeLike | None) -> Path:

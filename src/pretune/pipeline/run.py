@@ -192,10 +192,9 @@ def _clock(p: planning.Plan, state: dict, began: float) -> Clock | None:
 
 
 def _load_state(p: planning.Plan) -> dict:
-    import json
+    from pretune import runs
 
-    path = p.path / planning.STATE
-    state = json.loads(path.read_text()) if path.is_file() else {}
+    state = runs.read_pipeline(p.path) if (p.path / planning.STATE).is_file() else {}
     state.setdefault("stages", {})
     state["fit_overrides"] = p.fit_overrides
     state["order"] = list(p.stages)

@@ -14,7 +14,6 @@ A stage returns its record for pipeline.json: what it made (`path`, `made`) and 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pretune.pipeline.plan import Plan
 from pretune.predictor import Run
 from pretune.recipe import Recipe, parse_overrides
 
-COMPRESSION = "compression.json"
+COMPRESSION = runs.COMPRESSION
 
 
 @dataclass
@@ -130,7 +129,7 @@ def fit_stage(ctx: Context) -> dict:
         if done.status == "completed":
             run = done
         elif done.finished:
-            raise PretuneError(f"the fit in {out} ended {done.status}: {done.metrics['train'].get('stop_reason')}")
+            raise PretuneError(f"the fit in {out} ended {done.status}: {_stop_reason(done)}")
         elif latest_checkpoint(out / runs.CHECKPOINTS) is not None:
             run = fit(resume=out, quiet=ctx.quiet)
         else:
@@ -138,18 +137,23 @@ def fit_stage(ctx: Context) -> dict:
     if run is None:
         run = fit(fit_recipe(ctx), out, quiet=ctx.quiet)
     if run.status != "completed":
-        raise PretuneError(f"the fit in {out} ended {run.status}: {run.metrics['train'].get('stop_reason')}")
+        raise PretuneError(f"the fit in {out} ended {run.status}: {_stop_reason(run)}")
     ctx.run = run
     return _fit_record(run)
 
 
+def _stop_reason(run: Run) -> str | None:
+    return (run.metrics.get("train") or {}).get("stop_reason")
+
+
 def _fit_record(run: Run) -> dict:
     m = run.metrics
+    train = m.get("train") or {}  # checked by runs.read_metrics; absent in a file not from a fit
     headline = _headline(m)
     shown = ", ".join(f"{split} {headline} {m[split][headline]:.4f}" for split in ("validation", "test")
-                      if headline in m.get(split, {}))
-    return {"path": str(run.path), "made": f"{m['train']['steps']} steps; {shown}",
-            "train_seconds": m["train"]["train_seconds"]}
+                      if isinstance((m.get(split) or {}).get(headline), (int, float)))
+    return {"path": str(run.path), "made": f"{train.get('steps', 0)} steps; {shown}",
+            "train_seconds": train.get("train_seconds")}
 
 
 def _headline(metrics: dict) -> str:
@@ -170,18 +174,9 @@ def compress_stage(ctx: Context) -> dict:
 
 
 def read_compression(path: Path) -> dict:
-    """compression.json, with the chosen node resolved to a run directory (`chosen_run`, None when
-    nothing qualified). Read defensively: fields are added over time, never renamed; the tree's
-    `choice` wins over the chain's `chosen`."""
-    data = json.loads((path / COMPRESSION).read_text())
-    rows = data.get("rows", [])
-    choice = data.get("choice", data.get("chosen"))
-    name = choice.get("name") or choice.get("node") if isinstance(choice, dict) else choice
-    row = next((r for r in rows if r.get("name") == name), None) if name else None
-    chosen_run = None
-    if row is not None:
-        chosen_run = str(row.get("run") or row.get("path") or path / row["name"])
-    return {**data, "path": str(path), "chosen_name": name, "chosen_row": row, "chosen_run": chosen_run}
+    """compression.json, checked (any version's), with the chosen node resolved to a run directory
+    inside `path` (`chosen_run`, None when nothing qualified): runs.read_compression."""
+    return runs.read_compression(path)
 
 
 def _compress_record(c: dict) -> dict:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pretune.plots.canvas import pyplot, save_png
 
+MAX_EPOCH_LINES = 200
+
 
 def learning_curves(history: list[dict], path: Path, metric: str = "accuracy") -> None:
     plt = pyplot()
@@ -80,7 +82,9 @@ def history_figures(history: list[dict], steps_per_epoch: float | None, best_ste
     figures = {}
 
     def marks(ax):
-        if steps_per_epoch:
+        # One dotted line per epoch, while they stay readable: a history claiming millions of
+        # epochs (an edited file) draws none rather than one line each.
+        if steps_per_epoch and steps_per_epoch > 0 and last / steps_per_epoch <= MAX_EPOCH_LINES:
             for k in range(1, int(last / steps_per_epoch) + 1):
                 ax.axvline(k * steps_per_epoch, color="#bbbbbb", ls=":", lw=1)
         if best_step is not None:

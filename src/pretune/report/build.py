@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pretune import atomic, runs
 from pretune.errors import PretuneError
 from pretune.report import page as pages
 
-REPORT = "report.html"
+REPORT = runs.REPORT
 # A pipeline directory holds a recipe.yaml too: it is told apart by its pipeline.json first.
-KINDS = {"pipeline": "pipeline.json", "study": "study.json", "compression": "compression.json", "run": "recipe.yaml"}
+KINDS = {"pipeline": runs.PIPELINE, "study": runs.STUDY, "compression": runs.COMPRESSION, "run": runs.RECIPE}
 
 
 def kind_of(path: Path) -> str:
@@ -61,6 +62,8 @@ def report(paths, out: str | Path | None = None) -> Path:
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if out is not None and not Path(out).parent.is_dir():  # before the work, not after it
         raise PretuneError(f"--out {out}: directory {Path(out).parent} does not exist")
+    if out is not None:
+        atomic.check_file_target(out)
     page = build_page(paths)
     if out is None:
         out = Path("comparison.html") if len(paths) > 1 else paths[0] / REPORT

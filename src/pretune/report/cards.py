@@ -16,12 +16,13 @@ import json
 from pathlib import Path
 
 from pretune import atomic, runs
+from pretune.errors import PretuneError
 from pretune.predictor import saved_max_length
 from pretune.runs import RunDir
 from pretune.tasks import task_type
 
 CARD = "README.md"
-TABLE = "compression.json"  # compress/pipeline.py's TABLE; read here as a file, not imported
+TABLE = runs.COMPRESSION
 
 # What pretune knows about its bundled aliases: the Hub id of the same weights and their licence.
 KNOWN_MODELS = {
@@ -139,13 +140,14 @@ def write_compression_cards(root: str | Path) -> list[Path]:
 def _measured_row(run: RunDir, table: Path | None = None) -> dict | None:
     """This run's row of a compression.json (given, or in the directory above the run)."""
     for path in [t for t in (table, run.path.parent / TABLE) if t is not None]:
+        if not path.is_file():
+            continue
         try:
-            rows = json.loads(path.read_text()).get("rows", [])
-        except (OSError, ValueError, AttributeError):
+            rows = runs.read_compression(path.parent)["rows"]
+        except PretuneError:  # a table that is not pretune's: the card goes without its figures
             continue
         for row in rows:
-            if isinstance(row, dict) and (row.get("name") == run.path.name
-                                          or Path(str(row.get("run", ""))).resolve() == run.path.resolve()):
+            if row["name"] == run.path.name or Path(str(row.get("run", ""))).resolve() == run.path.resolve():
                 return row
     return None
 

@@ -2,19 +2,15 @@
 to the original, the accuracy / latency Pareto chart, which variant was chosen under the budget
 and why, and the CPU it was measured on.
 
-compression.json is read defensively: the rows and `chosen` / `message` of today, and where a
-newer pipeline writes them, `tree` (each variant's parent), `validation` figures and a `choice`
-reason."""
+compression.json is read by `runs.read_compression`: checked, in today's shape whatever version
+wrote it (the chain's `chosen` / `message` / `steps` of earlier versions included)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from pretune import atomic
-from pretune.errors import PretuneError
+from pretune import runs
 from pretune.plots import compression as figures
-from pretune.report.environment import ENVIRONMENT
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.run_page import environment_facts
 
@@ -28,28 +24,19 @@ COLUMNS = [("backend", "backend"), ("accuracy", "accuracy"), ("f1_macro", "F1 ma
 
 def read_table(path: Path) -> dict:
     """A compression directory's compression.json, or one line saying what is wrong with it."""
-    saved = atomic.read_json(path / "compression.json")
-    if not isinstance(saved, dict):
-        raise PretuneError(f"{path / 'compression.json'} is not a pretune compression table")
-    return saved
+    return runs.read_compression(path)
 
 
 def compression_page(path: Path, saved: dict | None = None) -> Page:
     """The page of the compression in `path` (`saved`: its compression.json, already read)."""
     saved = read_table(path) if saved is None else saved
-    rows = [r for r in saved.get("rows", []) if isinstance(r, dict)]
-    for r in rows:
-        r.setdefault("name", Path(str(r.get("run", "?"))).name)
-    chosen = saved.get("chosen")
-    if isinstance(chosen, dict):
-        chosen = chosen.get("name")
+    rows = saved["rows"]
+    chosen = saved["chosen_name"]
     page = Page(title=path.name, kind="compression",
                 subtitle=f"{len(rows) - 1} variants of {saved.get('original', '?')} "
-                         f"(steps: {', '.join(map(str, saved.get('steps', [])))})")
-    reason = saved.get("choice") or saved.get("message") or ""
-    if isinstance(reason, dict):
-        reason = reason.get("reason") or json.dumps(reason)
-    page.facts = [("original", str(saved.get("original"))), ("steps", " → ".join(map(str, saved.get("steps", [])))),
+                         f"(steps: {', '.join(saved['steps'])})")
+    reason = saved["choice"].get("reason", "")
+    page.facts = [("original", str(saved.get("original"))), ("steps", " → ".join(saved["steps"])),
                   ("accuracy budget", "none" if saved.get("max_drop") is None else f"{saved['max_drop']} points"),
                   ("chosen", chosen or "none")]
     if rows:
@@ -57,9 +44,9 @@ def compression_page(path: Path, saved: dict | None = None) -> Page:
         setup = (f"{first.get('threads', '?')} threads, batch {first.get('batch_size', '?')}, "
                  f"{first.get('timed_texts', '?')} timed inputs")
         page.facts.append(("measured with", setup))
-    env_file = path / ENVIRONMENT
-    if env_file.is_file():
-        environment_facts(page.facts, atomic.read_json(env_file))
+    env = runs.read_environment(path)
+    if env is not None:
+        environment_facts(page.facts, env)
     best = next((r for r in rows if r["name"] == chosen), None)
     if best:
         page.headline = [("chosen", chosen)] + [(label, f"{best[k]:.2f}×") for k, label in
@@ -116,10 +103,5 @@ def _front(rows: list[dict], metric: str) -> list[dict]:
 
 
 def _parents(saved: dict) -> dict[str, str]:
-    """variant -> parent, from a `tree` given as {child: parent} or as a list of {name, parent}."""
-    tree = saved.get("tree")
-    if isinstance(tree, dict):
-        return {str(k): str(v.get("parent", "") if isinstance(v, dict) else v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return {str(n.get("name")): str(n.get("parent", "")) for n in tree if isinstance(n, dict)}
-    return {}
+    """variant -> parent, from the tree (read_compression gives it as {node: {parent, ...}})."""
+    return {name: node.get("parent", "") for name, node in (saved.get("tree") or {}).items()}

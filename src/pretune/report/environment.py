@@ -9,9 +9,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from pretune import atomic
+from pretune import atomic, runs
 
-ENVIRONMENT = "environment.json"
+ENVIRONMENT = runs.ENVIRONMENT
 # The instruction-set extensions that change CPU speed for this work (vector width, int8 / bf16 units).
 FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
          "amx_int8", "amx_bf16", "neon", "asimd", "sve")

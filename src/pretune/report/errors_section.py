@@ -14,8 +14,9 @@ SHOWN = 15  # examples per list: enough to see a pattern, few enough to read
 def add(page: Page, metrics: dict, task: str, predictions: list[dict]) -> None:
     blocks = []
     split = "test" if "test" in metrics else "validation"
-    if "confusion_matrix" in metrics.get(split, {}):
-        blocks += confused_pairs(metrics[split]["confusion_matrix"], metrics["model"]["labels"], split)
+    labels = (metrics.get("model") or {}).get("labels")  # a compressed variant records none
+    if "confusion_matrix" in metrics.get(split, {}) and labels:
+        blocks += confused_pairs(metrics[split]["confusion_matrix"], labels, split)
     view = VIEWS.get(task_type(task).error_view or "")
     if predictions and view:
         blocks += view(predictions)

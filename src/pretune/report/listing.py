@@ -6,6 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+from pretune import runs
 from pretune.errors import PretuneError
 from pretune.runs import RunDir
 
@@ -19,7 +20,8 @@ def find_runs(root: Path) -> list[Path]:
     found = []
     for here, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED and not d.startswith("."))
-        if "recipe.yaml" in files and "study.json" not in files:  # a study holds its base recipe
+        # A study holds its base recipe, a pipeline its recipe as written: neither is a run.
+        if runs.RECIPE in files and runs.STUDY not in files and runs.PIPELINE not in files:
             found.append(Path(here))
     return found
 
@@ -34,7 +36,7 @@ def summarise(path: Path) -> dict:
     headline = tasks.get(task).headline if task in tasks.available() else "loss"
     split = "test" if headline in metrics.get("test", {}) else "validation"
     value = metrics.get(split, {}).get(headline)
-    stamp = (path / ("metrics.json" if run.finished else "recipe.yaml")).stat().st_mtime
+    stamp = (path / (runs.METRICS if run.finished else runs.RECIPE)).stat().st_mtime
     return {"name": str(path), "status": run.status if run.finished else "unfinished", "task": task,
             "model": recipe.model.source, "strategy": recipe.strategy.name, "metric": headline,
             "split": split if value is not None else None, "value": value,

@@ -14,7 +14,8 @@ import datetime as dt
 import hashlib
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 from pretune import atomic
 from pretune.errors import PretuneError
@@ -101,8 +102,27 @@ def num(value, digits: int = 4) -> Cell:
     return Cell(fmt(value, digits), sort)
 
 
+def local_link(href: str | None) -> str | None:
+    """`href` when it is a relative path that stays inside the page's folder (no scheme such as
+    `javascript:`, no leading `/`, no `..`, no control characters), percent-encoded; else None: a
+    page links only to what sits beside it, whatever a study's trials.csv or a pipeline.json says."""
+    if not href or any(ord(c) < 32 or ord(c) == 127 for c in href) or "\\" in href:
+        return None
+    parts = PurePosixPath(href).parts
+    if href.startswith("/") or ".." in parts or ":" in parts[0]:
+        return None
+    return quote(href, safe="/-._~")
+
+
 def render(page: Page) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    for section in page.sections:  # every link checked in one place, however a page built it
+        for block in section.blocks:
+            for row in block.rows if block.kind == "table" else []:
+                for cell in row:
+                    if isinstance(cell, Cell) and cell.href is not None:
+                        cell.href = local_link(cell.href)
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)

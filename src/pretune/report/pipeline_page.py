@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pretune import atomic
-from pretune.errors import PretuneError
+from pretune import runs
 from pretune.report.compression_page import compression_page, read_table
 from pretune.report.page import Block, Cell, Page, fmt, num
 
-STATE, COMPRESSION, REPORT = "pipeline.json", "compression.json", "report.html"
+STATE, COMPRESSION, REPORT = runs.PIPELINE, runs.COMPRESSION, runs.REPORT
 # figure of the fine-tuned vs chosen table -> (compression.json row key, label)
 FIGURES = [("validation_accuracy", "validation accuracy"), ("accuracy", "test accuracy"),
            ("throughput", "throughput (batch, /s)"), ("latency_ms_p50", "latency p50 (batch 1, ms)"),
@@ -23,9 +22,7 @@ FIGURES = [("validation_accuracy", "validation accuracy"), ("accuracy", "test ac
 
 
 def pipeline_page(path: Path) -> Page:
-    summary = atomic.read_json(path / STATE)
-    if not isinstance(summary, dict) or not isinstance(summary.get("stages"), dict):
-        raise PretuneError(f"{path / STATE} is not a pretune pipeline's record (no stages)")
+    summary = runs.read_pipeline(path)  # checked; every path it records inside `path`
     stages = summary["stages"]
     order = [s for s in summary.get("order", stages) if s in stages]
     page = Page(title=path.name, kind="pipeline", subtitle=" → ".join(order))
@@ -33,13 +30,13 @@ def pipeline_page(path: Path) -> Page:
     # by the report stage, so report and release are not judged.
     done = all(stages[s].get("status") in ("completed", "skipped") for s in order if s not in ("report", "release"))
     page.status = "completed" if done else "running"
-    page.facts = [("recipe", str(path / "recipe.yaml")), ("released model", str(path / "model")),
+    page.facts = [("recipe", str(path / runs.RECIPE)), ("released model", str(path / "model")),
                   *[("fit override", o) for o in summary.get("fit_overrides", [])]]
     stages_section(page, path, stages, order)
     compressed = stages.get("compress", {}).get("path")
     if compressed and (Path(compressed) / COMPRESSION).is_file():
         saved = read_table(Path(compressed))
-        rows = [r for r in saved.get("rows", []) if isinstance(r, dict)]
+        rows = saved["rows"]
         if rows:  # the first row is the fine-tuned model, measured like every variant
             comparison_section(page, rows[0], next((r for r in rows if r.get("chosen")), rows[0]))
         variants = compression_page(Path(compressed), saved)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pretune import atomic
+from pretune import atomic, runs
 
-PREDICTIONS = Path("predictions") / "test.jsonl"
+PREDICTIONS = runs.PREDICTIONS
 MAX_ROWS, MAX_TEXT, THUMBS, THUMB_PX = 2000, 400, 32, 64
 
 
@@ -55,8 +55,8 @@ def write_test_predictions(run, frames=None) -> Path | None:
 
 
 def read_predictions(run_path: Path) -> list[dict]:
-    path = Path(run_path) / PREDICTIONS
-    return atomic.read_jsonl(path) if path.is_file() else []
+    """The rows, each checked against the shape written here (runs.read_predictions)."""
+    return runs.read_predictions(run_path)
 
 
 def _rows(task, table, predicted: list[dict]) -> list[dict]:

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pretune import atomic
+from pretune import atomic, runs
 from pretune.plots import classes, curves
 from pretune.report import errors_section
-from pretune.report.environment import ENVIRONMENT
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.predictions import read_predictions
 from pretune.runs import RunDir
@@ -49,11 +48,11 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
         page.status, page.status_detail = "unfinished", "no metrics.json: the run is still going, or was killed"
     else:
         page.status = metrics.get("status", "completed")
-        reason = metrics["train"].get("stop_reason")
+        reason = (metrics.get("train") or {}).get("stop_reason")
         page.status_detail = reason or ""
     train = metrics.get("train", {})
     labels = (metrics.get("model") or {}).get("labels")
-    when = dt.datetime.fromtimestamp((run.path / "recipe.yaml").stat().st_mtime, dt.timezone.utc)
+    when = dt.datetime.fromtimestamp((run.path / runs.RECIPE).stat().st_mtime, dt.timezone.utc)
     facts = [("task", task), ("model", recipe.model.source), ("data", recipe.data.train or recipe.data.source),
              ("strategy", recipe.strategy.name)]
     if labels:
@@ -65,9 +64,9 @@ def header(page: Page, run: RunDir, recipe, metrics: dict, task: str) -> None:
                   ("parameters", f"{metrics['model']['parameters']:,} ({metrics['model']['trainable']:,} trainable)")]
         if "best_step" in train:
             facts.append(("kept", f"the weights of step {train['best_step']} (best validation {train['best_metric']})"))
-    env_file = run.path / ENVIRONMENT
-    if env_file.is_file():
-        environment_facts(facts, atomic.read_json(env_file))
+    env = runs.read_environment(run.path)
+    if env is not None:
+        environment_facts(facts, env)
     page.facts = facts
     headline = task_type(task).headline
     for split in ("test", "validation"):
@@ -145,9 +144,9 @@ def metrics_section(page: Page, metrics: dict, task: str, predictions: list[dict
     if metrics.get("convergence"):
         section.blocks.append(convergence_table(metrics["convergence"]))
     split = "test" if "test" in metrics else "validation"
-    figures = metrics[split]
-    if "confusion_matrix" in figures:
-        labels = metrics["model"]["labels"]
+    figures = metrics.get(split) or {}  # a failed fit may have evaluated nothing
+    labels = (metrics.get("model") or {}).get("labels")
+    if "confusion_matrix" in figures and labels:
         page.figure(section, "confusion_matrix", classes.confusion_matrix(figures["confusion_matrix"], labels),
                     {"labels": labels, "counts": figures["confusion_matrix"]}, title=f"Confusion matrix ({split})",
                     css="full")

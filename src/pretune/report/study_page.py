@@ -9,21 +9,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from pretune import atomic
-from pretune.errors import PretuneError
+from pretune import runs
 from pretune.plots import study as figures
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.run_page import recipe_section
 
 
 def study_page(path: Path) -> Page:
-    summary = atomic.read_json(path / "study.json")
-    if not isinstance(summary, dict) or not {"metrics", "directions"} <= summary.keys():
-        raise PretuneError(f"{path / 'study.json'} is not a pretune study's summary (no metrics, directions)")
-    if not (path / "trials.csv").is_file():
-        raise PretuneError(f"{path} holds no trials.csv: not a finished pretune study")
-    trials = pd.read_csv(path / "trials.csv")
+    summary = runs.read_study(path)
     metrics, directions = summary["metrics"], summary["directions"]
+    trials = runs.read_trials(path, metrics)
     params = [c for c in summary.get("space", {}) if c in trials.columns]
     done = trials[trials["state"] == "COMPLETE"].dropna(subset=metrics)
     page = Page(title=path.name, kind="study",
@@ -45,8 +40,9 @@ def study_page(path: Path) -> Page:
     trials_section(page, path, trials, metrics, params)
     if len(done):
         charts_section(page, path, done, summary, metrics, directions, params)
-    if (path / "best.yaml").is_file():
-        recipe_section(page, (path / "best.yaml").read_text(), "The best trial's recipe (best.yaml)")
+    if (path / runs.BEST).is_file():
+        recipe_section(page, (path / runs.BEST).read_text(encoding="utf-8", errors="replace"),
+                       "The best trial's recipe (best.yaml)")
     return page
 
 
@@ -61,7 +57,7 @@ def trials_section(page: Page, path: Path, trials: pd.DataFrame, metrics: list[s
             value = t[c]
             value = None if pd.isna(value) else value.item() if hasattr(value, "item") else value
             cell = num(value) if c != "reason" else Cell(str(value or ""))
-            if c == "number" and isinstance(t.get("run"), str) and (path / t["run"] / "report.html").is_file():
+            if c == "number" and isinstance(t.get("run"), str) and (path / t["run"] / runs.REPORT).is_file():
                 cell.href = f"{t['run']}/report.html"
             row.append(cell)
         rows.append(row)

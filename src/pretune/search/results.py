@@ -26,7 +26,7 @@ from pretune.recipe import Recipe
 from pretune.search.objective import MODEL_PARAMETERS, TRAIN_SECONDS, trial_dir
 from pretune.search.space import Space
 
-STUDY, TRIALS, BEST, PLOTS = "study.json", "trials.csv", "best.yaml", "plots"
+STUDY, TRIALS, BEST, PLOTS = runs.STUDY, runs.TRIALS, runs.BEST, runs.PLOTS
 # A best value in the outer tenth of its range may be better still outside it (tuning playbook).
 EDGE = 0.1
 

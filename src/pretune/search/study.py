@@ -41,7 +41,7 @@ class Study:
 
     @property
     def summary(self) -> dict:
-        return atomic.read_json(self.path / results.STUDY)
+        return runs.read_study(self.path)  # checked: a study directory may have been sent
 
     @property
     def optuna(self) -> optuna.Study:
@@ -54,9 +54,7 @@ class Study:
     @property
     def trials(self):
         """Every trial as a table (pandas): parameters, state, metric(s), seconds, reason."""
-        import pandas as pd
-
-        return pd.read_csv(self.path / results.TRIALS)
+        return runs.read_trials(self.path, self.summary["metrics"])
 
     @property
     def best_trial(self) -> dict | None:

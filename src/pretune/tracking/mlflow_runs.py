@@ -18,7 +18,7 @@ import json
 import time
 from pathlib import Path
 
-from pretune import atomic
+from pretune import atomic, runs
 from pretune.errors import MissingExtraError, PretuneError
 from pretune.recipe import MlflowConfig
 from pretune.tracking.records import final_scalars, flatten, is_number, record_scalars
@@ -170,7 +170,7 @@ def finish_run(run, cfg: MlflowConfig, measured: dict | None = None, kind: str =
     values += [(f"measured/{k}", float(v), step) for k, v in (measured or {}).items() if is_number(v)]
     if values:
         log_metrics(client, record["run_id"], values)
-    log_files(client, record["run_id"], [(run.path / "metrics.json", None), (run.path / "report.html", None),
+    log_files(client, record["run_id"], [(run.path / runs.METRICS, None), (run.path / runs.REPORT, None),
                                          (run.path / "model" / "README.md", "model_card")])
     return record
 

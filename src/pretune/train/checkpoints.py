@@ -30,13 +30,14 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_file, save_model
 
+from pretune import runs
 from pretune.atomic import atomic_dir
 from pretune.errors import PretuneError
 from pretune.recipe import read_yaml
 
 PREFIX = "step-"
 MODEL, OPTIMIZER, RNG, STATE, RECIPE, CHECKSUMS = (
-    "model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json", "recipe.yaml",
+    "model.safetensors", "optimizer.safetensors", "rng.safetensors", runs.CHECKPOINT_STATE, runs.RECIPE,
     "checksums.json")
 FILES = (MODEL, OPTIMIZER, RNG, STATE, RECIPE)
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
@@ -116,14 +117,18 @@ def verify_checkpoint(path: Path) -> None:
             raise DamagedCheckpoint(f"{file} does not match its checksum (truncated or changed)")
 
 
-def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+def load_checkpoint(path: Path, model, optimizer, scheduler, run: dict | None = None) -> dict:
     """Verify, then restore weights, optimizer, scheduler and RNGs in place; return the loop
-    state. Raises DamagedCheckpoint (naming the file) if anything does not verify or load."""
+    state. Raises DamagedCheckpoint (naming the file) if anything does not verify or load, or if
+    the loop state does not fit `run` ({"total_steps", "epochs"} of the run it resumes): checksums
+    say a file is whole, not that its counters are the run's."""
     verify_checkpoint(path)
     try:
         opt = _load_tree(path / OPTIMIZER)
         rng = _load_tree(path / RNG)
         state = json.loads((path / STATE).read_text())
+        if run is not None:
+            runs.check_checkpoint_state(path / STATE, state, int(_NAME.match(path.name).group(1)), **run)
         read_yaml(path / RECIPE)  # data, bounded in size, or the checkpoint is not whole
         load_model(model, str(path / MODEL))
         optimizer.load_state_dict(opt["optimizer"])
@@ -137,7 +142,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
         raise
     except PretuneError as e:
         raise DamagedCheckpoint(f"{path} does not load: {e}") from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, SafetensorError) as e:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, RecursionError, SafetensorError) as e:
         why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise DamagedCheckpoint(f"{path} does not load: {why}") from None
     if not isinstance(state, dict) or "loop" not in state:
@@ -145,18 +150,20 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     return state
 
 
-def resume_checkpoint(root: Path, model, optimizer, scheduler) -> tuple[Path, dict]:
-    """Load the newest checkpoint that verifies, warning (on stderr) of each newer one that does
-    not; one line naming them all if none does."""
+def resume_checkpoint(root: Path, model, optimizer, scheduler, run: dict | None = None) -> tuple[Path, dict]:
+    """Load the newest checkpoint that verifies (and fits `run`, see load_checkpoint), warning (on
+    stderr) of each newer one that does not; one line naming them all, and the way forward, if none
+    does."""
     damaged = []
     for path in reversed(list_checkpoints(root)):
         try:
-            return path, load_checkpoint(path, model, optimizer, scheduler)
+            return path, load_checkpoint(path, model, optimizer, scheduler, run)
         except DamagedCheckpoint as e:
             damaged.append(str(e))
             print(f"pretune: warning: checkpoint {path.name} is damaged ({e}); trying an older one",
                   file=sys.stderr)
-    raise PretuneError(f"no intact checkpoint to resume from in {root}: {'; '.join(damaged) or 'none saved'}")
+    raise PretuneError(f"no intact checkpoint to resume from in {root}: {'; '.join(damaged) or 'none saved'}; "
+                       f"to fit the run afresh, remove {root} and give the same command with --out {root.parent}")
 
 
 def _save_tree(tree, path: Path) -> None:

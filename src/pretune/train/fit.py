@@ -60,9 +60,16 @@ def fit(
         run_dir = Path(resume)
         existing = RunDir(run_dir)
         recipe = existing.recipe
+        if existing.status == "completed" and (run_dir / runs.MODEL).is_dir():
+            # Trained and saved, then killed while its predictions, card or report were written:
+            # nothing to train; pretune.fit (api) writes what is missing.
+            atomic.refuse_links(run_dir)
+            if not quiet:
+                print(f"pretune: notice: {run_dir} has finished training: writing what follows it")
+            return Run(run_dir)
         if existing.finished and latest_checkpoint(run_dir / runs.CHECKPOINTS) is None:
-            raise PretuneError(f"{run_dir} has finished ({existing.status}) and keeps no checkpoint: "
-                               f"nothing to resume")
+            raise PretuneError(f"{run_dir} has finished ({existing.status}) and keeps no checkpoint: nothing to "
+                               f"resume; to fit it afresh, give another --out (or remove {run_dir} first)")
         restart = existing.restartable
     else:
         recipe = as_recipe(recipe if recipe is not None else Recipe(), overrides)
@@ -118,7 +125,8 @@ def fit(
     accelerator.wait_for_everyone()
     if resume is not None and not restart:
         _, saved = resume_checkpoint(run_dir / runs.CHECKPOINTS, loop.accelerator.unwrap_model(loop.model),
-                                     loop.optimizer, loop.scheduler)
+                                     loop.optimizer, loop.scheduler,
+                                     {"total_steps": loop.state.total_steps, "epochs": loop.state.epochs})
         loop.state.load_state_dict(saved["loop"])
         for name, obj in stateful.items():
             obj.load_state_dict(saved[name])

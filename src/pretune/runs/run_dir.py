@@ -1,8 +1,4 @@
-"""The Run directory, pretune's one output format, and its atomic writes.
-
-    recipe.yaml     the resolved recipe        metrics.jsonl  every logged step / evaluation
-    metrics.json    final metrics per split    model/         Hugging Face format, safetensors
-    checkpoints/    for --resume               plots/         learning curves, lr schedule
+"""The Run directory, pretune's one output format (its files: names.py), and its atomic writes.
 
 `RunDir` reads and writes these files and knows nothing of models; `pretune.Run` (predictor.py)
 adds predict and evaluate on top. Every start (a new run, a restart, a resume) first refuses a
@@ -19,9 +15,8 @@ from pathlib import Path
 from pretune import atomic
 from pretune.errors import PretuneError
 from pretune.recipe import Recipe
-
-RECIPE, METRICS, HISTORY, MODEL, CHECKPOINTS, PLOTS = (
-    "recipe.yaml", "metrics.json", "metrics.jsonl", "model", "checkpoints", "plots")
+from pretune.runs.names import CHECKPOINTS, HISTORY, METRICS, MODEL, PLOTS, RECIPE
+from pretune.runs.readers import read_history, read_metrics
 
 
 class RunDir:
@@ -74,7 +69,11 @@ class RunDir:
 
     @property
     def recipe(self) -> Recipe:
-        return Recipe.load(self.path / RECIPE)
+        try:
+            return Recipe.load(self.path / RECIPE)
+        except PretuneError as e:
+            where = str(self.path / RECIPE)
+            raise PretuneError(str(e) if where in str(e) else f"{where}: {e}") from None
 
     @property
     def finished(self) -> bool:
@@ -85,7 +84,7 @@ class RunDir:
         path = self.path / METRICS
         if not path.is_file():
             raise PretuneError(f"run {self.path} has not finished: no {METRICS}")
-        return atomic.read_json(path)
+        return read_metrics(self.path)
 
     @property
     def status(self) -> str:
@@ -94,8 +93,7 @@ class RunDir:
 
     @property
     def history(self) -> list[dict]:
-        path = self.path / HISTORY
-        return atomic.read_jsonl(path) if path.is_file() else []
+        return read_history(self.path)
 
     @property
     def model_path(self) -> Path:
