@@ -213,7 +213,8 @@ def adapt(recipe: RecipeLike = None, out: str | Path | None = None, *, resume: s
                      optimizer_factory=lambda m: torch.optim.AdamW(
                          [p for p in m.parameters() if p.requires_grad], lr=pc.lr,
                          weight_decay=tc.optimizer.weight_decay),
-                     scheduler_factory=lambda opt, total: create_scheduler(opt, tc.schedule, total),
+                     scheduler_factory=lambda opt, total, per_epoch: create_scheduler(opt, tc.schedule, total,
+                                                                                      per_epoch),
                      pad_id=tokenizer.pad_token_id or 0, seed=recipe.seed, group_by_length=True,
                      callbacks=[*own, *([] if quiet else [ProgressCallback()])], accelerator=accelerator)
     for notice in notices:
