@@ -83,7 +83,7 @@ def test_cli_prints_the_counts_and_writes_json(tmp_path):
 
 def test_a_file_without_an_obvious_label_names_its_columns(tmp_path):
     (tmp_path / "d.csv").write_text("review,stars\ngood,5\n")
-    with pytest.raises(PretuneError, match="which column is the label\\?; the columns are review, stars: pass --label"):
+    with pytest.raises(PretuneError, match="no column named label; pass --label \\(the columns are review, stars\\)"):
         pretune.check(tmp_path / "d.csv")
 
 

@@ -253,7 +253,7 @@ def _compression(f: dict) -> list[str]:
 
 def _limitations(recipe, f: dict) -> list[str]:
     task = task_type(f["task"])
-    out = [*(f"- **Warning:** {w}" for w in f.get("warnings") or []),
+    out = [*(f"- **Warning:** {_cell(w)}" for w in f.get("warnings") or []),
            f"- Measured only on the test split of `{f['data_name']}`; {task.inputs}s unlike its data may score "
            "lower.", f"- {task.card_limitation}"]
     if task.inputs == "text":
