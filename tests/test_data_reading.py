@@ -16,6 +16,7 @@ from pretune.data.prepare import prepare
 from pretune.data.tables import detect_encoding, read_table
 from pretune.errors import PretuneError
 from pretune.recipe import DataConfig
+from pretune.tasks import create_task
 
 ROWS = [{"text": f"review number {i}", "label": "pos" if i % 2 else "neg"} for i in range(20)]
 
@@ -67,7 +68,8 @@ def test_conll_refuses_a_space_line_in_a_tab_file(tmp_path):
 
 def prepared(tmp_path, text: str, name: str = "d.jsonl", **data):
     (tmp_path / name).write_text(text)
-    return prepare(DataConfig(source=str(tmp_path / name), **data))
+    cfg = DataConfig(source=str(tmp_path / name), **data)
+    return prepare(cfg, create_task(cfg))
 
 
 def test_missing_labels_are_refused_naming_count_and_first_row(tmp_path):
@@ -131,11 +133,12 @@ def test_drop_duplicates_and_leaked(tmp_path):
         (tmp_path / name).write_text(jsonl(rows))
     cfg = dict(train=str(tmp_path / "train.jsonl"), test=str(tmp_path / "test.jsonl"),
                validation=str(tmp_path / "val.jsonl"))
-    data = prepare(DataConfig(**cfg, drop_duplicates=True, drop_leaked=True))
+    dropping = DataConfig(**cfg, drop_duplicates=True, drop_leaked=True)
+    data = prepare(dropping, create_task(dropping))
     assert data.splits["train"].texts == ["A fine film.", "dull", "warm", "cold", "kind", "grim"]
     assert "train: dropped 1 duplicate text(s) (data.drop_duplicates)" in data.notices
     assert "train: dropped 1 text(s) also in validation or test (data.drop_leaked)" in data.notices
-    assert len(prepare(DataConfig(**cfg)).splits["train"]) == 8
+    assert len(prepare(DataConfig(**cfg), create_task(DataConfig(**cfg))).splits["train"]) == 8
 
 
 def test_held_out_encoding_is_the_files_own(tmp_path):
@@ -150,7 +153,7 @@ def test_held_out_encoding_is_the_files_own(tmp_path):
 
 def test_a_data_frame_given_in_python_is_checked_the_same_way():
     frame = pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": [1, "1", "one", 2.0] * 5})
-    data = prepare(DataConfig(), frames=frame)
+    data = prepare(DataConfig(), create_task(DataConfig()), frames=frame)
     assert data.label_names == ["1", "2", "one"]
 
 
