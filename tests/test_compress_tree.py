@@ -314,8 +314,8 @@ def test_two_fresh_processes_choose_the_same_node(tiny_run, tmp_path):
     for name, proc in procs.items():
         assert proc.wait() == 0, (tmp_path / f"{name}.err").read_text()[-3000:]
     choices = [json.loads((tmp_path / name / "compression.json").read_text()) for name in procs]
-    assert choices[0]["chosen"] == choices[1]["chosen"]
-    assert "tied within the measured throughput noise" in choices[0]["message"]
+    assert choices[0]["choice"]["name"] == choices[1]["choice"]["name"]
+    assert "tied within the measured throughput noise" in choices[0]["choice"]["reason"]
     for saved in choices:
         assert all(len(row["throughput_rounds"]) == 3 and "interleaved" in row["timing"] for row in saved["rows"])
 
