@@ -281,6 +281,9 @@ def _snippets(run: RunDir, f: dict) -> list[str]:
                 f"model = {auto}.from_pretrained({model_dir!r})",
                 f'logits = model(**tokenizer({example}, return_tensors="pt")).logits',
                 "print(logits.argmax(-1).tolist(), model.config.id2label)", "```"]
+        if _temperature(model_dir) is not None:
+            out += ["", f"Its probabilities are `softmax(logits / {_temperature(model_dir):.4g})` "
+                        "(`config.pretune_temperature`, fitted on validation; the arg max is the same)."]
     elif f["onnx"] and task.inputs == "text":
         model_dir = str((run.path / runs.MODEL).resolve())
         out += ["", "With ONNX Runtime alone (the tokenizer is saved beside the model):", "", "```python",
@@ -304,7 +307,17 @@ def _plain_transformers(run: RunDir, f: dict) -> bool:
         config = json.loads((model_dir / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return not any(k.startswith("pretune_") for k in config) and "quantization" not in json.dumps(config)
+    # A temperature only rescales the probabilities (the arg max is the same): the snippet says so.
+    return (not any(k.startswith("pretune_") and k != "pretune_temperature" for k in config)
+            and "quantization" not in json.dumps(config))
+
+
+def _temperature(model_dir: str) -> float | None:
+    try:
+        value = json.loads((Path(model_dir) / "config.json").read_text()).get("pretune_temperature")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, (int, float)) else None
 
 
 def cpu() -> str:
