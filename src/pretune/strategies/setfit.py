@@ -27,7 +27,11 @@ from pretune.data.encode import EncodedSplit, collate
 from pretune.errors import PretuneError
 from pretune.strategies.layerwise import FreezeStrategy
 
-TASKS = ("sequence-classification", "multi-label")
+
+def takes_task(task) -> bool:
+    """Classes of whole texts: one vector per text (sequence classification, its pairs, multi-label)."""
+    return (task.inputs == "text" and task.auto_class == "AutoModelForSequenceClassification"
+            and not task.predicts_values)
 
 
 def sample_pairs(labels: np.ndarray, pairs: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,7 +67,7 @@ class SetFitStrategy(FreezeStrategy):
     """Contrastive pairs for the body (`prepare`, before the loop), then the head (the loop)."""
 
     def prepare(self, model: nn.Module, train: EncodedSplit, task, pad_id: int, seed: int) -> dict:
-        if task.name not in TASKS:
+        if not takes_task(task):
             raise PretuneError(f"strategy setfit trains text classification and multi-label; not {task.name}")
         cfg = self.cfg.setfit
         body = getattr(model, "base_model", None)
