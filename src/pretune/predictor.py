@@ -94,7 +94,33 @@ def saved_max_length(model_dir: str | Path, data_cfg: DataConfig) -> int:
     return capped_max_length(data_cfg.max_length, atomic.read_json(config) if config.is_file() else None)[0]
 
 
-class Predictor:
+class HoldsInputs:
+    """Forwards the parts of the one loaded run (`self.inputs`, a RunInputs) that every holder of
+    one reads: fit's FitParts, the Predictor, compression's LoadedRun."""
+
+    inputs: RunInputs
+
+    @property
+    def task(self) -> Task:
+        return self.inputs.task
+
+    @property
+    def preprocessor(self):
+        """The tokenizer, or for an image run its ImageSettings."""
+        return self.inputs.preprocessor
+
+    tokenizer = preprocessor
+
+    @property
+    def pad_id(self) -> int:
+        return self.inputs.pad_id
+
+    @property
+    def max_length(self) -> int:
+        return self.inputs.max_length
+
+
+class Predictor(HoldsInputs):
     """A saved model and its RunInputs, ready to encode, predict and evaluate."""
 
     def __init__(self, model_dir: str | Path, data_cfg: DataConfig, batch_size: int = 64,
@@ -104,21 +130,8 @@ class Predictor:
 
         self.data_cfg, self.batch_size = data_cfg, batch_size
         self.inputs = inputs or RunInputs.load(model_dir, data_cfg)
-        self.task = self.inputs.task
         with loading_weights(model_dir):
             self.runner = load_runner(model_dir, self.task)
-
-    @property
-    def tokenizer(self):
-        return self.inputs.preprocessor
-
-    @property
-    def pad_id(self) -> int:
-        return self.inputs.pad_id
-
-    @property
-    def max_length(self) -> int:
-        return self.inputs.max_length
 
     @property
     def label_names(self) -> list[str] | None:

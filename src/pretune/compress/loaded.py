@@ -14,7 +14,7 @@ from pretune.data.encode import EncodedSplit, collate
 from pretune.data.prepare import TextTable, load_frames
 from pretune.errors import PretuneError
 from pretune.evaluate import TorchRunner, evaluate
-from pretune.predictor import Run, RunInputs
+from pretune.predictor import HoldsInputs, Run, RunInputs
 from pretune.recipe import DataConfig
 from pretune.tasks import Task, create_task
 
@@ -110,7 +110,7 @@ def input_batches(split: EncodedSplit, size: int, pad_id: int) -> list[dict]:
     return batches
 
 
-class LoadedRun:
+class LoadedRun(HoldsInputs):
     """A finished run, loaded once; see the module docstring. `work`: the command's folder for
     temporary files (under its output directory, removed when the command starts and ends)."""
 
@@ -124,7 +124,6 @@ class LoadedRun:
         self.recipe = self.run.recipe
         self.model_path = self.run.model_path
         self.inputs = RunInputs.load(self.model_path, self.recipe.data)  # what fit saved with the model
-        self.task = self.inputs.task
         self.kind = self.task.inputs
         self.backend = backend_of(self.model_path)
         self.data: PreparedData = prepare(self.recipe.data, self.task, label_names=self.task.label_names,
@@ -135,19 +134,6 @@ class LoadedRun:
 
     def __repr__(self) -> str:
         return f"LoadedRun({str(self.path)!r})"
-
-    @property
-    def preprocessor(self):
-        """The saved model's tokenizer, or for an image run its ImageSettings."""
-        return self.inputs.preprocessor
-
-    @property
-    def pad_id(self) -> int:
-        return self.inputs.pad_id
-
-    @property
-    def max_length(self) -> int:
-        return self.inputs.max_length
 
     @property
     def tables(self) -> dict:

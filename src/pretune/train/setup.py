@@ -18,7 +18,7 @@ from pretune.errors import PretuneError
 from pretune.models import load_model, load_preprocessor, resolve_source
 from pretune.models.surgery import apply_surgery
 from pretune.models.weights_check import check_weights_match, loading_weights
-from pretune.predictor import RunInputs
+from pretune.predictor import HoldsInputs, RunInputs
 from pretune.recipe import Recipe
 from pretune.strategies import Strategy, create_strategy, strategies
 from pretune.tasks import Task, create_task, tasks
@@ -30,7 +30,7 @@ from pretune.train.schedules import schedules
 
 
 @dataclass
-class FitParts:
+class FitParts(HoldsInputs):
     recipe: Recipe
     inputs: RunInputs  # task, preprocessor, effective max_length, pad id: saved with the model
     data: PreparedData
@@ -43,22 +43,6 @@ class FitParts:
     notices: list[str] = field(default_factory=list)  # settings changed at the edge, to tell the user
     plain_train: EncodedSplit | None = None  # the training split before augmentation (train_sample's rows)
     loss_name: str = ""  # what metrics.json says was minimised (a user's loss included)
-
-    @property
-    def task(self) -> Task:
-        return self.inputs.task
-
-    @property
-    def tokenizer(self):
-        return self.inputs.preprocessor
-
-    @property
-    def pad_id(self) -> int:
-        return self.inputs.pad_id
-
-    @property
-    def max_length(self) -> int:
-        return self.inputs.max_length
 
     def optimizer_factory(self):
         groups = self.strategy.param_groups(self.model)
