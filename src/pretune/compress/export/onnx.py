@@ -49,7 +49,12 @@ def check_export(model, onnx_path: Path, batches: list[dict], tolerance: float) 
     padding and lengths vary), relative to the largest |logit| when above 1: a deep CNN's fp32
     sums (BatchNorm folded into each convolution) differ by ~1e-3 on logits of size ~10,
     harmlessly. Above `tolerance` it is an error, never a silent variant."""
-    runner = OnnxRunner(onnx_path)
+    return check_agreement(model, OnnxRunner(onnx_path), batches, tolerance, f"ONNX export of {onnx_path.parent}")
+
+
+def check_agreement(model, runner, batches: list[dict], tolerance: float, what: str) -> float:
+    """The largest relative logit difference between the torch `model` and `runner` (any exported
+    form: ONNX Runtime, OpenVINO) on `batches`; above `tolerance` an error naming `what`."""
     worst = 0.0
     for batch in batches:
         with torch.inference_mode():
@@ -57,6 +62,6 @@ def check_export(model, onnx_path: Path, batches: list[dict], tolerance: float) 
         scale = max(1.0, float(np.abs(expected).max()))
         worst = max(worst, float(np.abs(runner(batch) - expected).max()) / scale)
     if worst > tolerance:
-        raise PretuneError(f"ONNX export of {onnx_path.parent} differs from torch by {worst:.2e} of its logits' "
-                           f"scale (> tolerance {tolerance:.0e})")
+        raise PretuneError(f"{what} differs from torch by {worst:.2e} of its logits' scale "
+                           f"(> tolerance {tolerance:.0e})")
     return worst

@@ -8,12 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from pretune.compress.export.onnx import INPUTS
-from pretune.errors import PretuneError
-from pretune.evaluate import logits_of
+from pretune.compress.export.onnx import check_agreement
 from pretune.models.onnx_runner import ONNX_FILE
 from pretune.models.openvino_runner import OpenVinoRunner, convert_onnx
 
@@ -30,13 +25,5 @@ def onnx_to_openvino(onnx_dir: Path, model_dir: Path, model, batches: list[dict]
 def check_openvino(model, model_dir: Path, batches: list[dict], tolerance: float) -> float:
     """Largest |logit difference| to torch, relative to the largest |logit| when above 1 (as
     export/onnx.py's check)."""
-    runner, worst = OpenVinoRunner(model_dir), 0.0
-    for batch in batches:
-        with torch.inference_mode():
-            expected = logits_of(model(**{n: batch[n] for n in INPUTS if n in batch})).float().numpy()
-        scale = max(1.0, float(np.abs(expected).max()))
-        worst = max(worst, float(np.abs(runner(batch) - expected).max()) / scale)
-    if worst > tolerance:
-        raise PretuneError(f"OpenVINO conversion of {model_dir.parent} differs from torch by {worst:.2e} of its "
-                           f"logits' scale (> tolerance {tolerance:.0e})")
-    return worst
+    return check_agreement(model, OpenVinoRunner(model_dir), batches, tolerance,
+                           f"OpenVINO conversion of {model_dir.parent}")
