@@ -159,8 +159,8 @@ def main() -> None:
             for limit in limits:
                 rows_out.append(_child(shared, only="run", limit=limit))
                 print(json.dumps(rows_out[-1]), flush=True)
-    columns = ["data", "limit_s", "wall_s", "overrun_s", "within", "search_s", "fit_s", "compress_s", "report_s",
-               "release_s", "test_accuracy", "speedup", "chosen", "error"]
+    columns = ["data", "limit_s", "wall_s", "overrun_s", "within", "check_s", "search_s", "fit_s", "compress_s",
+               "report_s", "release_s", "test_accuracy", "speedup", "chosen", "error"]
     print_table(rows_out, columns)
     payload = {"machine": machine(), "cpu": cpu_flags_line(), "tiny": args.tiny, "preset": args.preset,
                "rows": rows_out, "targets": {"overrun": TARGET_OVERRUN, "slack_s": TARGET_SLACK,

@@ -105,4 +105,4 @@ def test_the_pipeline_pretrains_first_and_fine_tunes_from_it(tmp_path, tiny_mode
     assert result.run.recipe.model.source == str(tmp_path / "p" / "pretrain" / "model")
     assert (tmp_path / "p" / "pretrain" / "model" / "model.safetensors").is_file()
     assert result.summary["stages"]["pretrain"]["status"] == "completed"
-    assert result.summary["order"][:2] == ["pretrain", "fit"]
+    assert result.summary["order"][:3] == ["check", "pretrain", "fit"]

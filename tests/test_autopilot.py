@@ -166,7 +166,7 @@ def test_a_spent_limit_stops_each_stage_and_still_releases(tiny_model_dir, senti
     result = pretune.pipeline(recipe, tmp_path / "p", quiet=True)
     summary = json.loads((tmp_path / "p" / "pipeline.json").read_text())
     status = {stage: record["status"] for stage, record in summary["stages"].items()}
-    assert status == {"pretrain": "skipped", "search": "stopped-at-limit", "fit": "stopped-at-limit",
+    assert status == {"check": "completed", "pretrain": "skipped", "search": "stopped-at-limit", "fit": "stopped-at-limit",
                       "compress": "stopped-at-limit", "report": "completed", "release": "completed"}
     assert result.run.metrics["train"]["stop_reason"].startswith("time limit")
     assert result.run.metrics["train"]["steps"] < 2 * 12  # two epochs of 192 rows at batch 16
@@ -234,7 +234,7 @@ def test_dry_run_prints_the_inference_and_the_plan_and_writes_nothing(tiny_model
     assert proc.returncode == 0, proc.stderr[-2000:]
     for start in ("inferred: task: sequence-classification", "inferred: text column: 'text'", "inferred: splits:",
                   "plan: measured here:", "plan: fit:", "plan: compress: quantize", "plan: report and release:",
-                  "pipeline: dry run: would run fit -> compress -> report -> release"):
+                  "pipeline: dry run: would run check -> fit -> compress -> report -> release"):
         assert any(line.startswith(start) for line in proc.stdout.splitlines()), start
     assert not (tmp_path / "p").exists()
 

@@ -58,10 +58,13 @@ def full(tmp_path_factory, tiny_model_dir, sentiment_csv):
 
 def test_all_five_stages_print_their_lines_table_and_write_pipeline_json(full):
     out, summary = full["stdout"], json.loads((full["dir"] / "pipeline.json").read_text())
-    for stage in ("search", "fit", "compress", "report", "release"):
+    for stage in ("check", "search", "fit", "compress", "report", "release"):
         assert f"pipeline: {stage}: started" in out
         assert summary["stages"][stage]["status"] in ("completed", "not available")
         assert summary["stages"][stage]["seconds"] >= 0
+    # The data check first: its counts on the terminal and in check.json, shown on the page.
+    check = json.loads((full["dir"] / "check.json").read_text())
+    assert check["rows"]["train"] > 0 and "check: data:" in out and "repeated texts in train" in out
     assert "fine-tuned vs chosen" in out and "test accuracy" in out and "report" in out
     assert summary["stages"]["compress"]["chosen"] == "quantize"
     assert summary["chosen"] == str(full["dir"] / "compress" / "quantize") and summary["load"] == "onnxruntime"
@@ -75,6 +78,9 @@ def test_all_five_stages_print_their_lines_table_and_write_pipeline_json(full):
     page = (full["dir"] / "report.html").read_text()
     assert summary["stages"]["report"]["path"] == str(full["dir"] / "report.html")
     assert "pipeline report" in page and "Fine-tuned against chosen" in page and "Variants" in page
+    assert "Data check" in page and "duplicates within train" in page
+    # Written once more after the release: no stage is still "running" on it.
+    assert page.count(">completed<") >= 6 and ">running<" not in page
     for stage in ("search", "fit", "compress"):
         assert f'href="{stage}/report.html"' in page and (full["dir"] / stage / "report.html").is_file()
     assert f"{figures['ratio']['throughput']:.2f}×" in page
@@ -135,7 +141,14 @@ def test_killed_at_random_moments_the_same_command_ends_like_an_uninterrupted_ru
             kills += 1
     assert kills >= 5, f"the pipeline finished after {kills} kills; kill sooner"
     proc = cli(*args)
-    _, err = proc.communicate()
+    try:  # bounded: a resume that waits on something its killed self left must fail, naming the stage
+        _, err = proc.communicate(timeout=120 + 10 * full["seconds"])
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        stages = json.loads((out / "pipeline.json").read_text())["stages"]
+        pytest.fail(f"the resumed pipeline hung in {[s for s, r in stages.items() if r['status'] == 'running']} "
+                    f"after kills in {moments}: {err[-2000:]}")
     assert proc.returncode == 0, err[-3000:]
     mine, theirs = (json.loads((d / "pipeline.json").read_text()) for d in (out, full["dir"]))
     assert mine["stages"]["compress"]["chosen"] == theirs["stages"]["compress"]["chosen"], moments
@@ -146,6 +159,26 @@ def test_killed_at_random_moments_the_same_command_ends_like_an_uninterrupted_ru
         theirs["stages"]["search"]["best_values"]["loss"], abs=1e-5)
     fits = [pretune.load_run(d / "fit").metrics["test"] for d in (out, full["dir"])]
     assert fits[0]["loss"] == pytest.approx(fits[1]["loss"], abs=1e-5), moments
+
+
+def test_a_new_budget_on_a_finished_pipeline_chooses_again_without_training(tiny_model_dir, sentiment_csv, tmp_path):
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv, epochs=1)
+    recipe["compress"] = {"steps": ["quantize"], "max_drop": 50, "measure": MEASURE}
+    first = pretune.pipeline(recipe, tmp_path / "p", quiet=True)
+    fit_made = (tmp_path / "p" / "fit" / "metrics.json").stat().st_mtime_ns
+    assert first.chosen.path.name == "quantize"
+    recipe["compress"]["max_drop"] = 0.0
+    again = pretune.pipeline(recipe, tmp_path / "p", quiet=True)
+    table = json.loads((tmp_path / "p" / "compress" / "compression.json").read_text())
+    assert table["max_drop"] == 0.0 and table["tree"]["quantize"]["reused"]  # chosen again, not rebuilt
+    assert (tmp_path / "p" / "fit" / "metrics.json").stat().st_mtime_ns == fit_made
+    assert again.summary["stages"]["compress"]["chosen"] == table["choice"]["name"]
+    assert yaml.safe_load((tmp_path / "p" / "recipe.yaml").read_text())["compress"]["max_drop"] == 0.0
+    assert again.chosen.path == (tmp_path / "p" / "compress" / table["choice"]["name"] if table["choice"]["name"]
+                                 else again.run.path)
+    recipe["train"]["optimizer"] = {"lr": 1.0e-3}  # anything else is still another pipeline
+    with pytest.raises(PretuneError, match=r"different recipe \(train.optimizer.lr differ\)"):
+        pretune.pipeline(recipe, tmp_path / "p", quiet=True)
 
 
 def test_stages_without_their_section_are_skipped_and_the_fit_is_released(tiny_model_dir, sentiment_csv, tmp_path):
@@ -195,9 +228,9 @@ def test_cli_refusal_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.parametrize("name, stages", [
-    ("demo.yaml", ["fit", "compress", "report", "release"]),
-    ("pipeline_search.yaml", ["search", "fit", "compress", "report", "release"]),
-    ("fashion_mnist_pipeline.yaml", ["fit", "compress", "report", "release"]),
+    ("demo.yaml", ["check", "fit", "compress", "report", "release"]),
+    ("pipeline_search.yaml", ["check", "search", "fit", "compress", "report", "release"]),
+    ("fashion_mnist_pipeline.yaml", ["check", "fit", "compress", "report", "release"]),
 ])
 def test_example_pipelines_are_valid_and_say_their_stages(name, stages):
     from pathlib import Path

@@ -51,3 +51,18 @@ def test_every_figure_draws_from_plain_numbers():
                                             "accuracy", {"run", "int8"}, "int8")]
     for fig in figures:
         assert len(svg_bytes(fig)) > 2_000
+
+
+def test_variant_names_close_together_do_not_overprint():
+    """Four variants within a hair of each other: each name where no other name is."""
+    from pretune.plots import compression
+
+    names = ["run", "quantize", "distill", "distill/quantize", "distill/trim-vocab/quantize"]
+    rows = [{"name": n, "accuracy": 0.80 + 0.001 * i, "latency_ms_p50": 5.0 + 0.01 * i, "size_mb": 20}
+            for i, n in enumerate(names)]
+    fig = compression.accuracy_latency(rows, "accuracy", set(names[:2]), "quantize")
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in fig.axes[0].texts if t.get_text() in names]
+    assert sorted(t.get_text() for t in labels) == sorted(names)
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

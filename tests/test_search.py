@@ -218,6 +218,28 @@ def test_a_storage_outage_is_waited_out_then_one_line(monkeypatch):
     assert "secret" not in str(e.value) and "\n" not in str(e.value)
 
 
+def test_a_trial_marked_with_its_worker_has_a_heartbeat_before_optunas_thread_beats(tmp_path, tiny_model_dir,
+                                                                                       sentiment_csv):
+    """A worker killed after the objective marked its trial and before optuna's heartbeat thread
+    first beat left a trial that neither check saw: a resumed pipeline waited on it (CI hang).
+    The objective beats before it marks: past the grace, optuna's own stale check finds it."""
+    import time
+
+    from pretune.recipe import Recipe
+    from pretune.search.objective import Objective, SurplusTrial
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()  # no heartbeat thread runs: as if it were killed before its first beat
+    objective = Objective(Recipe.from_dict(tiny_recipe(tiny_model_dir, sentiment_csv)), None, ["loss"], tmp_path,
+                          "best", 2, lambda t: True, [])
+    with pytest.raises(SurplusTrial):  # returns right after the mark
+        objective(trial)
+    assert "worker" in study.trials[0].user_attrs and study.trials[0].user_attrs["started_as"] == 0
+    time.sleep(2.1)  # the database stamps beats in whole seconds
+    assert storage._get_stale_trial_ids(study._study_id) == [trial._trial_id]
+
+
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retried(tmp_path):
     """optuna's stale check reads heartbeats only: a trial created by a worker killed before its
     first heartbeat stayed RUNNING, and the other workers waited for it forever (seen in CI)."""
@@ -232,7 +254,7 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retr
     study = optuna.create_study(storage=storage, study_name="s")
     dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     alive = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
-    alive.set_user_attr("worker", "host:1")  # the objective ran: its heartbeat is optuna's to judge
+    alive.set_user_attr("started_as", alive.number)  # the objective ran: its heartbeat is optuna's to judge
     plan = SimpleNamespace(cfg=SimpleNamespace(grace_seconds=0.2, heartbeat_seconds=1, retries=2))
     running = study.get_trials(states=(TrialState.RUNNING,))
     workers._fail_unstarted(study, running, plan)  # within the grace: nothing yet
@@ -242,3 +264,32 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_failed_and_retr
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
     assert trials[2].params == {"x": dead.params["x"]} and trials[2].system_attrs["failed_trial"] == dead.number
+
+
+def test_a_retry_taken_by_a_worker_killed_before_its_objective_ran_is_retried_again(tmp_path):
+    """optuna's retry of a dead worker's trial copies that trial's user attributes, the objective's
+    mark included: a retry popped by a worker that died before running it looked started, had no
+    heartbeat, and the study waited on it forever (CI: a resumed pipeline hung in its search)."""
+    import time
+    from types import SimpleNamespace
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    from pretune.search import workers
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    first = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    first.set_user_attr("worker", "host:1")
+    first.set_user_attr("started_as", first.number)  # its objective ran, then its worker died
+    storage.set_trial_state_values(first._trial_id, TrialState.FAIL)
+    RetryHeartbeatStaleTrialCallback(max_retry=3)(study, storage.get_trial(first._trial_id))
+    popped = study.ask()  # the queued retry, taken by a worker killed at once
+    assert popped.number == 1 and study.trials[1].user_attrs["started_as"] == 0  # inherited
+    plan = SimpleNamespace(cfg=SimpleNamespace(grace_seconds=0.2, heartbeat_seconds=1, retries=3))
+    time.sleep(0.3)
+    workers._fail_unstarted(study, study.get_trials(states=(TrialState.RUNNING,)), plan)
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.WAITING]
+    assert trials[2].params == first.params and trials[2].system_attrs["retry_history"] == [0, 1]

@@ -230,7 +230,7 @@ def _study_plan(recipe: RecipeLike, out, options: dict):
 
 
 def pipeline(recipe: RecipeLike = None, out: str | Path | None = None, **options):
-    """search -> fit -> compress -> report -> release, as the recipe's sections say; resumable
+    """check -> search -> fit -> compress -> report -> release, as the recipe's sections say; resumable
     (the same call again continues). Returns a `pretune.pipeline.Pipeline`.
 
     `recipe` may be a data file or folder: `pipeline("reviews.csv", label="sentiment", time_limit="15m")`.

@@ -1,4 +1,4 @@
-"""The pipeline: one recipe, one command. search -> fit -> compress -> report -> release, each
+"""The pipeline: one recipe, one command. check -> search -> fit -> compress -> report -> release, each
 stage through its verb, each resumable from its directory (pretune.pipeline.run).
 
     result = pretune.pipeline("examples/demo.yaml", out="runs/demo")

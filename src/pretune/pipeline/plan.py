@@ -21,11 +21,11 @@ from pretune import runs
 from pretune.errors import PretuneError
 from pretune.recipe import Recipe, RecipeLike, edit, parse_overrides, read_yaml
 
-STAGES = ("pretrain", "search", "fit", "compress", "report", "release")
+STAGES = ("check", "pretrain", "search", "fit", "compress", "report", "release")
 OPTIONAL = {"pretrain", "search", "compress"}  # the others always run
 STATE = runs.PIPELINE
 # Where each stage writes, inside the pipeline directory.
-OUTPUTS = {"pretrain": "pretrain",
+OUTPUTS = {"check": runs.CHECK, "pretrain": "pretrain",
            "search": "search", "fit": "fit", "compress": "compress", "report": runs.REPORT, "release": "model"}
 
 
@@ -37,6 +37,7 @@ class Plan:
     path: Path
     stages: list[str]
     fit_overrides: list[str] = field(default_factory=list)
+    rerun: tuple[str, ...] = ()  # finished stages to run again: the recipe changed only what they read
 
     def output(self, stage: str) -> Path:
         return self.path / OUTPUTS[stage]
@@ -68,10 +69,33 @@ def plan(recipe: RecipeLike | None = None, out: str | Path | None = None, *, res
         # The same command again continues; a different recipe would mix two pipelines' stages.
         saved = read_yaml(path / runs.RECIPE)
         state = runs.read_pipeline(path)
-        if saved != result.written or state.get("fit_overrides", []) != result.fit_overrides:
-            raise PretuneError(f"{path} holds a pipeline started from a different recipe; use --resume {path} "
-                               f"to continue it, or another --out")
+        changed = differences(saved, result.written)
+        if state.get("fit_overrides", []) != result.fit_overrides:
+            changed.append("--fit-set")
+        if changed and set(changed) <= BUDGET_KEYS:
+            # A new accuracy budget on a pipeline that has its variants: the compression chooses
+            # again among them (finished nodes are reused), then the report and the release.
+            result.rerun = ("compress", "report", "release")
+        elif changed:
+            raise PretuneError(f"{path} holds a pipeline started from a different recipe ({', '.join(changed[:5])}"
+                               f"{' ...' if len(changed) > 5 else ''} differ); use --resume {path} to continue it, "
+                               f"or another --out")
     return result
+
+
+BUDGET_KEYS = {"compress.max_drop"}  # what a finished pipeline takes again: compress chooses anew
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two recipe dicts (a key absent on one side counts)."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        left, right, dotted = a.get(key), b.get(key), f"{prefix}{key}"
+        if isinstance(left, dict) and isinstance(right, dict):
+            out += differences(left, right, f"{dotted}.")
+        elif left != right or (key in a) != (key in b):
+            out.append(dotted)
+    return out
 
 
 def refuse_other_directory(path: Path) -> None:
@@ -141,5 +165,5 @@ def save(p: Plan, state: dict) -> None:
 
     atomic.write_json(p.path / STATE, state)
     target = p.path / runs.RECIPE
-    if not target.is_file():
+    if not target.is_file() or (p.rerun and read_yaml(target) != p.written):
         atomic.write_text(target, yaml.safe_dump(p.written, sort_keys=False))

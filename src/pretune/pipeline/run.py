@@ -1,4 +1,4 @@
-"""`pipeline`: search -> fit -> compress -> report -> release from one recipe, into one directory.
+"""`pipeline`: check -> search -> fit -> compress -> report -> release from one recipe, into one directory.
 
     DIR/recipe.yaml     the recipe as written (its sections say which stages run)
     DIR/pipeline.json   each stage's status, seconds, output and figures; the chosen model and its
@@ -24,7 +24,7 @@ from pretune.pipeline.release import release_stage
 from pretune.predictor import Run
 from pretune.recipe import Recipe, RecipeLike
 
-RUNNERS = {"pretrain": stages.pretrain_stage,
+RUNNERS = {"check": stages.check_stage, "pretrain": stages.pretrain_stage,
            "search": stages.search_stage, "fit": stages.fit_stage, "compress": stages.compress_stage,
            "report": stages.report_stage, "release": release_stage}
 
@@ -87,9 +87,14 @@ def pipeline(recipe: RecipeLike | None = None, out: str | Path | None = None, *,
         return None
     state = _load_state(p)
     state.update(timing)
+    if p.rerun:
+        say(f"pipeline: a new compress.max_drop: {', '.join(p.rerun)} run again (finished variants are reused)")
+        for stage in p.rerun:
+            state["stages"].pop(stage, None)
     clock = _clock(p, state, began)
     base_verbs = verbs or stages.plain_verbs()
-    ctx = stages.Context(p, base_verbs, quiet=quiet, records=state["stages"])
+    ctx = stages.Context(p, base_verbs, quiet=quiet, records=state["stages"],
+                         seconds_left=clock and (lambda stage: clock.deadline(stage) - time.time()))
     if clock is not None:
         state["time"] = clock.state()
         clock.on_tick = lambda: (state.update(time=clock.state()), planning.save(p, state))
@@ -126,6 +131,10 @@ def pipeline(recipe: RecipeLike | None = None, out: str | Path | None = None, *,
         planning.save(p, state)
         say(f"pipeline: {stage}: {record['made']} in {seconds:.0f}s" + (" (stopped at the time limit)"
                                                                         if status == STOPPED else ""))
+        if stage == "release" and ctx.report is not None and ctx.verbs.report is not None:
+            # The report stage wrote the pipeline's page before the release existed (its own row
+            # said "running"): once more, now that every stage has its record.
+            ctx.verbs.report([p.path])
     if clock is not None:
         say(f"pipeline: {clock.spent:.0f}s of the {clock.limit:.0f}s limit spent")
     return _result(ctx, state)

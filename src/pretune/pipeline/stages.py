@@ -1,6 +1,7 @@
-"""The five stages, each through the verb that does the job (search, fit, compress, report) and
+"""The stages, each through the verb that does the job (check, search, fit, compress, report) and
 each resumable from what its directory holds:
 
+- check: redone whole (it only reads the data);
 - search: the same study again is a rejoin (completed trials kept, a killed one retried);
 - fit: a finished run is kept, a killed one resumes from its newest checkpoint (or starts over
   when it died before the first);
@@ -61,6 +62,35 @@ class Context:
     compression: dict | None = None  # compression.json as written
     report: Path | None = None
     records: dict = field(default_factory=dict)
+    seconds_left: Callable[[str], float] | None = None  # until a stage's end under a time limit
+
+
+def check_stage(ctx: Context) -> dict:
+    """The data check (data/check.py) of the recipe's data, before anything trains: its counts on
+    the terminal and in DIR/check.json, which the pipeline's page shows. It refuses and drops
+    nothing: the recipe's data.drop_duplicates / drop_leaked / drop_missing say what a fit drops."""
+    from pretune import atomic
+    from pretune.data.check import check, summary
+    from pretune.tasks import create_task
+
+    out = ctx.plan.output("check")
+    result = check(ctx.plan.recipe, create_task(ctx.plan.recipe.data))
+    atomic.write_json(out, result)
+    if not ctx.quiet:
+        for line in summary(result, shown=2):
+            print(f"check: {line}")
+    return {"path": str(out), "made": check_made(result)}
+
+
+def check_made(result: dict) -> str:
+    """The check in one line: rows, repeats, leakage, imbalance."""
+    parts = [f"train {result['rows']['train']:,} rows"]
+    if result.get("duplicates"):
+        parts.append(f"{result['duplicates']['train']['exact']:,} repeated texts in train")
+        parts.append(f"{sum(v['exact'] + v['near'] for v in result['leaked'].values()):,} texts also in train")
+    if result.get("classes"):
+        parts.append(f"largest / smallest class {result['classes']['imbalance']:.1f}x")
+    return "; ".join(parts)
 
 
 def pretrain_stage(ctx: Context) -> dict:
@@ -119,10 +149,19 @@ def fit_recipe(ctx: Context) -> Recipe:
 
 
 def fit_stage(ctx: Context) -> dict:
+    from pretune.pipeline.remedy import remedied
+
+    run = fit_into(ctx, ctx.plan.output("fit"), lambda: fit_recipe(ctx))
+    ctx.run, remedy = remedied(ctx, run, fit_into)
+    return {**_fit_record(ctx.run), **remedy}
+
+
+def fit_into(ctx: Context, out: Path, recipe: Callable[[], Recipe]) -> Run:
+    """A completed fit in `out`: kept when finished, resumed from its newest checkpoint when
+    killed (started over when it died before the first), else trained from `recipe()`."""
     from pretune.train.checkpoints import latest_checkpoint
 
     fit = ctx.verbs.fit
-    out = ctx.plan.output("fit")
     run = None
     if (out / runs.RECIPE).is_file():
         done = Run(out)
@@ -135,11 +174,10 @@ def fit_stage(ctx: Context) -> dict:
         else:
             shutil.rmtree(out)  # killed before its first checkpoint: nothing to continue from
     if run is None:
-        run = fit(fit_recipe(ctx), out, quiet=ctx.quiet)
+        run = fit(recipe(), out, quiet=ctx.quiet)
     if run.status != "completed":
         raise PretuneError(f"the fit in {out} ended {run.status}: {_stop_reason(run)}")
-    ctx.run = run
-    return _fit_record(run)
+    return run
 
 
 def _stop_reason(run: Run) -> str | None:
@@ -165,10 +203,11 @@ def _headline(metrics: dict) -> str:
 
 def compress_stage(ctx: Context) -> dict:
     """The fitted run's compression tree, as its recipe's `compress:` section says; a rerun into the
-    same directory reuses every finished node (a killed stage continues)."""
+    same directory reuses every finished node (a killed stage continues). The budget is the
+    pipeline recipe's: a new compress.max_drop on a finished pipeline chooses again (plan.rerun)."""
     out = ctx.plan.output("compress")
-    if not (out / COMPRESSION).is_file():
-        ctx.verbs.compress(ctx.run, out=out, quiet=True)
+    if "compress" in ctx.plan.rerun or not (out / COMPRESSION).is_file():
+        ctx.verbs.compress(ctx.run, out=out, quiet=True, max_drop=ctx.plan.recipe.compress.max_drop)
     ctx.compression = read_compression(out)
     return _compress_record(ctx.compression)
 

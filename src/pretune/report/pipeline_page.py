@@ -3,7 +3,8 @@ time and what it made (linking to the stage's own page), the fine-tuned model ag
 one, and the compression's variants table and chart, so that one page holds the whole path.
 
 Written by the pipeline's report stage, before the release: the chosen model and its figures
-come from compression.json (the release copies that model and repeats its figures)."""
+come from compression.json (the release copies that model and repeats its figures); written once
+more after the release, so that its row and the report's own are final."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def pipeline_page(path: Path) -> Page:
     page.facts = [("recipe", str(path / runs.RECIPE)), ("released model", str(path / "model")),
                   *[("fit override", o) for o in summary.get("fit_overrides", [])]]
     stages_section(page, path, stages, order)
+    checked = stages.get("check", {}).get("path")
+    if checked and Path(checked).is_file():
+        check_section(page, runs.read_check(Path(checked)))
     compressed = stages.get("compress", {}).get("path")
     if compressed and (Path(compressed) / COMPRESSION).is_file():
         saved = read_table(Path(compressed))
@@ -61,6 +65,15 @@ def stages_section(page: Page, path: Path, stages: dict, order: list[str]) -> No
     page.section("stages", "Stages").blocks.append(
         Block("table", title="Each stage, what it made and how long it took (a stage name links to its own page)",
               columns=["stage", "status", "seconds", "made"], rows=table))
+
+
+def check_section(page: Page, result: dict) -> None:
+    """The data check's lines, as `pretune check` prints them: counts, repeats, leakage, classes."""
+    from pretune.data.check import summary
+
+    page.section("check", "Data check").blocks.append(
+        Block("table", title="What the data held before the fit (check.json; the recipe's data.drop_* say what "
+              "the fit dropped)", columns=["finding"], rows=[[Cell(line)] for line in summary(result, shown=3)]))
 
 
 def comparison_section(page: Page, fine_tuned: dict, chosen: dict) -> None:

@@ -6,6 +6,7 @@ compression, a study and a pipeline directory."""
 from pretune.runs import schemas
 from pretune.runs.names import (
     BEST,
+    CHECK,
     CHECKPOINT_STATE,
     CHECKPOINTS,
     COMPRESSION,
@@ -30,6 +31,7 @@ from pretune.runs.readers import (
     checked_table,
     inside,
     read_cached,
+    read_check,
     read_compression,
     read_environment,
     read_history,
@@ -42,9 +44,9 @@ from pretune.runs.readers import (
 from pretune.runs.run_dir import RunDir, prepare_output
 
 __all__ = [
-    "BEST", "CHECKPOINTS", "CHECKPOINT_STATE", "COMPRESSION", "ENVIRONMENT", "HISTORY", "MEASUREMENT", "METRICS",
-    "MODEL", "NODE", "ORIGINAL", "PARETO", "PIPELINE", "PLOTS", "PREDICTIONS", "RECIPE", "REPORT", "STUDY", "TRIALS",
-    "RunDir", "check_checkpoint_state", "checked_table", "inside", "prepare_output", "read_cached", "read_compression",
-    "read_environment", "read_history", "read_metrics", "read_pipeline", "read_predictions", "read_study",
-    "read_trials", "schemas",
+    "BEST", "CHECK", "CHECKPOINTS", "CHECKPOINT_STATE", "COMPRESSION", "ENVIRONMENT", "HISTORY", "MEASUREMENT",
+    "METRICS", "MODEL", "NODE", "ORIGINAL", "PARETO", "PIPELINE", "PLOTS", "PREDICTIONS", "RECIPE", "REPORT", "STUDY",
+    "TRIALS", "RunDir", "check_checkpoint_state", "checked_table", "inside", "prepare_output", "read_cached",
+    "read_check", "read_compression", "read_environment", "read_history", "read_metrics", "read_pipeline",
+    "read_predictions", "read_study", "read_trials", "schemas",
 ]

@@ -11,7 +11,8 @@ A run directory (fit, or a compressed variant):
 A compression directory: compression.json (the table, the tree, the choice), pareto.png,
 original.json (the original's measurement) and one run directory per node, each with node.json
 (what it was made from) and measurement.json (its measured row). A study: study.json, trials.csv,
-best.yaml. A pipeline: recipe.yaml (as written), pipeline.json (each stage's record).
+best.yaml. A pipeline: recipe.yaml (as written), pipeline.json (each stage's record), check.json
+(the data check, `pretune check --out` writes the same).
 """
 
 from __future__ import annotations
@@ -25,5 +26,5 @@ ENVIRONMENT, REPORT = "environment.json", "report.html"
 COMPRESSION, PARETO, ORIGINAL, NODE, MEASUREMENT = (
     "compression.json", "pareto.png", "original.json", "node.json", "measurement.json")
 STUDY, TRIALS, BEST = "study.json", "trials.csv", "best.yaml"
-PIPELINE = "pipeline.json"
+PIPELINE, CHECK = "pipeline.json", "check.json"
 CHECKPOINT_STATE = "state.json"

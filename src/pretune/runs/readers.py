@@ -201,6 +201,11 @@ def read_cached(path: Path, model: type[BaseModel]) -> dict | None:
 
 # pipeline.json ------------------------------------------------------------------------------------
 
+def read_check(path: Path) -> dict:
+    """A data check's result (check.json), checked: what the report's section reads."""
+    return read_json(path, schemas.DataCheck)
+
+
 def read_pipeline(directory: Path) -> dict:
     """pipeline.json, checked, with every recorded path resolved inside `directory` (a path that
     leaves it is refused: a pipeline releases only what it made)."""

@@ -255,7 +255,56 @@ class PipelineState(Shape):
         return self
 
 
-OUTPUT_STAGES = ("search", "fit", "compress", "report", "release")  # each writes a directory or a page
+OUTPUT_STAGES = ("check", "search", "fit", "compress", "report", "release")  # each writes a file, a directory or a page
+
+
+# check.json (data/check.py) -----------------------------------------------------------------------
+
+class RepeatedText(Shape):
+    text: str
+    rows: list[str]
+
+
+class Repeats(Shape):
+    exact: Count
+    near: Count
+    listed: list[RepeatedText] = Field(default_factory=list)
+
+
+class ClassFacts(Shape):
+    counts: dict[str, dict[str, Count]]
+    imbalance: Annotated[float, Field(ge=1)]
+    majority_share: Annotated[float, Field(ge=0, le=1)]
+    sampling: str
+    advice: str | None = None
+
+
+class Truncated(Shape):
+    rows: Count
+    share: Annotated[float, Field(ge=0, le=1)]
+
+
+class DataCheck(Shape):
+    source: str
+    task: str
+    text_column: str | None = None
+    label_column: str | None = None
+    rows: dict[str, Count]
+    notices: list[str] = Field(default_factory=list)
+    duplicates: dict[str, Repeats] | None = None
+    leaked: dict[str, Repeats] | None = None
+    empty: dict[str, Count] | None = None
+    drops: dict[str, bool]
+    classes: ClassFacts | None = None
+    truncated: dict[str, Truncated | Count] | None = None
+
+    @model_validator(mode="after")
+    def _train_is_there(self):
+        if "train" not in self.rows or (self.duplicates is not None and {"train", "all"} - set(self.duplicates)):
+            raise ValueError("a data check counts the training split (rows.train, duplicates.train and .all)")
+        if self.classes is not None and "train" not in self.classes.counts:
+            raise ValueError("classes.counts: the training split's counts are missing")
+        return self
 
 
 # study.json ---------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from pretune.recipe import Recipe
 from pretune.search.space import Space, trial_base
@@ -75,6 +76,18 @@ def metric_of(metrics: dict, name: str) -> float:
     return float(metrics[name])
 
 
+# The objective marks its trial with the trial's own number: optuna's retry of a dead worker's
+# trial copies that trial's user attributes, so a mark without the number would say that the
+# retry started when it never did (a retry popped by a worker killed before it ran then hung the
+# study: seen in CI, a resumed pipeline waiting in its search stage).
+STARTED = "started_as"
+
+
+def objective_began(trial: FrozenTrial) -> bool:
+    """Whether this trial's objective began (its own mark, not one inherited from a retried trial)."""
+    return trial.user_attrs.get(STARTED) == trial.number
+
+
 class Objective:
     """Callable for `study.optimize`: sample, fit, return the metric value(s)."""
 
@@ -86,7 +99,15 @@ class Objective:
         self.callbacks, self.loss = callbacks, loss
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        # A beat before the mark, so a marked trial always has one: optuna's heartbeat thread
+        # beats first only if it wins the race with this thread, and a trial killed between the
+        # mark and that beat was seen by neither optuna's stale check (no beat) nor
+        # workers._fail_unstarted (marked); the others waited on it forever.
+        storage = trial.study._storage  # optuna offers no public call: its storage's own, as its thread does
+        if getattr(storage, "get_heartbeat_interval", lambda: None)():
+            storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr(STARTED, trial.number)
         if self.over_budget(trial):
             return self._fail(trial, SurplusTrial("not run: the study already has all its trials"))
         try:

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pretune.recipe import Recipe
 from pretune.search import results
-from pretune.search.objective import Objective, SurplusTrial
+from pretune.search.objective import Objective, SurplusTrial, objective_began
 from pretune.search.plan import SearchPlan, plan_search
 from pretune.search.pruners import create_pruner
 from pretune.search.samplers import create_sampler
@@ -84,9 +84,11 @@ def _one_round(plan: SearchPlan, study: optuna.Study, objective: Objective, info
 
 
 def _fail_unstarted(study: optuna.Study, running: list[FrozenTrial], plan: SearchPlan) -> None:
-    """A worker killed between creating its trial and its first heartbeat leaves a RUNNING trial
-    that optuna's stale check never sees (it looks at heartbeats only): without this, the others
-    wait for it forever. Failed and retried like a heartbeat-stale one once the grace has passed."""
+    """A worker killed between taking its trial (a new one, or a queued retry) and its objective's
+    first heartbeat leaves a RUNNING trial that optuna's stale check never sees (it looks at
+    heartbeats only): without this, the others wait for it forever. Failed and retried like a
+    heartbeat-stale one once the grace has passed. Started means the objective's own mark
+    (objective.started): a retry inherits the mark of the trial it repeats."""
     from datetime import datetime
 
     from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -94,9 +96,9 @@ def _fail_unstarted(study: optuna.Study, running: list[FrozenTrial], plan: Searc
     grace = plan.cfg.grace_seconds or 3 * plan.cfg.heartbeat_seconds
     now = datetime.now()  # optuna stamps trials in local time
     for t in running:
-        # The objective records its worker first thing: a trial without one never started running.
+        # The objective marks its trial first thing: a trial without its own mark never started.
         started = t.datetime_start
-        if "worker" in t.user_attrs or started is None or (now - started).total_seconds() < grace:
+        if objective_began(t) or started is None or (now - started).total_seconds() < grace:
             continue
         try:  # optuna offers no public call for this: the storage's own, as fail_stale_trials uses
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
