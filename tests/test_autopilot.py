@@ -227,6 +227,32 @@ def _run(data, verbs, lines, options):
             lines.extend(out.getvalue().splitlines())
 
 
+def test_the_time_spent_is_saved_between_evaluations_too(monkeypatch):
+    """A fit that evaluates rarely (once, at its end) still saves the time it spends: a kill
+    between evaluations used to lose everything since the last one from the resumed count."""
+    import time
+    from types import SimpleNamespace
+
+    from pretune.pipeline import clock
+
+    monkeypatch.setattr(clock, "SAVE_EVERY", 0.05)
+    ticks = []
+    callback = clock.DeadlineCallback(time.time() + 60, on_evaluation=lambda: ticks.append(time.time()))
+    state = SimpleNamespace(stop_reason=None)
+    callback.on_batch_end(state)
+    assert ticks == []  # within SAVE_EVERY of the start: nothing to save yet
+    time.sleep(0.06)
+    callback.on_batch_end(state)
+    callback.on_batch_end(state)  # straight after a save: not again
+    assert len(ticks) == 1
+    callback.on_evaluate(state)
+    assert len(ticks) == 2
+    stop = clock.DeadlineCallback(time.time() - 1)
+    with pytest.raises(clock.StopTraining):
+        stop.on_batch_end(state)
+    assert state.stop_reason.startswith("time limit")
+
+
 def test_dry_run_prints_the_inference_and_the_plan_and_writes_nothing(tiny_model_dir, sentiment_csv, tmp_path):
     proc = pretune_cli("pipeline", sentiment_csv, "--label", "label", "--preset", "fast", "--time-limit", "10m",
                        "--dry-run", "--out", tmp_path / "p", "--set", f"model.source={tiny_model_dir}",

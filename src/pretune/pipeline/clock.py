@@ -116,14 +116,25 @@ class Clock:
         return {"limit": self.limit, "spent": round(self.spent, 2), "left": round(max(self.left, 0.0), 2)}
 
 
+SAVE_EVERY = 10.0  # seconds: while a fit runs, the time spent is saved at least this often
+
+
 class DeadlineCallback:
     """Stops a fit (StopTraining: it completes, with its test pass and model) after the first
-    optimizer step or evaluation past `deadline` (a time.time() value)."""
+    optimizer step or evaluation past `deadline` (a time.time() value). `on_evaluation` (the
+    clock's tick: pipeline.json keeps the time spent) runs at each evaluation and, between them,
+    after a step at least SAVE_EVERY seconds after the last: a kill loses at most that much."""
 
     def __init__(self, deadline: float, on_fire=None, on_evaluation=None):
         self.deadline = deadline
         self.on_fire = on_fire
         self.on_evaluation = on_evaluation
+        self._ticked = time.time()
+
+    def _tick(self) -> None:
+        if self.on_evaluation is not None:
+            self.on_evaluation()
+        self._ticked = time.time()
 
     def _check(self, state) -> None:
         if time.time() >= self.deadline:
@@ -133,9 +144,10 @@ class DeadlineCallback:
             raise StopTraining(state.stop_reason)
 
     def on_batch_end(self, state) -> None:
+        if time.time() - self._ticked >= SAVE_EVERY:
+            self._tick()
         self._check(state)
 
     def on_evaluate(self, state) -> None:
-        if self.on_evaluation is not None:
-            self.on_evaluation()
+        self._tick()
         self._check(state)
