@@ -176,6 +176,17 @@ def test_a_new_budget_on_a_finished_pipeline_chooses_again_without_training(tiny
     assert yaml.safe_load((tmp_path / "p" / "recipe.yaml").read_text())["compress"]["max_drop"] == 0.0
     assert again.chosen.path == (tmp_path / "p" / "compress" / table["choice"]["name"] if table["choice"]["name"]
                                  else again.run.path)
+    # Such a rerun killed after it saved the new recipe, before compress wrote: the same command
+    # again finds the recipe unchanged, and the compression chosen under another budget is redone.
+    recipe["compress"]["max_drop"] = 2.0
+    state = json.loads((tmp_path / "p" / "pipeline.json").read_text())
+    state["stages"]["compress"] = {"status": "running", "attempts": 2}
+    for stage in ("report", "release"):
+        state["stages"].pop(stage)
+    (tmp_path / "p" / "pipeline.json").write_text(json.dumps(state))
+    (tmp_path / "p" / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    pretune.pipeline(recipe, tmp_path / "p", quiet=True)
+    assert json.loads((tmp_path / "p" / "compress" / "compression.json").read_text())["max_drop"] == 2.0
     recipe["train"]["optimizer"] = {"lr": 1.0e-3}  # anything else is still another pipeline
     with pytest.raises(PretuneError, match=r"different recipe \(train.optimizer.lr differ\)"):
         pretune.pipeline(recipe, tmp_path / "p", quiet=True)

@@ -204,10 +204,12 @@ def _headline(metrics: dict) -> str:
 def compress_stage(ctx: Context) -> dict:
     """The fitted run's compression tree, as its recipe's `compress:` section says; a rerun into the
     same directory reuses every finished node (a killed stage continues). The budget is the
-    pipeline recipe's: a new compress.max_drop on a finished pipeline chooses again (plan.rerun)."""
+    pipeline recipe's: a compression chosen under another one (a new compress.max_drop on a
+    finished pipeline, plan.rerun; or such a rerun killed before it wrote) chooses again."""
     out = ctx.plan.output("compress")
-    if "compress" in ctx.plan.rerun or not (out / COMPRESSION).is_file():
-        ctx.verbs.compress(ctx.run, out=out, quiet=True, max_drop=ctx.plan.recipe.compress.max_drop)
+    budget = ctx.plan.recipe.compress.max_drop
+    if not (out / COMPRESSION).is_file() or read_compression(out).get("max_drop") != budget:
+        ctx.verbs.compress(ctx.run, out=out, quiet=True, max_drop=budget)
     ctx.compression = read_compression(out)
     return _compress_record(ctx.compression)
 
