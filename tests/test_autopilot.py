@@ -166,8 +166,9 @@ def test_a_spent_limit_stops_each_stage_and_still_releases(tiny_model_dir, senti
     result = pretune.pipeline(recipe, tmp_path / "p", quiet=True)
     summary = json.loads((tmp_path / "p" / "pipeline.json").read_text())
     status = {stage: record["status"] for stage, record in summary["stages"].items()}
-    assert status == {"check": "completed", "pretrain": "skipped", "search": "stopped-at-limit", "fit": "stopped-at-limit",
-                      "compress": "stopped-at-limit", "report": "completed", "release": "completed"}
+    assert status == {"check": "completed", "pretrain": "skipped", "search": "stopped-at-limit",
+                      "fit": "stopped-at-limit", "compress": "stopped-at-limit", "report": "completed",
+                      "release": "completed"}
     assert result.run.metrics["train"]["stop_reason"].startswith("time limit")
     assert result.run.metrics["train"]["steps"] < 2 * 12  # two epochs of 192 rows at batch 16
     assert json.loads((tmp_path / "p" / "compress" / "compression.json").read_text())["skipped"] == ["quantize"]
