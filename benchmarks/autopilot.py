@@ -83,8 +83,16 @@ def one(args) -> dict:
                    statuses={s: stages[s]["status"] for s in stages}, released=result.model.is_dir(),
                    test_accuracy=figures["chosen"].get(f"test_{figures['metric']}"),
                    fine_tuned_accuracy=figures["fine_tuned"].get(f"test_{figures['metric']}"),
-                   speedup=figures["ratio"].get("throughput"), chosen=result.chosen.path.name)
+                   speedup=figures["ratio"].get("throughput"), chosen=_node_name(result.chosen.path, out))
     return row
+
+
+def _node_name(chosen: Path, out: Path) -> str:
+    """The released node as the compression names it (distill/trim-vocab/quantize), or "fit"."""
+    try:
+        return str(chosen.relative_to(out / "compress"))
+    except ValueError:
+        return chosen.name
 
 
 def baseline(args) -> dict:
