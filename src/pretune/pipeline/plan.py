@@ -19,7 +19,7 @@ import yaml
 
 from pretune import runs
 from pretune.errors import PretuneError
-from pretune.recipe import Recipe, RecipeLike, edit, parse_overrides, read_yaml
+from pretune.recipe import Recipe, RecipeLike, edit, flatten, parse_overrides, read_yaml
 
 STAGES = ("check", "pretrain", "search", "fit", "compress", "report", "release")
 OPTIONAL = {"pretrain", "search", "compress"}  # the others always run
@@ -86,16 +86,10 @@ def plan(recipe: RecipeLike | None = None, out: str | Path | None = None, *, res
 BUDGET_KEYS = {"compress.max_drop"}  # what a finished pipeline takes again: compress chooses anew
 
 
-def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+def differences(a: dict, b: dict) -> list[str]:
     """Dotted keys whose values differ between two recipe dicts (a key absent on one side counts)."""
-    out = []
-    for key in sorted(set(a) | set(b), key=str):
-        left, right, dotted = a.get(key), b.get(key), f"{prefix}{key}"
-        if isinstance(left, dict) and isinstance(right, dict):
-            out += differences(left, right, f"{dotted}.")
-        elif left != right or (key in a) != (key in b):
-            out.append(dotted)
-    return out
+    fa, fb = flatten(a), flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if k not in fa or k not in fb or fa[k] != fb[k])
 
 
 def refuse_other_directory(path: Path) -> None:

@@ -208,9 +208,11 @@ def compress_stage(ctx: Context) -> dict:
     finished pipeline, plan.rerun; or such a rerun killed before it wrote) chooses again."""
     out = ctx.plan.output("compress")
     budget = ctx.plan.recipe.compress.max_drop
-    if not (out / COMPRESSION).is_file() or read_compression(out).get("max_drop") != budget:
+    saved = read_compression(out) if (out / COMPRESSION).is_file() else None
+    if saved is None or saved.get("max_drop") != budget:
         ctx.verbs.compress(ctx.run, out=out, quiet=True, max_drop=budget)
-    ctx.compression = read_compression(out)
+        saved = read_compression(out)
+    ctx.compression = saved
     return _compress_record(ctx.compression)
 
 

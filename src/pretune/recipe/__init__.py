@@ -19,7 +19,16 @@ from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
 from pretune.recipe.pipeline import PipelineConfig
 from pretune.recipe.pretrain import PretrainConfig
-from pretune.recipe.root import Recipe, RecipeLike, as_recipe, check_path, edit, parse_overrides, validated
+from pretune.recipe.root import (
+    Recipe,
+    RecipeLike,
+    as_recipe,
+    check_path,
+    edit,
+    flatten,
+    parse_overrides,
+    validated,
+)
 from pretune.recipe.search import SearchConfig, SpaceEntry
 from pretune.recipe.strategy import GroupOverride, LoraConfig, StrategyConfig
 from pretune.recipe.tracking import MlflowConfig, TrackingConfig
@@ -63,6 +72,7 @@ __all__ = [
     "as_recipe",
     "check_path",
     "edit",
+    "flatten",
     "load_yaml",
     "parse_overrides",
     "read_yaml",

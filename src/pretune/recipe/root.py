@@ -123,6 +123,18 @@ def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
     return pairs
 
 
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested recipe dict as {dotted key: value} (an empty section is a value)."""
+    out = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out |= flatten(value, dotted + ".")
+        else:
+            out[dotted] = value
+    return out
+
+
 def check_path(dotted: str, where: str = "") -> None:
     """A dotted key names a field of the Recipe (sections in between); else one line, prefixed
     with `where` (e.g. "search.space: ")."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pretune.plots import curves
+from pretune.recipe import flatten
 from pretune.report.page import Block, Cell, Page, fmt, num
 from pretune.report.run_page import SKIP
 from pretune.runs import RunDir
@@ -14,17 +15,6 @@ from pretune.tasks import task_type
 LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "hamming_loss", "train_seconds", "steps_to_95", "seconds_to_95",
                    "train_validation_gap"}
 CONVERGENCE = ("steps_to_95", "seconds_to_95", "train_validation_gap", "best_step")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out |= flatten(value, dotted + ".")
-        else:
-            out[dotted] = value
-    return out
 
 
 def recipe_differences(runs: list[RunDir]) -> dict[str, list]:
