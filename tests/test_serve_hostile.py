@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -273,6 +274,53 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE, SIGSTOP and /proc are Linux's")
+def test_bursts_of_connections_past_the_budget_never_run_the_server_out_of_descriptors(run):
+    """A server paused (as a slow, loaded machine pauses it) finds a full accept queue when it
+    wakes and accepts it in one go, and the next burst arrives while those are being counted: with
+    the server already at its budget, every new socket must free an old one in time. (It did not:
+    EMFILE in CI, asyncio stopping accept() for a second; reproduced by this test.)"""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2000 and (hard == resource.RLIM_INFINITY or hard >= 2000):  # the test's own sockets
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2000, hard))
+    server = ServerProcess(run, "--header-timeout", "30", "--no-access-log", preexec_fn=lambda: resource.setrlimit(
+        resource.RLIMIT_NOFILE, (512, 1024)))
+    host, port = server.address.rsplit(":", 1)
+    held = []
+
+    def connect_without_waiting() -> None:
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex((host, int(port)))  # the kernel completes it into the accept queue
+        held.append(sock)
+
+    try:
+        for _ in range(900):  # past the budget: from here each new socket must close an old one
+            held.append(socket.create_connection((host, int(port)), timeout=5))
+        for _ in range(5):
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            for _ in range(200):
+                connect_without_waiting()
+            os.kill(server.proc.pid, signal.SIGCONT)
+            for _ in range(300):
+                connect_without_waiting()
+            time.sleep(0.5)
+            for sock in held[:-1200]:
+                sock.close()
+            del held[:-1200]
+        assert httpx.get(f"http://{server.address}/v2/health/ready", timeout=30).status_code == 200
+        assert len(os.listdir(f"/proc/{server.proc.pid}/fd")) < 1024 - 64
+    finally:
+        for sock in held:
+            sock.close()
+        code = server.stop()
+    assert code == 0
+    errors = "".join(server.lines)
+    assert "Too many open files" not in errors and "Traceback" not in errors
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE and /proc are Linux's")

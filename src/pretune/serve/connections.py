@@ -1,10 +1,11 @@
 """Connections from clients that may be hostile: uvicorn's h11 protocol plus what it lacks.
 
 - **A file-descriptor budget.** At start the soft RLIMIT_NOFILE is raised to the hard limit and
-  the server keeps at most `budget` connections, room left for the files already open and for a
-  whole accept() backlog. Past the budget, a new connection closes the oldest one that has no
-  request in progress, so a slowloris of idle sockets never stops accept() (at EMFILE asyncio
-  stops accepting for a second, logging a traceback each time) and health keeps answering.
+  the server keeps at most `budget` connections, room left for the files already open and for
+  two whole accept() bursts (see `connection_budget`). Past the budget, a new connection closes
+  the oldest one that has no request in progress, so a slowloris of idle sockets never stops
+  accept() (at EMFILE asyncio stops accepting for a second, logging a traceback each time) and
+  health keeps answering.
 - **A header timeout.** A connection that has not sent a whole request head within
   `header_timeout` seconds of opening (or of its last answer) is closed; uvicorn only times out
   the idle gap after an answer (`timeout_keep_alive`).
@@ -51,13 +52,20 @@ def raise_fd_limit() -> int:
 
 
 def connection_budget(max_connections: int) -> int:
-    """How many client connections fit in the file descriptors left, at most `max_connections`."""
+    """How many client connections fit in the file descriptors left, at most `max_connections`.
+
+    Past the budget, each new connection aborts an old one (its socket closed at once), but a
+    connection is counted only at connection_made, two turns of the loop after its accept (a task
+    makes the transport, which schedules connection_made), and each turn may accept a whole burst
+    (up to BACKLOG): at worst the budget and two bursts not yet counted are open together. One
+    burst of room was not enough on a slow machine (EMFILE in CI); 64 more cover the loop's own
+    files (epoll, its self-pipe) and what the model opens after this count."""
     soft = raise_fd_limit()
     try:
         in_use = len(os.listdir("/proc/self/fd"))
     except OSError:
         in_use = 64
-    return max(8, min(max_connections, soft - in_use - BACKLOG - 64))
+    return max(8, min(max_connections, soft - in_use - 2 * BACKLOG - 64))
 
 
 def protocol_class(budget: int, header_timeout: float):
@@ -79,7 +87,7 @@ def protocol_class(budget: int, header_timeout: float):
             if len(open_connections) > budget:
                 victim = next((c for c in open_connections if c is not self and c.idle), self)
                 open_connections.pop(victim, None)
-                victim.raw.abort()  # a reset: the socket is freed now, not after a lingering close
+                _abort_now(victim.raw)
 
         @property
         def idle(self) -> bool:  # no request in progress: at most a partial request head
@@ -145,6 +153,16 @@ def protocol_class(budget: int, header_timeout: float):
             return self.refused or self.conn.their_state in unfinished
 
     return Protocol
+
+
+def _abort_now(transport) -> None:
+    """Aborts a connection and frees its file descriptor now. abort() alone closes the socket on
+    the loop's next turn, by which time a burst of accepts may have used the room it was to free
+    (asyncio's selector transports keep the socket as `_sock`; the later close is a no-op)."""
+    transport.abort()  # no lingering close: the reader is unregistered here
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        sock.close()
 
 
 class _LingeringTransport:
