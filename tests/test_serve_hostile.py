@@ -276,19 +276,25 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def server_with_1024_descriptors(run, client_sockets: int, header_timeout: float) -> ServerProcess:
+    """`pretune serve` started with 512 file descriptors, hard limit 1024; this process's own
+    limit raised (where it may) to hold `client_sockets`."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < client_sockets and (hard == resource.RLIM_INFINITY or hard >= client_sockets):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (client_sockets, hard))
+    return ServerProcess(run, "--header-timeout", str(header_timeout), "--no-access-log",
+                         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (512, 1024)))
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_NOFILE, SIGSTOP and /proc are Linux's")
 def test_bursts_of_connections_past_the_budget_never_run_the_server_out_of_descriptors(run):
     """A server paused (as a slow, loaded machine pauses it) finds a full accept queue when it
     wakes and accepts it in one go, and the next burst arrives while those are being counted: with
     the server already at its budget, every new socket must free an old one in time. (It did not:
     EMFILE in CI, asyncio stopping accept() for a second; reproduced by this test.)"""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 2000 and (hard == resource.RLIM_INFINITY or hard >= 2000):  # the test's own sockets
-        resource.setrlimit(resource.RLIMIT_NOFILE, (2000, hard))
-    server = ServerProcess(run, "--header-timeout", "30", "--no-access-log", preexec_fn=lambda: resource.setrlimit(
-        resource.RLIMIT_NOFILE, (512, 1024)))
+    server = server_with_1024_descriptors(run, client_sockets=2000, header_timeout=30)
     host, port = server.address.rsplit(":", 1)
     held = []
 
@@ -329,13 +335,7 @@ def test_a_thousand_idle_sockets_leave_health_answering_within_a_second(run):
     limit, and 1,100 idle or half-sent connections (more than the descriptors hold, as in the
     slowloris of issue 31) neither stop health nor /predict from answering within a second, nor
     fill stderr with tracebacks."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 1500 and (hard == resource.RLIM_INFINITY or hard >= 1500):  # the test's own sockets
-        resource.setrlimit(resource.RLIMIT_NOFILE, (1500, hard))
-    server = ServerProcess(run, "--header-timeout", "5", "--no-access-log", preexec_fn=lambda: resource.setrlimit(
-        resource.RLIMIT_NOFILE, (512, 1024)))
+    server = server_with_1024_descriptors(run, client_sockets=1500, header_timeout=5)
     host, port = server.address.rsplit(":", 1)
     idle = []
     try:
