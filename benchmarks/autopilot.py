@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="a smoke run on a random tiny model (see the docstring)")
     parser.add_argument("--out", help="keep the pipelines here (default: a temporary directory)")
+    parser.add_argument("--results", default="autopilot", help="results/NAME.json (a partial run: another name "
+                                                                 "keeps the full table)")
     # The child process's own arguments.
     parser.add_argument("--only", choices=["run", "baseline"], help=argparse.SUPPRESS)
     for name in ("work", "kind", "limit", "label", "model", "rows"):
@@ -173,7 +175,7 @@ def main() -> None:
     payload = {"machine": machine(), "cpu": cpu_flags_line(), "tiny": args.tiny, "preset": args.preset,
                "rows": rows_out, "targets": {"overrun": TARGET_OVERRUN, "slack_s": TARGET_SLACK,
                                              "speedup_at_20m": TARGET_SPEEDUP}}
-    path = write_json("autopilot-tiny" if args.tiny else "autopilot", payload)
+    path = write_json("autopilot-tiny" if args.tiny else args.results, payload)
     print(f"wrote {path}")
 
 
