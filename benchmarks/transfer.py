@@ -189,6 +189,7 @@ def main() -> None:
                 print(f"tapt: {contender} seed {seed} ...", file=sys.stderr, flush=True)
                 rows.append({"contender": contender, "seed": seed, "labelled": args.labelled,
                              **child(Path(__file__), ["tapt", *common, "--only", f"{contender}/{seed}"])})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         group = "labelled"
     else:
         for shots in args.shots:
@@ -197,6 +198,8 @@ def main() -> None:
                     print(f"fewshot: {contender} {shots}/class seed {seed} ...", file=sys.stderr, flush=True)
                     rows.append({"contender": contender, "seed": seed, "shots": shots,
                                  **child(Path(__file__), ["fewshot", "--only", f"{contender}/{seed}/{shots}"])})
+                    # Each row as it comes: a long grid stopped part-way keeps what it measured.
+                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         group = "shots"
     print_table(rows, ["contender", group, "seed", "accuracy", "seconds", "note"])
     table = summary(rows, group)
