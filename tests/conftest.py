@@ -75,16 +75,17 @@ def tiny_recipe(model_dir: Path, data: Path, **train) -> dict:
     }
 
 
-def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end") -> None:
-    """Start a fit in a child process that dies abruptly (os._exit) in callback `event` at
-    optimizer step `step` (on_batch_end: right after that step, before its checkpoint)."""
+def fit_killed_at(recipe: dict, out: Path, step: int, event: str = "on_batch_end", call: str = "fit") -> None:
+    """Start a fit (or `call`: another loop-driven API, such as adapt) in a child process that dies
+    abruptly (os._exit) in callback `event` at optimizer step `step` (on_batch_end: right after
+    that step, before its checkpoint)."""
     script = textwrap.dedent(f"""
         import os, pretune
         class Kill:
             def {event}(self, state):
                 if state.step == {step}:
                     os._exit(9)
-        pretune.fit({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
+        pretune.{call}({recipe!r}, {str(out)!r}, callbacks=[Kill()], quiet=True)
     """)
     run_child(script, returncode=9)
 

@@ -10,7 +10,7 @@ import pretune
 from pretune import PretuneError
 from pretune.recipe import PretrainConfig
 from pretune.train.pretrain import Masking
-from tests.conftest import sentiment_frame, tiny_recipe
+from tests.conftest import close, fit_killed_at, sentiment_frame, timeless, tiny_recipe
 
 
 def adapt_recipe(model_dir, data, **pretrain) -> dict:
@@ -83,6 +83,23 @@ def test_whole_word_masking_masks_every_piece_of_a_chosen_word(tiny_model_dir):
     assert torch.equal(again["input_ids"], batch["input_ids"])  # keyed: a resume masks alike
     other = collate(split, list(range(8)), tokenizer.pad_token_id, key=(1, 0))
     assert not torch.equal(other["labels"], batch["labels"])
+
+
+def test_a_killed_adapt_resumes_like_an_uninterrupted_one(tmp_path, tiny_model_dir, adapted):
+    root, _ = adapted
+    recipe = adapt_recipe(tiny_model_dir, root / "data.csv", epochs=2)
+    recipe["train"]["checkpoint_every_steps"] = 4
+    out = tmp_path / "killed"
+    fit_killed_at(recipe, out, step=6, call="adapt")  # mid-epoch, after the step-4 checkpoint
+    assert not (out / "metrics.json").exists() and (out / "checkpoints").is_dir()
+    resumed = pretune.adapt(resume=out, quiet=True)
+    whole = pretune.adapt(recipe, tmp_path / "whole", quiet=True)
+    assert resumed.metrics["train"]["steps"] == whole.metrics["train"]["steps"] == 18
+    # Same batches, same masks (keyed by epoch and batch), same optimizer state: the same curve.
+    assert close(timeless(resumed), timeless(whole))
+    assert close(resumed.metrics["validation"], whole.metrics["validation"])
+    with pytest.raises(PretuneError, match="keeps no checkpoint"):
+        pretune.adapt(resume=whole.path, quiet=True)
 
 
 def test_unlabelled_file_and_bad_inputs(tmp_path, tiny_model_dir, adapted):

@@ -57,3 +57,30 @@ def test_the_cli_under_torchrun_agrees_on_one_run_directory(tmp_path, tiny_model
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["train"]["steps"] == 12
     assert (run_dir / "model" / "model.safetensors").is_file()
+
+
+def test_two_process_adapt_shards_the_texts_and_writes_one_masked_lm(tmp_path, tiny_model_dir, sentiment_csv):
+    """`pretune adapt` under torchrun, as fit: one run directory, the batches shared by the ranks."""
+    import yaml
+
+    recipe = tiny_recipe(tiny_model_dir, sentiment_csv)
+    recipe["pretrain"] = {"epochs": 2, "batch_size": 16, "lr": 5e-3, "validation_texts": 24}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    single = pretune.adapt(recipe, tmp_path / "single", quiet=True)
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "pretune", "adapt",
+         str(tmp_path / "recipe.yaml"), "--out", str(out), "--quiet"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(out)]  # printed once, by the main process
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["task"] == "masked-lm"
+    assert metrics["train"]["texts"] == single.metrics["train"]["texts"]
+    # 173 texts, batch 16: 11 batches an epoch; each rank takes 5 (the odd batch is left out, as
+    # in fit) -> 10 steps in 2 epochs, against one process's 22.
+    assert (metrics["train"]["steps"], single.metrics["train"]["steps"]) == (10, 22)
+    # Each rank evaluated half of the held-out texts; the gathered count is all of them.
+    assert metrics["validation"]["masked_tokens"] == single.metrics["validation"]["masked_tokens"]
+    assert (out / "model" / "model.safetensors").is_file() and not list(out.rglob("*.tmp"))

@@ -52,7 +52,7 @@ def adapt(recipe: RecipeLike = None, out: str | Path | None = None, **options):
     """Continued masked-LM pretraining of the recipe's model on unlabelled text (`data.unlabeled`,
     or the training texts); returns the run, whose `model/` a fit takes as `model.source`.
 
-    Options: resume, overrides, quiet, texts (see `pretune.train.pretrain.adapt`)."""
+    Options: resume, overrides, quiet, texts, callbacks (see `pretune.train.pretrain.adapt`)."""
     from pretune.report.environment import write_environment
     from pretune.train.pretrain import adapt as run_adapt
 

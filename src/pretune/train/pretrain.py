@@ -165,9 +165,11 @@ def pretrain_train_config(recipe: Recipe):
 
 
 def adapt(recipe: RecipeLike = None, out: str | Path | None = None, *, resume: str | Path | None = None,
-          overrides: list[str] | None = None, quiet: bool = False, texts: list[str] | None = None) -> RunDir:
+          overrides: list[str] | None = None, quiet: bool = False, texts: list[str] | None = None,
+          callbacks: list | None = None) -> RunDir:
     """Masked-LM training of `model.source` on unlabelled text (see the module docstring); return
-    the run. `texts` (a list of strings) replaces what the recipe would read."""
+    the run. `texts` (a list of strings) replaces what the recipe would read; `callbacks` are
+    the loop's, as in `fit`."""
     if resume is not None:
         if recipe is not None or overrides:
             raise PretuneError("--resume takes the recipe saved in the run; give no other recipe")
@@ -216,7 +218,8 @@ def adapt(recipe: RecipeLike = None, out: str | Path | None = None, *, resume: s
                      scheduler_factory=lambda opt, total, per_epoch: create_scheduler(opt, tc.schedule, total,
                                                                                       per_epoch),
                      pad_id=tokenizer.pad_token_id or 0, seed=recipe.seed, group_by_length=True,
-                     callbacks=[*own, *([] if quiet else [ProgressCallback()])], accelerator=accelerator)
+                     callbacks=[*(callbacks or []), *own, *([] if quiet else [ProgressCallback()])],
+                     accelerator=accelerator)
     for notice in notices:
         if main:
             print(f"pretune: notice: {notice}", file=sys.stderr)
