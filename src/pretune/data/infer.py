@@ -25,6 +25,7 @@ from pretune.data.images import IMAGE_SUFFIXES
 from pretune.data.splits import split_frame
 from pretune.data.tables import READERS, detect_encoding, sniff_delimiter
 from pretune.errors import PretuneError
+from pretune.recipe import task_facts, task_inferred_from
 
 SAMPLE_BYTES = 256 * 1024  # enough lines to tell an encoding or a token-per-line file
 TOKEN_FILES = (".conll", ".bio", ".iob", ".txt")
@@ -53,8 +54,6 @@ class Inferred:
 
     @property
     def inputs(self) -> str:
-        from pretune.recipe import task_facts
-
         return task_facts(self.task).inputs
 
 
@@ -107,8 +106,9 @@ def _tagged(path: Path, encoding: str) -> Inferred:
 
     frame = read_conll(path, encoding)
     types = sorted({t[2:] for tags in frame["tags"] for t in tags if t != "O"})
-    data = {"source": str(path), "task": "token-classification", "text_column": "tokens", "label_column": "tags"}
-    facts = [f"task: token-classification (token/tag lines; {len(types)} entity types: {', '.join(types[:8])}"
+    task = task_inferred_from("token-tags")
+    data = {"source": str(path), "task": task, "text_column": "tokens", "label_column": "tags"}
+    facts = [f"task: {task} (token/tag lines; {len(types)} entity types: {', '.join(types[:8])}"
              + (", ..." if len(types) > 8 else "") + ")"]
     return _with_splits(Inferred(data, facts), frame, None)
 
@@ -120,9 +120,10 @@ def _image_folder(path: Path) -> Inferred:
     if len(classes) < 2:
         raise PretuneError(f"{path} is a folder but not an image dataset: expected one subfolder per class "
                            f"holding images ({', '.join(IMAGE_SUFFIXES)}), found {len(classes)} such subfolder(s)")
-    data = {"source": str(path), "task": "image-classification", "text_column": "image", "label_column": "label"}
+    task = task_inferred_from("image-folders")
+    data = {"source": str(path), "task": task, "text_column": "image", "label_column": "label"}
     frame = pd.DataFrame({"label": [k for k, n in classes.items() for _ in range(n)]})
-    facts = [f"task: image-classification (a folder per class: {len(classes)} classes, {len(frame)} images)"]
+    facts = [f"task: {task} (a folder per class: {len(classes)} classes, {len(frame)} images)"]
     return _with_splits(Inferred(data, facts), frame, "label")
 
 
@@ -138,7 +139,8 @@ def _table(path: Path, encoding: str, suffix: str, label: str | None, text: str 
         facts.append(f"delimiter: {_named(delimiter)}")
     frame = read_table(path, encoding, delimiter)
     label = _label_column(frame, label, path)
-    task, why, classes = _task_of(frame[label])
+    kind, why = _labels_kind(frame[label])
+    task, classes = task_inferred_from(kind), kind == "classes"
     data.update(task=task, label_column=label)
     facts.insert(0, f"task: {task} (label column '{label}': {why})")
     text = _text_column(frame, label, text, path)
@@ -165,22 +167,22 @@ def _label_column(frame: pd.DataFrame, label: str | None, path: Path) -> str:
     raise PretuneError(f"{path.name}: {which}; pass --label (the columns are {', '.join(columns)})")
 
 
-def _task_of(values: pd.Series) -> tuple[str, str, bool]:
-    """The task a label column asks for, why, and whether its values are classes (the splits are
-    then stratified by them)."""
+def _labels_kind(values: pd.Series) -> tuple[str, str]:
+    """What a label column holds (recipe.LABEL_KINDS: the task that claims it reads it), and why
+    it reads so; classes stratify the carved splits."""
     present = values.dropna()
     if present.empty:
         raise PretuneError(f"label column '{values.name}' is empty")
     first = present.iloc[0]
     if isinstance(first, (list, tuple, np.ndarray)) or (isinstance(first, str) and _json_lists(present)):
-        return "multi-label", "a list of labels per row", False
+        return "label-lists", "a list of labels per row"
     if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
         distinct = present.nunique()
         if distinct > MAX_CLASSES:
-            return "regression", f"numbers, {distinct} distinct values", False
-        return "sequence-classification", f"{distinct} classes (numbers with few values)", True
+            return "quantities", f"numbers, {distinct} distinct values"
+        return "classes", f"{distinct} classes (numbers with few values)"
     distinct = present.astype(str).nunique()
-    return "sequence-classification", f"{distinct} classes", True
+    return "classes", f"{distinct} classes"
 
 
 def _json_lists(values: pd.Series) -> bool:

@@ -15,7 +15,15 @@ from pretune.recipe.compress import (
     StaticConfig,
     TrimVocabConfig,
 )
-from pretune.recipe.data import TASK_FACTS, AugmentConfig, DataConfig, TaskFacts, task_facts
+from pretune.recipe.data import (
+    LABEL_KINDS,
+    TASK_FACTS,
+    AugmentConfig,
+    DataConfig,
+    TaskFacts,
+    task_facts,
+    task_inferred_from,
+)
 from pretune.recipe.model import HeadConfig, ModelConfig, SurgeryConfig
 from pretune.recipe.pipeline import PipelineConfig
 from pretune.recipe.pretrain import PretrainConfig
@@ -64,6 +72,7 @@ __all__ = [
     "SpaceEntry",
     "StrategyConfig",
     "SurgeryConfig",
+    "LABEL_KINDS",
     "TASK_FACTS",
     "TaskFacts",
     "TrackingConfig",
@@ -77,5 +86,6 @@ __all__ = [
     "parse_overrides",
     "read_yaml",
     "task_facts",
+    "task_inferred_from",
     "validated",
 ]

@@ -24,6 +24,13 @@ class TaskFacts:
     label_column: str = "label"
     inputs: str = "text"  # "text" or "image"
     defaults: Mapping[str, Any] = field(default_factory=dict)  # dotted recipe keys -> values
+    # The kind of labels that `pretune pipeline DATA` reads as this task (data/infer.py): one of
+    # LABEL_KINDS; None: inference never picks it (a user names it in the recipe).
+    inferred_from: str | None = None
+
+
+# What data/infer.py tells apart in a file a user hands over, each read as the task that claims it.
+LABEL_KINDS = ("classes", "label-lists", "quantities", "token-tags", "image-folders")
 
 
 TASK_FACTS: dict[str, TaskFacts] = {}
@@ -31,6 +38,16 @@ TASK_FACTS: dict[str, TaskFacts] = {}
 
 def task_facts(name: str) -> TaskFacts:
     return TASK_FACTS.get(name) or TaskFacts()
+
+
+def task_inferred_from(kind: str) -> str:
+    """The registered task that reads labels of `kind` (LABEL_KINDS), asked of the tasks' own
+    facts so that inference names no task: the first registered claim wins (the built-in tasks
+    register first; a user's subclass inherits the claim but not the choice)."""
+    names = [name for name, facts in TASK_FACTS.items() if facts.inferred_from == kind]
+    if not names:
+        raise LookupError(f"no registered task reads {kind}: import pretune.tasks first")
+    return names[0]
 
 
 class AugmentConfig(_Section):

@@ -47,6 +47,8 @@ class Task:
     text_pair_column: ClassVar[str | None] = None
     label_column: ClassVar[str] = "label"
     recipe_defaults: ClassVar[dict[str, Any]] = {}
+    # The labels (recipe.LABEL_KINDS) that `pretune pipeline DATA` reads as this task; None: never inferred.
+    inferred_from: ClassVar[str | None] = None
     # Outputs are the answers themselves (regression), not logits over classes: distillation and
     # pruning recovery match them by squared error, not by softened probabilities.
     predicts_values: ClassVar[bool] = False
@@ -163,7 +165,7 @@ class Task:
     def recipe_facts(cls) -> TaskFacts:
         """What the recipe fills in for this task before any task object exists."""
         return TaskFacts(cls.text_column, cls.text_pair_column, cls.label_column, cls.inputs,
-                         dict(cls.recipe_defaults))
+                         dict(cls.recipe_defaults), cls.inferred_from)
 
     def pipeline_answer(self, result: dict, top_k) -> list[dict]:
         """What `transformers.pipeline` answers for one input, from `decode`'s result; top_k:

@@ -28,6 +28,7 @@ class ImageClassification(SequenceClassification):
     auto_class = "AutoModelForImageClassification"
     inputs = "image"
     text_column = "image"
+    inferred_from = "image-folders"
     # EfficientNet-Lite0 on 1,500 MNIST images, 2 epochs, reached 0.50 test accuracy at the text
     # default AdamW 1e-4 and 0.96 at 1e-3 (issue 16).
     recipe_defaults = {"train.optimizer.lr": 1e-3}

@@ -30,6 +30,7 @@ class MultiLabel(Task):
     headline = "f1_micro"
     calibrates = True
     label_column = "labels"
+    inferred_from = "label-lists"
     oip_outputs = (("labels", "BYTES"), ("scores", "FP32"))
     curves = ("f1_micro", "f1_macro")
     error_view = "wrong-label-sets"

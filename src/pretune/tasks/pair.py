@@ -21,6 +21,7 @@ from pretune.tasks.sequence import SequenceClassification
 @tasks.register("text-pair-classification")
 class TextPairClassification(SequenceClassification):
     text_pair_column = "text_pair"
+    inferred_from = None  # a second text column is the user's to name
     card_example = ((), '["A man plays a guitar on stage."], ["Someone is making music."]')
 
     def unlabelled(self, texts: list, pairs: list | None = None) -> TextTable:

@@ -20,6 +20,7 @@ class Regression(Task):
     metric_names = ("loss", "mse", "mae", "rmse", "r2", "pearson", "spearman")
     headline = "mse"
     predicts_values = True
+    inferred_from = "quantities"
     oip_outputs = (("value", "FP32"),)
     pipeline_flat = True
     curves = ("mse", "mae")

@@ -32,6 +32,7 @@ class SequenceClassification(Task):
     error_view = "confidently-wrong"
     card_limitation = "It predicts only the labels it was trained on; it has no 'none of these' answer."
     one_label_per_row = True
+    inferred_from = "classes"
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -37,6 +37,7 @@ class TokenClassification(Task):
     metric_names = ("loss", "f1", "precision", "recall", "f1_macro", "token_accuracy")
     headline = "f1"
     text_column, label_column = "tokens", "tags"
+    inferred_from = "token-tags"
     oip_outputs = (("entities", "BYTES"), ("tags", "BYTES"))
     curves = ("f1", "precision", "recall")
     error_view = "differing-tags"
