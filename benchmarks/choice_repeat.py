@@ -31,6 +31,15 @@ def compress_in_child(run: Path, out: Path, variants: str, max_drop: float, sets
     return json.loads((out / "compression.json").read_text())
 
 
+def fusion_choice(out: Path, node: str) -> str:
+    """Which graph a quantize node kept (optimize auto), and the rows/s it measured for each."""
+    notes = json.loads((out / node / "metrics.json").read_text()).get("compress", {})
+    info = notes.get("fusion_choice")
+    if not info:
+        return ""
+    return f"{info['chosen']} ({info['unfused_rows_per_s']:.0f} / {info['fused_rows_per_s']:.0f} rows/s)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a finished fit run")
@@ -48,16 +57,19 @@ def main() -> None:
         tables.append(compress_in_child(args.run, out, args.variants, args.max_drop, args.sets))
     rows = []
     for attempt, table in zip(("first", "second"), tables, strict=True):
-        print(f"{attempt}: chose {table['chosen']}: {table['message']}")
+        chosen = table["choice"]["name"]
+        print(f"{attempt}: chose {chosen}: {table['choice']['reason']}")
         rows += [{"attempt": attempt, "name": r["name"], "throughput": r["throughput"],
                   "spread": r.get("throughput_spread"), "validation_drop": r.get("validation_drop_points"),
-                  "size_mb": r["size_mb"], "chosen": r.get("chosen")} for r in table["rows"]]
-    print_table(rows, ["attempt", "name", "throughput", "spread", "validation_drop", "size_mb", "chosen"])
-    same = tables[0]["chosen"] == tables[1]["chosen"]
+                  "size_mb": r["size_mb"],
+                  "graph": fusion_choice(args.out / attempt, r["node"]) if r.get("node") else "",
+                  "chosen": r["name"] == chosen} for r in table["rows"]]
+    print_table(rows, ["attempt", "name", "throughput", "spread", "validation_drop", "size_mb", "graph", "chosen"])
+    same = tables[0]["choice"]["name"] == tables[1]["choice"]["name"]
     print(f"same choice: {same}")
     path = write_json("choice_repeat", {"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine(),
                                         "cpu": cpu_flags_line(), "same_choice": same, "rows": rows,
-                                        "messages": [t["message"] for t in tables]})
+                                        "messages": [t["choice"]["reason"] for t in tables]})
     print(f"wrote {path}")
 
 

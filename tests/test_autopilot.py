@@ -302,6 +302,37 @@ def test_the_plan_shrinks_search_fit_and_compression_to_the_time_left(sentiment_
         decide(recipe, m, 20, stages)
 
 
+def test_spare_time_goes_to_more_epochs_up_to_the_presets_cap(sentiment_csv):
+    from pretune.pipeline.autoplan import Measured, _added, decide
+    from pretune.pipeline.clock import reserve_of
+
+    recipe = Recipe.from_dict(request(sentiment_csv, label="label", preset="balanced", say=quiet))
+    assert (recipe.pipeline.max_epochs, recipe.train.epochs, recipe.train.evaluations) == (3, 1, 5)
+    stages = ["fit", "compress", "report", "release"]
+    m = Measured(setup_seconds=6, step_seconds=0.4, batch_seconds=0.1,
+                 rows={"train": 10_000, "validation": 1_000, "test": 1_000})  # an epoch: 313 steps, ~125 s
+    roomy = decide(recipe, m, 3600, stages)
+    assert (roomy.changes["train.epochs"], roomy.changes["train.evaluations"]) == (3, 15)
+    assert len(roomy.changes["compress.variants"]) == 2 and any("2 more than the recipe's" in x for x in roomy.lines)
+    # From 4 minutes (no epoch to spare) up: whole epochs, more as the limit grows while the same
+    # chains are kept (a chain that comes to fit takes the epochs' place first), and never more
+    # than the limit holds beside the kept chains and the reserve.
+    seen: dict = {}
+    for limit in range(4 * 60, 30 * 60, 20):
+        d = decide(recipe, m, limit, stages)
+        kept, chains = [], 0.0
+        for chain in d.changes["compress.variants"]:
+            chains += _added(chain, kept, d.estimates)
+            kept.append(chain)
+        assert d.marks["fit"] + chains + d.estimates["measure"] <= limit - reserve_of(limit)
+        seen.setdefault(len(kept), []).append(d.changes.get("train.epochs", 1))
+    assert seen[1][0] == seen[2][0] == 1 and seen[1] == sorted(seen[1]) and seen[2] == sorted(seen[2])
+    assert {2, 3} <= set(seen[1]) and {2, 3} <= set(seen[2])
+    # Without the cap, or without keep_best, the recipe's epochs stay whatever time is left.
+    for update in ({"pipeline.max_epochs": None}, {"train.keep_best": None}):
+        assert "train.epochs" not in decide(recipe.updated(update), m, 3600, stages).changes
+
+
 def test_the_probe_times_a_step_and_a_validation_pass_apart():
     from pretune.pipeline.autoplan import _Timer
 

@@ -12,6 +12,10 @@ recipe; where each stage must end as `pipeline.shares`):
   compression chain, else fewer (fractional) epochs; when even half an epoch does not fit beside
   the cheapest chain, no compression;
 - compress: the recipe's chains, in their order, while their estimated time fits what is left;
+- spare time: with `pipeline.max_epochs` (the presets set it) and no search, what the kept chains
+  leave goes to more whole epochs of the fit, up to that many, evaluations scaled alike; the fit
+  keeps its best validation weights (`train.keep_best`), so a longer fit cannot end worse on
+  validation than a shorter one would have;
 - report and release: a reserve (clock.reserve_of).
 Estimates are deliberately plain (steps x seconds per step); the clock, not the estimate, is the
 wall: a stage that runs long is stopped at its mark.
@@ -179,23 +183,33 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
                                f"(measured); give a longer --time-limit or fewer rows (data.max_train_samples)")
         changes["train.epochs"] = epochs
     fit = fit_cost(epochs, evaluations)
+    kept, used, left_out = [], measuring, []
+    if chains:
+        kept, used = [], 0.0
+        for chain in chains:
+            cost = _added(chain, kept, estimates)
+            if used + cost + measuring <= avail - spent - fit or not kept:
+                kept.append(chain)
+                used += cost
+        used += measuring  # the original's row
+        left_out = [chain for chain in chains if chain not in kept]
+    more = _spare_epochs(recipe, "search.trials" in changes, epochs, avail - spent - fit - used,
+                         epoch + evaluations / epochs * evaluation + _distill_per_epoch(recipe, kept, epoch))
+    if more:
+        evaluations = math.ceil(evaluations * (epochs + more) / epochs)
+        epochs += more
+        fit = fit_cost(epochs, evaluations)
+        changes.update({"train.epochs": epochs, "train.evaluations": evaluations})
     lines.append(f"plan: fit: {epochs:g} epoch(s) on {m.rows['train']:,} rows "
                  f"({math.ceil(epochs * m.rows['train'] / batch):,} steps), ~{_t(fit)} ({_share(fit, limit)})"
-                 + (f"; the recipe's {train.epochs:g} do not fit" if epochs != train.epochs else ""))
+                 + (f"; the recipe's {train.epochs:g} do not fit" if epochs < train.epochs else "")
+                 + (f"; {more:g} more than the recipe's, in time the plan leaves (up to pipeline.max_epochs "
+                    f"{recipe.pipeline.max_epochs:g}; the best validation weights are kept)" if more else ""))
     spent += fit
     marks["fit"] = spent
     if dropped:
         lines.append(dropped)
     if chains:
-        left = avail - spent
-        kept, used = [], 0.0
-        for chain in chains:
-            cost = _added(chain, kept, estimates)
-            if used + cost + measuring <= left or not kept:
-                kept.append(chain)
-                used += cost
-        used += measuring  # the original's row
-        left_out = [chain for chain in chains if chain not in kept]
         changes["compress.variants"] = kept
         changes["compress.steps"] = None
         named = "; ".join(" -> ".join(c) for c in left_out)
@@ -235,6 +249,24 @@ def _added(chain: list[str], kept: list[list[str]], estimates: dict) -> float:
     made = {tuple(c[: i + 1]) for c in kept for i in range(len(c))}
     return sum(estimates.get(step, 0.0) + estimates["measure"]
                for i, step in enumerate(chain) if tuple(chain[: i + 1]) not in made)
+
+
+def _spare_epochs(recipe: Recipe, searched: bool, epochs: float, spare: float, per_epoch: float) -> int:
+    """Whole epochs added to the fit in `spare` seconds, each costing `per_epoch`: none after a
+    search (its best trial chose the epochs), without `pipeline.max_epochs`, or without
+    `train.keep_best` (a longer fit could then end worse than the recipe's)."""
+    cap = recipe.pipeline.max_epochs
+    if searched or cap is None or recipe.train.keep_best is None or epochs < recipe.train.epochs:
+        return 0
+    return max(0, min(int(cap - epochs), int(spare // per_epoch)))
+
+
+def _distill_per_epoch(recipe: Recipe, kept: list[list[str]], epoch: float) -> float:
+    """What one more teacher epoch adds to the kept chains: a distillation whose epochs follow
+    the teacher's (`compress.distill.epochs` unset) trains one more epoch too."""
+    if recipe.compress is None or recipe.compress.distill.epochs or not any("distill" in c for c in kept):
+        return 0.0
+    return epoch * STUDENT_STEP
 
 
 def _trial_epochs(recipe: Recipe) -> float:

@@ -38,7 +38,7 @@ def request(recipe: RecipeLike | None, *, label: str | None = None, text: str | 
         raw = presets.merged(presets.load_preset(name, inferred.inputs), {"data": inferred.data})
         say(f"preset: {name} ({presets.describe(name)})")
         raw = _without_unmeasurable_budget(raw, say)
-        raw["pipeline"] = {"preset": name}
+        raw["pipeline"] = {**raw.get("pipeline", {}), "preset": name}
     else:
         raw = _as_written(recipe if recipe is not None else {})
         if preset is not None:

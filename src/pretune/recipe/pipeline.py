@@ -16,5 +16,9 @@ class PipelineConfig(_Section):
     shares: dict[str, float] | None = Field(
         None, description="for each stage (search, fit, compress), the share of the time limit by which it must end "
         "(null: search 0.35, fit 0.7, compress the rest; the plan writes what it measured)")
+    max_epochs: float | None = Field(
+        None, gt=0, description="with a time limit and no search, the fit's epochs grow into the time the plan "
+        "leaves unused, whole epochs up to this many (null: the recipe's epochs stay); needs train.keep_best, so "
+        "a longer fit ends with its best validation weights")
     planned: bool = Field(False, description="the time plan's choices (trials, epochs, chains) are already in this "
                           "recipe: the pipeline measures nothing and plans again nothing, it only keeps the limit")
