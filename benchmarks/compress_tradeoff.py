@@ -53,6 +53,8 @@ VARIANTS = {
                                                           "compress.quantize.optimize=false"]),
     # The far end of the front: a Model2Vec static-embedding student (no training of the encoder).
     "static-256": ("teacher", "static", ["compress.static.dimensions=256"]),
+    # The same student reading whole texts (up to 512 tokens) where the teacher read its max_length.
+    "static-256-long": ("teacher", "static", ["compress.static.dimensions=256", "compress.static.max_length=512"]),
     # OpenVINO: NNCF static int8 of the export, and the faster of it and ONNX Runtime's int8.
     "openvino-int8": ("teacher", "quantize", ["compress.quantize.backend=openvino"]),
     "auto-int8": ("teacher", "quantize", ["compress.quantize.backend=auto", "compress.quantize.max_drop=1.0"]),

@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=float, default=1)
     parser.add_argument("--shots", nargs="+", type=int, default=[8, 16, 64])
     parser.add_argument("--only", help="internal: CONTENDER/SEED[/SHOTS] in a child process")
+    parser.add_argument("--results", help="results/NAME.json (default transfer_EXPERIMENT; a partial grid: another "
+                        "name, so the whole grid's file stays)")
     args = parser.parse_args()
     if args.only:
         contender, seed, *rest = args.only.split("/")
@@ -206,7 +208,7 @@ def main() -> None:
     if table:
         print()
         print_table(table, list(table[0]))
-    path = write_json(f"transfer_{args.experiment}", {"args": vars(args), "machine": machine(),
+    path = write_json(args.results or f"transfer_{args.experiment}", {"args": vars(args), "machine": machine(),
                                                       "cpu": cpu_flags_line(), "rows": rows, "summary": table})
     print(f"\nwrote {path}")
 

@@ -161,8 +161,10 @@ def test_static_student_learns_from_soft_labels_and_is_a_run_like_any_other(tiny
     unlabeled = tmp_path / "more.txt"
     unlabeled.write_text("a superb and witty film\n\nthe plot was dull and tedious\n")
     result = pretune.compress(tiny_run, "static", out=tmp_path / "c", max_drop=100.0, overrides=[
-        *FAST, *STATIC_FAST, f"compress.static.unlabeled={unlabeled}"])
+        *FAST, *STATIC_FAST, f"compress.static.unlabeled={unlabeled}", "compress.static.max_length=48"])
     student = result.variants[0]
+    # It reads texts further than its teacher (max_length 32), in training and wherever it is loaded.
+    assert (student.predictor().max_length, tiny_run.predictor().max_length) == (48, 32)
     info = student.metrics["compress"]
     assert info["unlabeled_rows"] == 2 and info["teacher_forward_rows"] == info["train_rows"] + 2
     assert info["dimensions"] == 16 and info["head"]["train_agreement_with_teacher"] >= 0.8

@@ -85,8 +85,10 @@ def static_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
         mask = np.zeros(len(embeddings), dtype=bool)
         mask[skip] = True
 
+        max_length = sc.max_length or parent.max_length
+
         def features(table: TextTable) -> np.ndarray:
-            split = parent.task.encode(table, tokenizer, parent.max_length)
+            split = parent.task.encode(table, tokenizer, max_length)
             pad = tokenizer.pad_token_id or 0
             return np.concatenate([pool(embeddings, mask, b) for b in input_batches(split, 256, pad)])
 
@@ -114,7 +116,8 @@ def static_step(parent: LoadedRun, cfg: CompressConfig, out: Path) -> LoadedRun:
         notes = {"teacher": str(parent.path), "teacher_forward_rows": rows, "train_rows": len(train),
                  "unlabeled_rows": 0 if extra is None else len(extra), "tokens": int(len(embeddings)),
                  "dimensions": int(embeddings.shape[1]), "distill_seconds": distill_seconds, **fit_notes}
-        return write_variant(out, parent, "static", sc.model_dump(mode="json"), save, notes=notes)
+        return write_variant(out, parent, "static", sc.model_dump(mode="json"), save, notes=notes,
+                             max_length=max_length)
 
 
 def distill_static(parent: LoadedRun, sc: StaticConfig, texts: TextTable, tmp: Path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from pretune.compress.loaded import SHOWN, LoadedRun
@@ -18,11 +19,14 @@ FIT_OPTIONS = {"quiet": True, "lean": True, "save_model": True}  # no checkpoint
 
 def write_variant(out: Path, parent: LoadedRun, step: str, settings: dict, save_model: Callable[[Path], object],
                   recipe: Recipe | None = None, notes: dict | None = None,
-                  noted: Callable[[LoadedRun], dict] | None = None) -> LoadedRun:
+                  noted: Callable[[LoadedRun], dict] | None = None, max_length: int | None = None) -> LoadedRun:
+    """Save a variant's model with the parent's inputs (the same effective max_length, unless the
+    step reads texts to another `max_length`), then score it (finish_variant)."""
     run = RunDir.create(out, recipe or parent.recipe)
     with run.writing_model() as tmp:
         save_model(tmp)
-        parent.inputs.save(tmp)  # the same effective max_length as the parent's
+        inputs = parent.inputs if max_length is None else replace(parent.inputs, max_length=max_length)
+        inputs.save(tmp)
     return finish_variant(out, parent, step, settings, notes, noted=noted)
 
 

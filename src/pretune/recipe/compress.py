@@ -83,6 +83,9 @@ class StaticConfig(_Section):
     tokens: Literal["all", "seen"] = Field("all", description="all: distil every token of the encoder's "
                                            "vocabulary; seen: only those the training texts use, plus single "
                                            "characters (WordPiece; faster to distil, smaller)")
+    max_length: int | None = Field(None, gt=0, description="tokens of a text the student reads (null: the teacher "
+                                   "run's max_length); it costs almost nothing per token, so it may read whole "
+                                   "documents the teacher cut")
     epochs: int = Field(30, gt=0, description="passes of the classifier over the teacher-labelled texts")
     lr: float = Field(3e-3, gt=0, description="peak learning rate of the classifier (AdamW, cosine decay)")
     temperature: float = Field(1.0, gt=0, description="softmax temperature of the teacher's soft labels")
