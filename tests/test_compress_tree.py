@@ -240,6 +240,26 @@ def test_the_fused_graph_must_win_by_more_than_the_noise(monkeypatch, fused_roun
     assert text.faster("unfused.onnx", "fused.onnx", [{"input_ids": [[1, 2]]}])["chosen"] == chosen
 
 
+def test_the_backend_choice_ties_within_the_noise_and_goes_to_accuracy(monkeypatch):
+    from pretune.compress.quantize import openvino
+
+    timed = {"onnx-dynamic": [100, 99, 100], "onnx-static": [103, 102, 103], "openvino": [140, 138, 139]}
+    accuracy = {"onnx-dynamic": 0.80, "onnx-static": 0.795, "openvino": 0.70}
+    monkeypatch.setattr(openvino, "time_rounds", lambda runners, inputs, rounds: [timed[r] for r in runners])
+    batches = [{"input_ids": [[1, 2]]}]
+
+    def pick(budget):
+        return openvino.pick_backend({name: name for name in timed}, accuracy.get, 0.80, budget, batches)[0]
+
+    # OpenVINO is out of a 1-point budget; static is 3% faster than dynamic, inside the noise
+    # (the 3% tie): the tie goes to dynamic's higher validation accuracy.
+    assert pick(1.0) == "onnx-dynamic"
+    assert pick(None) == "openvino"  # no budget: clearly the fastest
+    timed["onnx-static"] = [130, 129, 130]
+    assert pick(1.0) == "onnx-static"  # clearly faster than dynamic, and inside the budget
+    assert pick(0.0) == "onnx-dynamic"  # nothing else inside: the fastest of what is
+
+
 def test_recipe_updated_is_the_one_dotted_key_editor():
     recipe = Recipe.from_dict({"data": {"source": "x.csv"}, "train": {"epochs": 2}})
     changed = recipe.updated({"train.epochs": 1, "model.surgery": {"num_layers": 2}, "train.optimizer.lr": 3e-4})

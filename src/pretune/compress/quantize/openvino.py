@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 import logging
 import shutil
+import statistics
 from collections.abc import Callable
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
+from pretune.compress.choice import tie_order, tied_with
 from pretune.compress.quantize.gate import CALIBRATION_BATCH, CalibrationReader
 from pretune.compress.rounds import time_rounds
 from pretune.data.encode import EncodedSplit
@@ -20,6 +22,7 @@ from pretune.errors import MissingExtraError
 from pretune.models.openvino_runner import OPENVINO_FILE, import_openvino
 
 ROUNDS = 3  # interleaved timing rounds of the candidates, each keeping its best
+TIE = 0.03  # as compress.measure.tie's default: throughputs this close (or within their spread) tie
 
 
 def openvino_int8(source: Path, calibration: EncodedSplit, pad_id: int, transformer: bool, out_dir: Path) -> Path:
@@ -50,15 +53,23 @@ def pick_backend(runners: dict[str, object], validation: Callable, base: float, 
                  batches: list[dict]) -> tuple[str, dict]:
     """The faster candidate (rows/s at the batches' size, best of interleaved rounds) among
     those whose validation drop from `base` is inside `budget` (all when no budget; the most
-    accurate when none is inside)."""
+    accurate when none is inside). Candidates within the timing noise of the fastest are tied,
+    and a tie goes to the higher validation accuracy, as between the nodes of a compression
+    (compress/choice.py): timing noise must not pick the backend a rerun would not."""
     inputs = [{"batches": batches, "rows": sum(len(b["input_ids" if "input_ids" in b else "pixel_values"])
                                                for b in batches)}] * len(runners)
-    speeds = dict(zip(runners, map(max, time_rounds(list(runners.values()), inputs, ROUNDS)), strict=True))
-    accuracy = {name: validation(runner) for name, runner in runners.items()}
-    inside = [n for n in runners if budget is None or (base - accuracy[n]) * 100 <= budget]
-    chosen = max(inside, key=speeds.get) if inside else max(runners, key=accuracy.get)
-    return chosen, {name: {"rows_per_s": round(speeds[name], 1), "validation_accuracy": accuracy[name]}
-                    for name in runners} | {"chosen": chosen, "budget": budget}
+    rounds = dict(zip(runners, time_rounds(list(runners.values()), inputs, ROUNDS), strict=True))
+    rows = [{"name": name, "throughput": max(r), "throughput_spread": (max(r) - min(r)) / statistics.median(r),
+             "validation_accuracy": validation(runners[name])} for name, r in rounds.items()]
+    inside = [r for r in rows if budget is None or (base - r["validation_accuracy"]) * 100 <= budget]
+    if inside:
+        fastest = max(inside, key=lambda r: (r["throughput"], r["name"]))
+        chosen = sorted(tied_with(fastest, inside, TIE), key=tie_order)[0]["name"]
+    else:
+        chosen = max(rows, key=lambda r: r["validation_accuracy"])["name"]
+    return chosen, {r["name"]: {"rows_per_s": round(r["throughput"], 1), "spread": round(r["throughput_spread"], 3),
+                                "validation_accuracy": r["validation_accuracy"]} for r in rows} | {
+        "chosen": chosen, "budget": budget}
 
 
 @contextmanager
