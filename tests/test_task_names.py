@@ -81,16 +81,18 @@ def test_every_task_names_what_the_report_and_serving_read():
 def test_inference_asks_the_tasks_which_one_reads_each_kind_of_labels():
     """data/infer.py names no task: each built-in claims the labels it reads (Task.inferred_from),
     the text-pair task claims none (its second column is the user's to name)."""
-    from pretune.recipe import LABEL_KINDS, TASK_FACTS, task_inferred_from
+    from pretune.recipe import LABEL_KINDS, TASK_FACTS, Recipe, task_inferred_from
 
     assert {kind: task_inferred_from(kind) for kind in LABEL_KINDS} == {
         "classes": "sequence-classification", "label-lists": "multi-label", "quantities": "regression",
         "token-tags": "token-classification", "image-folders": "image-classification"}
     assert TASK_FACTS["text-pair-classification"].inferred_from is None
-    # Beyond the claims, outside tasks/ only the recipe's default spells a task's name (and the
-    # serving protocol, whose Triton parameter "classification" shares the alias's spelling).
+    # Beyond the claims (the recipe's default task too is the one claiming classes), nothing
+    # outside tasks/ spells a task's name; only the serving protocol's Triton parameter
+    # "classification" shares the alias's spelling.
     spelled = {(str(path.relative_to(SRC)), node.value) for path in sorted(SRC.rglob("*.py"))
                if path.relative_to(SRC).parts[0] != "tasks"
                for node in ast.walk(ast.parse(path.read_text()))
                if isinstance(node, ast.Constant) and node.value in NAMES}
-    assert spelled == {("recipe/data.py", "sequence-classification"), ("serve/answers.py", "classification")}, spelled
+    assert spelled == {("serve/answers.py", "classification")}, spelled
+    assert Recipe().data.task == task_inferred_from("classes") == "sequence-classification"

@@ -38,9 +38,14 @@ def timed_in_rounds(loaded: list[LoadedRun], cfg: MeasureConfig, work: Path) -> 
     else:
         rounds = time_rounds([run.runner(cfg.threads) for run in loaded], inputs, cfg.rounds)
     how = f"best of {cfg.rounds} rounds interleaved across {len(loaded)} rows, batch {cfg.batch_size}"
-    return [{"throughput": max(r), "throughput_rounds": [round(x, 2) for x in r],
-             "throughput_spread": round((max(r) - min(r)) / statistics.median(r), 4), "timing": how}
-            for r in rounds]
+    return [{**throughput_of(r), "timing": how} for r in rounds]
+
+
+def throughput_of(rounds: list[float]) -> dict:
+    """One row's figures from its rounds (rows/s): the best, every round, and the spread,
+    (best - worst) / median, that choice.py reads as the row's timing noise."""
+    return {"throughput": max(rounds), "throughput_rounds": [round(x, 2) for x in rounds],
+            "throughput_spread": round((max(rounds) - min(rounds)) / statistics.median(rounds), 4)}
 
 
 def time_rounds(runners: list, inputs: list[dict], rounds: int) -> list[list[float]]:

@@ -183,16 +183,7 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
                                f"(measured); give a longer --time-limit or fewer rows (data.max_train_samples)")
         changes["train.epochs"] = epochs
     fit = fit_cost(epochs, evaluations)
-    kept, used, left_out = [], measuring, []
-    if chains:
-        kept, used = [], 0.0
-        for chain in chains:
-            cost = _added(chain, kept, estimates)
-            if used + cost + measuring <= avail - spent - fit or not kept:
-                kept.append(chain)
-                used += cost
-        used += measuring  # the original's row
-        left_out = [chain for chain in chains if chain not in kept]
+    kept, used = _kept_chains(chains, estimates, measuring, avail - spent - fit)
     more = _spare_epochs(recipe, "search.trials" in changes, epochs, avail - spent - fit - used,
                          epoch + evaluations / epochs * evaluation + _distill_per_epoch(recipe, kept, epoch))
     if more:
@@ -212,6 +203,7 @@ def decide(recipe: Recipe, m: Measured, limit: float, stages: list[str]) -> Deci
     if chains:
         changes["compress.variants"] = kept
         changes["compress.steps"] = None
+        left_out = [chain for chain in chains if chain not in kept]
         named = "; ".join(" -> ".join(c) for c in left_out)
         lines.append(f"plan: compress: {'; '.join(' -> '.join(c) for c in kept)}, ~{_t(used)} "
                      f"({_share(used, limit)})" + (f"; left out (do not fit): {named}" if left_out else ""))
@@ -251,6 +243,20 @@ def _added(chain: list[str], kept: list[list[str]], estimates: dict) -> float:
                for i, step in enumerate(chain) if tuple(chain[: i + 1]) not in made)
 
 
+def _kept_chains(chains: list[list[str]], estimates: dict, measuring: float,
+                 room: float) -> tuple[list[list[str]], float]:
+    """The chains, in order, while they fit `room` (the first always), and their seconds with
+    `measuring`, the original's row of the table (without chains, the fine-tuned model's one
+    measurement)."""
+    kept, used = [], measuring
+    for chain in chains:
+        cost = _added(chain, kept, estimates)
+        if used + cost <= room or not kept:
+            kept.append(chain)
+            used += cost
+    return kept, used
+
+
 def _spare_epochs(recipe: Recipe, searched: bool, epochs: float, spare: float, per_epoch: float) -> int:
     """Whole epochs added to the fit in `spare` seconds, each costing `per_epoch`: none after a
     search (its best trial chose the epochs), without `pipeline.max_epochs`, or without
@@ -264,7 +270,7 @@ def _spare_epochs(recipe: Recipe, searched: bool, epochs: float, spare: float, p
 def _distill_per_epoch(recipe: Recipe, kept: list[list[str]], epoch: float) -> float:
     """What one more teacher epoch adds to the kept chains: a distillation whose epochs follow
     the teacher's (`compress.distill.epochs` unset) trains one more epoch too."""
-    if recipe.compress is None or recipe.compress.distill.epochs or not any("distill" in c for c in kept):
+    if recipe.compress.distill.epochs or not any("distill" in c for c in kept):
         return 0.0
     return epoch * STUDENT_STEP
 

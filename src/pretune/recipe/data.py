@@ -71,7 +71,10 @@ class DataConfig(_Section):
     train: str | None = Field(None, description="train table file (overrides source)")
     validation: str | None = Field(None, description="validation table file")
     test: str | None = Field(None, description="test table file")
-    task: str = Field("sequence-classification", description="sequence-classification (alias classification), "
+    # The default is the task that claims plain classes (tasks register before any recipe is read:
+    # importing pretune.recipe imports the package): the recipe names no task of its own.
+    task: str = Field(default_factory=lambda: task_inferred_from("classes"),
+                      description="sequence-classification (alias classification), "
                       "text-pair-classification, token-classification, multi-label, regression, "
                       "image-classification, or a task registered from your own module")
     text_column: str | None = Field(None, description="column holding the text (token-classification: the "

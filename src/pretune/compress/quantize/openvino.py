@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 import logging
 import shutil
-import statistics
 from collections.abc import Callable
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from pretune.compress.choice import tie_order, tied_with
 from pretune.compress.quantize.gate import CALIBRATION_BATCH, CalibrationReader
-from pretune.compress.rounds import time_rounds
+from pretune.compress.rounds import throughput_of, time_rounds
 from pretune.data.encode import EncodedSplit
 from pretune.errors import MissingExtraError
 from pretune.models.openvino_runner import OPENVINO_FILE, import_openvino
@@ -59,8 +58,8 @@ def pick_backend(runners: dict[str, object], validation: Callable, base: float, 
     inputs = [{"batches": batches, "rows": sum(len(b["input_ids" if "input_ids" in b else "pixel_values"])
                                                for b in batches)}] * len(runners)
     rounds = dict(zip(runners, time_rounds(list(runners.values()), inputs, ROUNDS), strict=True))
-    rows = [{"name": name, "throughput": max(r), "throughput_spread": (max(r) - min(r)) / statistics.median(r),
-             "validation_accuracy": validation(runners[name])} for name, r in rounds.items()]
+    rows = [{"name": name, **throughput_of(r), "validation_accuracy": validation(runners[name])}
+            for name, r in rounds.items()]
     inside = [r for r in rows if budget is None or (base - r["validation_accuracy"]) * 100 <= budget]
     if inside:
         fastest = max(inside, key=lambda r: (r["throughput"], r["name"]))
